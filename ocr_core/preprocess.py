@@ -1,0 +1,184 @@
+"""THE image function shared by dataset build, training export and inference: encoded bytes -> uint8 H x W.
+
+Steps (the preprocessing contract, recorded in every dataset manifest and model bundle):
+1. sniff the format and read the declared size from the header; refuse huge images before decoding;
+2. decode any depth/channel layout to float gray in [0, 255]: 16-bit is divided by 257, colour uses
+   0.299 R + 0.587 G + 0.114 B, alpha is composited over white;
+3. resize to height H keeping the aspect ratio (width rounded half up, clamped to [1, W]) with an exact
+   area (box) filter, written as two small matrix products so the TensorFlow serving graph can repeat it;
+4. round to uint8 and pad on the right to W with the median of the content's border pixels (its background).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+PREPROCESS_VERSION = 1
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # R, G, B
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """Target geometry and safety limits of `preprocess_word_image`."""
+
+    height: int = 32
+    width: int = 128
+    max_pixels: int = 40_000_000  # declared width*height above this is rejected unread
+    max_bytes: int = 64 * 1024 * 1024
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "version": PREPROCESS_VERSION, "gray_weights_rgb": list(GRAY_WEIGHTS),
+                "resize": "area", "pad": "median_of_border", "normalisation": "inside the model (x / 255)"}
+
+
+class ImageError(ValueError):
+    """An input that cannot become a model image. `reason` is a short stable code for rejects/error rows."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+)
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format from the leading magic bytes, or None."""
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def declared_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the image header without decoding pixels."""
+    from PIL import Image
+
+    import io
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # our own limit applies
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                return im.size
+        except Exception as e:  # header unreadable: report as corrupt
+            raise ImageError("corrupt", f"unreadable image header ({type(e).__name__}: {e})") from e
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def check_image_bytes(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> str:
+    """Cheap structural checks before decoding. Returns the format; raises ImageError."""
+    if len(data) == 0:
+        raise ImageError("empty_file", "file has 0 bytes")
+    if len(data) > spec.max_bytes:
+        raise ImageError("too_large", f"{len(data)} bytes > max_bytes {spec.max_bytes}")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageError("not_an_image", f"unknown file signature {data[:8]!r}")
+    # Decoders happily return half-grey pictures for cut-off files, so look for the end marker.
+    if fmt == "jpeg" and b"\xff\xd9" not in data[-1024:]:
+        raise ImageError("truncated", "JPEG has no end-of-image marker")
+    if fmt == "png" and b"IEND" not in data[-64:]:
+        raise ImageError("truncated", "PNG has no IEND chunk")
+    w, h = declared_size(data)
+    if w <= 0 or h <= 0:
+        raise ImageError("corrupt", f"declared size {w}x{h}")
+    if w * h > spec.max_pixels:
+        raise ImageError("too_large", f"declared size {w}x{h} exceeds max_pixels {spec.max_pixels}")
+    return fmt
+
+
+def _to_gray(img: np.ndarray) -> np.ndarray:
+    """Any OpenCV decode result (gray/BGR/BGRA, 8/16-bit) -> float32 gray in [0, 255]."""
+    if img.dtype == np.uint8:
+        x = img.astype(np.float32)
+    elif img.dtype == np.uint16:
+        x = img.astype(np.float32) / np.float32(257.0)
+    else:
+        raise ImageError("unsupported", f"pixel type {img.dtype}")
+    if x.ndim == 2:
+        return x
+    ch = x.shape[2]
+    if ch == 1:
+        return x[..., 0]
+    if ch == 2:  # gray + alpha
+        gray, alpha = x[..., 0], x[..., 1] / np.float32(255.0)
+    else:
+        b, g, r = x[..., 0], x[..., 1], x[..., 2]
+        wr, wg, wb = (np.float32(w) for w in GRAY_WEIGHTS)
+        gray = r * wr + g * wg + b * wb
+        if ch < 4:
+            return gray
+        alpha = x[..., 3] / np.float32(255.0)
+    return gray * alpha + np.float32(255.0) * (np.float32(1.0) - alpha)
+
+
+def decode_gray(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+    """Checks and decodes encoded image bytes to float32 gray [0, 255]. Raises ImageError."""
+    check_image_bytes(data, spec)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise ImageError("corrupt", "decoder could not read the pixels")
+    return _to_gray(img)
+
+
+def target_width(width: int, height: int, spec: PreprocessSpec = PreprocessSpec()) -> int:
+    """Width after aspect-preserving scaling to spec.height, rounded half up and clamped to [1, W]."""
+    w = (2 * width * spec.height + height) // (2 * height)
+    return int(min(max(w, 1), spec.width))
+
+
+def area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) matrix of an exact box filter: row i averages input span [i*s, (i+1)*s), s=n_in/n_out."""
+    s = np.float32(n_in) / np.float32(n_out)
+    start = np.arange(n_out, dtype=np.float32) * s
+    j = np.arange(n_in, dtype=np.float32)
+    overlap = np.minimum(start[:, None] + s, j[None, :] + 1) - np.maximum(start[:, None], j[None, :])
+    return np.maximum(overlap, np.float32(0.0)) / s
+
+
+def border_median(img: np.ndarray) -> int:
+    """Lower median of the outermost pixels of a uint8 image: a robust estimate of its background."""
+    border = np.concatenate([img[0, :], img[-1, :], img[:, 0], img[:, -1]])
+    return int(np.sort(border)[(border.size - 1) // 2])
+
+
+def resize_and_pad(gray: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> tuple[np.ndarray, int]:
+    """Float gray H0 x W0 -> (uint8 spec.height x spec.width, content width)."""
+    h0, w0 = gray.shape
+    cw = target_width(w0, h0, spec)
+    ry = area_weights(h0, spec.height)
+    rx = area_weights(w0, cw)
+    small = (ry @ gray.astype(np.float32)) @ rx.T
+    small = np.rint(np.clip(small, 0, 255)).astype(np.uint8)
+    out = np.full((spec.height, spec.width), border_median(small), dtype=np.uint8)
+    out[:, :cw] = small
+    return out, cw
+
+
+def preprocess_word_image(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> tuple[np.ndarray, int]:
+    """Encoded image bytes -> (uint8 array spec.height x spec.width, content width). Raises ImageError.
+
+    Args:
+        data: the file's bytes (JPEG, PNG, BMP, TIFF, WebP; any depth, gray/RGB/RGBA/palette/CMYK).
+        spec: target geometry and limits.
+
+    Returns:
+        The padded image exactly as stored in `image/raw` and fed to the model, and its unpadded width.
+    """
+    return resize_and_pad(decode_gray(data, spec), spec)

@@ -1,0 +1,112 @@
+"""The one TFRecord `tf.train.Example` schema of ocr datasets (version 1): keys, encode, decode.
+
+Encoding never needs TensorFlow: the dataset build uses the `tfrecord` package's copy of the Example
+proto. Both packages register `tensorflow.BytesList` in protobuf's default pool and cannot be loaded in
+one process, so `example_proto()` picks TensorFlow's copy whenever TensorFlow is already loaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+ID = "id"
+SOURCE = "source"
+IMAGE_RAW = "image/raw"
+IMAGE_HEIGHT = "image/height"
+IMAGE_WIDTH = "image/width"
+IMAGE_CONTENT_WIDTH = "image/content_width"
+LABEL_TEXT = "label/text"
+LABEL_IDS = "label/ids"
+
+SCHEMA = {
+    ID: "bytes: stable id, sha1(source + '\\n' + label)[:20]",
+    SOURCE: "bytes: original uri",
+    IMAGE_RAW: "bytes: preprocessed uint8 gray pixels, row-major, height x width",
+    IMAGE_HEIGHT: "int64",
+    IMAGE_WIDTH: "int64",
+    IMAGE_CONTENT_WIDTH: "int64: width before right padding",
+    LABEL_TEXT: "bytes: UTF-8 ground truth",
+    LABEL_IDS: "int64 list: charset ids 1..N (0 is the CTC blank)",
+}
+
+
+def record_id(source: str, label: str) -> str:
+    """Stable id of one (image, label) entry: dedup key, split key and join key."""
+    return hashlib.sha1(f"{source}\n{label}".encode()).hexdigest()[:20]
+
+
+def example_proto():
+    """The `Example` message class: TensorFlow's when TensorFlow is loaded, else the `tfrecord` package's."""
+    if "tensorflow" in sys.modules:
+        from tensorflow.core.example import example_pb2
+    else:
+        from tfrecord import example_pb2
+    return example_pb2.Example
+
+
+@dataclass
+class WordRecord:
+    """One stored training example."""
+
+    id: str
+    source: str
+    image: np.ndarray  # uint8 H x W
+    content_width: int
+    text: str
+    label_ids: list[int]
+
+    def encode(self) -> bytes:
+        """Serialized `tf.train.Example` bytes."""
+        ex = example_proto()()
+        f = ex.features.feature
+        f[ID].bytes_list.value.append(self.id.encode())
+        f[SOURCE].bytes_list.value.append(self.source.encode())
+        f[IMAGE_RAW].bytes_list.value.append(np.ascontiguousarray(self.image, np.uint8).tobytes())
+        f[IMAGE_HEIGHT].int64_list.value.append(int(self.image.shape[0]))
+        f[IMAGE_WIDTH].int64_list.value.append(int(self.image.shape[1]))
+        f[IMAGE_CONTENT_WIDTH].int64_list.value.append(int(self.content_width))
+        f[LABEL_TEXT].bytes_list.value.append(self.text.encode())
+        f[LABEL_IDS].int64_list.value.extend(int(i) for i in self.label_ids)
+        return ex.SerializeToString()
+
+    @classmethod
+    def decode(cls, data: bytes) -> WordRecord:
+        """Parses serialized Example bytes (no TensorFlow needed)."""
+        ex = example_proto().FromString(data)
+        f = ex.features.feature
+
+        def one(key, kind):
+            return getattr(f[key], kind).value[0]
+
+        h, w = one(IMAGE_HEIGHT, "int64_list"), one(IMAGE_WIDTH, "int64_list")
+        img = np.frombuffer(one(IMAGE_RAW, "bytes_list"), np.uint8).reshape(h, w)
+        return cls(id=one(ID, "bytes_list").decode(), source=one(SOURCE, "bytes_list").decode(), image=img,
+                   content_width=one(IMAGE_CONTENT_WIDTH, "int64_list"),
+                   text=one(LABEL_TEXT, "bytes_list").decode(), label_ids=list(f[LABEL_IDS].int64_list.value))
+
+
+def iter_tfrecords(fh, name: str = "<stream>"):
+    """Yields the serialized records of an uncompressed TFRecord stream (framing only; CRCs not checked).
+
+    Args:
+        fh: a binary file object (`open(path, "rb")` or Beam's `FileSystems.open(path)`).
+        name: used in error messages.
+    """
+    import struct
+
+    while True:
+        head = fh.read(12)
+        if not head:
+            return
+        if len(head) < 12:
+            raise OSError(f"{name}: truncated TFRecord header")
+        (length,) = struct.unpack("<Q", head[:8])
+        data = fh.read(length)
+        if len(data) < length or len(fh.read(4)) < 4:
+            raise OSError(f"{name}: truncated TFRecord body")
+        yield data

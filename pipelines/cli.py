@@ -1,0 +1,38 @@
+"""The `ocr` command: one subcommand per job; each job module exposes `run(argv=None)`."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "synth": ("pipelines.synth", "generate synthetic word images (offline, MJSynth-like)"),
+    "build-dataset": ("pipelines.build_dataset", "Beam: images + labels -> validated, sharded TFRecords"),
+    "inspect": ("pipelines.inspect_dataset", "summarise a built dataset and show a few records"),
+    "train": ("pipelines.train", "train a CRNN on a built dataset -> model bundle"),
+    "predict": ("pipelines.predict", "Beam: batch recognition of images -> Parquet"),
+    "evaluate": ("pipelines.evaluate", "score predictions against labels, with an HTML report"),
+    "demo": ("pipelines.demo", "synth -> build-dataset -> train/shipped model -> predict -> evaluate"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: ocr COMMAND [options]   (ocr COMMAND --help for a command's options)", "", "commands:"]
+    lines += [f"  {name:<14} {desc}" for name, (_, desc) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if argv[0] not in COMMANDS:
+        print(f"ocr: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    result = module.run(argv[1:])
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

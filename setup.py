@@ -1,0 +1,30 @@
+"""Packaging for `ocr`: usable for `pip install -e .` and as Beam's `--setup_file` on Dataflow workers."""
+from setuptools import find_packages, setup
+
+setup(
+    name="ocr",
+    version="0.1.0",
+    description="Word-image text recognition (CRNN + CTC) with Beam dataset builds, tf.distribute "
+                "training and Beam batch inference.",
+    python_requires=">=3.10",
+    packages=find_packages(include=["ocr_core", "ocr_core.*", "pipelines", "pipelines.*"]),
+    package_data={"ocr_core": ["assets/*", "assets/**/*"], "configs": ["*.yaml"]},
+    include_package_data=True,
+    install_requires=[
+        "apache-beam>=2.60",
+        "numpy",
+        "opencv-python-headless",
+        "pillow",
+        "pyarrow",
+        "pyyaml",
+        "tfrecord",
+        "tqdm",
+    ],
+    extras_require={
+        # Training and inference need TensorFlow; the dataset build does not.
+        "tf": ["tensorflow-cpu>=2.16; platform_machine=='x86_64'", "tensorflow>=2.16; platform_machine!='x86_64'"],
+        "dask": ["dask[distributed]"],
+        "dev": ["pytest", "pytest-timeout", "ruff"],
+    },
+    entry_points={"console_scripts": ["ocr=pipelines.cli:main"]},
+)
