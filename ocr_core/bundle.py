@@ -1,0 +1,152 @@
+"""Model bundle: the directory a training run hands to inference, checked on load.
+
+Layout: `model.keras` (plain functional model, no Lambda layers, loads with safe_mode=True),
+`charset.json`, `config.yaml` (architecture + preprocessing contract), `metrics.json`, and
+`saved_model/` whose `serving_default` signature maps encoded image bytes to text and confidence.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ocr_core.charset import Charset
+from ocr_core.config import OcrConfig, config_from_dict
+from ocr_core.preprocess import PreprocessSpec
+
+BUNDLE_FILES = ("model.keras", "charset.json", "config.yaml")
+BUNDLE_FORMAT = 1
+
+
+class BundleError(ValueError):
+    """A model bundle that is missing, incomplete or incompatible."""
+
+
+@dataclass
+class Bundle:
+    path: str
+    model: object  # keras.Model
+    charset: Charset
+    config: OcrConfig
+    spec: PreprocessSpec
+    metrics: dict
+
+    @property
+    def name(self) -> str:
+        return f"{self.config.name}@{Path(self.path).resolve().name}"
+
+
+def check_bundle_dir(path: str) -> None:
+    """Raises BundleError unless `path` holds every file of a bundle (cheap: no TensorFlow)."""
+    p = Path(path)
+    if not p.is_dir():
+        raise BundleError(f"model bundle {path}: no such directory (train one with `ocr train`, or omit "
+                          "--model to use the shipped model)")
+    missing = [f for f in BUNDLE_FILES if not (p / f).exists()]
+    if missing:
+        raise BundleError(f"model bundle {path} is incomplete: missing {', '.join(missing)} "
+                          "(was training interrupted before export?)")
+
+
+def read_bundle_meta(path: str) -> tuple[OcrConfig, Charset, PreprocessSpec]:
+    """Config, charset and preprocessing contract of a bundle, without loading the model."""
+    check_bundle_dir(path)
+    p = Path(path)
+    try:
+        meta = yaml.safe_load((p / "config.yaml").read_text())
+        cfg = config_from_dict(meta["config"], str(p / "config.yaml"))
+        pre = dict(meta["preprocess"])
+        spec = PreprocessSpec(**{k: pre[k] for k in ("height", "width", "max_pixels", "max_bytes")})
+        charset = Charset.from_json((p / "charset.json").read_text())
+    except (KeyError, TypeError, ValueError, yaml.YAMLError) as e:
+        raise BundleError(f"model bundle {path}: unreadable config.yaml/charset.json ({e})") from e
+    if meta.get("bundle_format") != BUNDLE_FORMAT:
+        raise BundleError(f"model bundle {path}: bundle_format {meta.get('bundle_format')} is not "
+                          "supported "
+                          f"(expected {BUNDLE_FORMAT})")
+    if pre.get("version") != spec.to_dict()["version"]:
+        raise BundleError(f"model bundle {path}: preprocessing version {pre.get('version')} differs from "
+                          f"this ocr's {spec.to_dict()['version']}; retrain or use a matching ocr version")
+    if charset.characters != cfg.charset:
+        raise BundleError(f"model bundle {path}: charset.json does not match config.yaml's charset")
+    return cfg, charset, spec
+
+
+def load_bundle(path: str) -> Bundle:
+    """Loads and checks a bundle; raises BundleError with the reason and the fix."""
+    cfg, charset, spec = read_bundle_meta(path)
+    import keras
+
+    try:
+        model = keras.saving.load_model(str(Path(path) / "model.keras"), compile=False, safe_mode=True)
+    except Exception as e:
+        raise BundleError(f"model bundle {path}: model.keras does not load ({type(e).__name__}: {e})") from e
+    want_in = (None, spec.height, spec.width, 1)
+    if tuple(model.input_shape) != want_in:
+        raise BundleError(f"model bundle {path}: model input {model.input_shape} != preprocessing {want_in}")
+    if model.output_shape[-1] != charset.num_classes:
+        raise BundleError(f"model bundle {path}: model has {model.output_shape[-1]} classes but the charset "
+                          f"needs {charset.num_classes}")
+    metrics_path = Path(path) / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    return Bundle(str(path), model, charset, cfg, spec, metrics)
+
+
+def save_bundle(path: str, model, cfg: OcrConfig, metrics: dict, spec: PreprocessSpec = PreprocessSpec(),
+                saved_model: bool = True) -> None:
+    """Writes a bundle atomically: into `path.tmp`, then renamed over `path`'s bundle files."""
+    from ocr_core.model import inference_model
+
+    final = Path(path)
+    tmp = final.parent / f".{final.name}.bundle-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    plain = inference_model(model)
+    plain.save(tmp / "model.keras")
+    charset = Charset(cfg.charset)
+    (tmp / "charset.json").write_text(charset.to_json())
+    meta = {"bundle_format": BUNDLE_FORMAT, "config": cfg.to_dict(), "preprocess": spec.to_dict(),
+            "input": {"dtype": "uint8", "shape": [spec.height, spec.width, 1]},
+            "output": {"time_steps": cfg.model.time_steps, "num_classes": charset.num_classes, "blank_id": 0}}
+    (tmp / "config.yaml").write_text(yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if saved_model:
+        export_saved_model(plain, charset, spec, str(tmp / "saved_model"))
+    final.mkdir(parents=True, exist_ok=True)
+    for item in tmp.iterdir():
+        dest = final / item.name
+        if dest.is_dir():
+            shutil.rmtree(dest)
+        item.replace(dest)
+    tmp.rmdir()
+
+
+def export_saved_model(model, charset: Charset, spec: PreprocessSpec, path: str) -> None:
+    """SavedModel whose `serving_default` takes encoded image bytes [N] and returns text and confidence."""
+    import keras
+    import tensorflow as tf
+
+    from ocr_core.preprocess_tf import preprocess_image_bytes
+
+    chars = tf.constant([""] + list(charset.characters))
+
+    def serve(images):
+        pixels = tf.map_fn(lambda b: preprocess_image_bytes(b, spec), images,
+                           fn_output_signature=tf.TensorSpec([spec.height, spec.width], tf.uint8))
+        probs = model(pixels[..., None], training=False)
+        best = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        keep = tf.logical_and(best != 0, tf.concat([tf.ones_like(best[:, :1], tf.bool),
+                                                    best[:, 1:] != best[:, :-1]], axis=1))
+        ids = tf.ragged.boolean_mask(best, keep)
+        text = tf.strings.reduce_join(tf.gather(chars, ids), axis=-1)
+        conf = tf.exp(tf.reduce_sum(tf.math.log(tf.maximum(tf.reduce_max(probs, -1), 1e-7)), -1))
+        return {"text": text, "confidence": conf}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name="serving_default", fn=serve,
+                         input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    archive.write_out(path, verbose=False)

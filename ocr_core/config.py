@@ -1,0 +1,94 @@
+"""Typed configuration of a model and its training recipe, loaded from YAML (configs/*.yaml)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from ocr_core.charset import DEFAULT_CHARACTERS
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclass
+class ModelConfig:
+    """CRNN architecture. Defaults are exactly the seed blog's network."""
+
+    height: int = 32
+    width: int = 128
+    convs: list[int] = field(default_factory=lambda: [64, 128, 256, 256, 512, 512])  # 3x3, same, ReLU
+    batchnorm_after: list[int] = field(default_factory=lambda: [5, 6])  # 1-based conv numbers
+    # 1-based conv number -> pool size (rows, cols)
+    pools: dict[int, list[int]] = field(default_factory=lambda: {1: [2, 2], 2: [2, 2], 4: [2, 1], 6: [2, 1]})
+    final_conv: int = 512  # 2x2 valid conv that brings the height to 1
+    rnn_units: list[int] = field(default_factory=lambda: [128, 128])  # one BiLSTM per entry
+    rnn_dropout: float = 0.2
+
+    @property
+    def time_steps(self) -> int:
+        w = self.width
+        for rows_cols in self.pools.values():
+            w //= rows_cols[1]
+        return w - 1
+
+
+@dataclass
+class TrainConfig:
+    """Training recipe."""
+
+    batch_size: int = 256
+    epochs: int = 20
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    lr_schedule: str = "cosine"  # cosine | constant
+    warmup_epochs: float = 0.0
+    early_stopping_patience: int = 5
+    augment: bool = True
+    shuffle_buffer: int = 4096
+    max_steps_per_epoch: int | None = None  # cap for quick runs
+    max_val_batches: int | None = None
+
+
+@dataclass
+class OcrConfig:
+    name: str = "seed"
+    charset: str = DEFAULT_CHARACTERS
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def _build(cls, data: dict, where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**data)
+
+
+def config_from_dict(data: dict, where: str = "config") -> OcrConfig:
+    data = dict(data or {})
+    model = _build(ModelConfig, dict(data.pop("model", {}) or {}), f"{where}: model")
+    model.pools = {int(k): list(v) for k, v in model.pools.items()}
+    train = _build(TrainConfig, dict(data.pop("train", {}) or {}), f"{where}: train")
+    cfg = _build(OcrConfig, data, where)
+    cfg.model, cfg.train = model, train
+    return cfg
+
+
+def load_config(name_or_path: str) -> OcrConfig:
+    """Loads `configs/NAME.yaml` by name, or a YAML file by path."""
+    path = Path(name_or_path)
+    if not path.exists() and (CONFIG_DIR / f"{name_or_path}.yaml").exists():
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        choices = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+        raise FileNotFoundError(f"config {name_or_path!r} not found (a YAML path, or one of: {choices})")
+    with open(path) as fh:
+        return config_from_dict(yaml.safe_load(fh), str(path))

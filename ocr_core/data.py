@@ -1,0 +1,155 @@
+"""tf.data input from the TFRecord shards of a built dataset (see `ocr_core.records` for the schema).
+
+Batches are `(images uint8 [B, H, W, 1], labels int32 [B, L])` with labels padded by 0 (the blank id, so the
+true lengths are the non-zero counts) — exactly what `CRNN.fit` and the custom distributed loop consume.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import tensorflow as tf
+
+from ocr_core import records
+
+
+class DatasetError(ValueError):
+    """A dataset directory that cannot be trained on."""
+
+
+@dataclass
+class DatasetInfo:
+    """What training needs from a dataset's manifest.json."""
+
+    root: str
+    manifest: dict
+
+    @classmethod
+    def load(cls, root: str) -> DatasetInfo:
+        path = Path(root) / "manifest.json"
+        if not Path(root).is_dir():
+            raise DatasetError(f"{root}: no such dataset directory; build one with "
+                               "`ocr build-dataset`")
+        if not path.exists():
+            raise DatasetError(f"{root}: no manifest.json — not a complete dataset (the build did not "
+                               "finish, or this is not a dataset directory); run `ocr build-dataset`")
+        with open(path) as fh:
+            manifest = json.load(fh)
+        if manifest.get("schema_version") != records.SCHEMA_VERSION:
+            raise DatasetError(f"{path}: schema_version {manifest.get('schema_version')} is not supported "
+                               f"(this ocr reads {records.SCHEMA_VERSION}); rebuild the dataset")
+        return cls(str(root), manifest)
+
+    @property
+    def charset(self) -> str:
+        return self.manifest["charset"]
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        h, w = self.manifest["image_shape"][:2]
+        return int(h), int(w)
+
+    def count(self, split: str) -> int:
+        return int(self.manifest.get("counts", {}).get(split, 0))
+
+    def shards(self, split: str) -> list[str]:
+        """Absolute shard paths of a split (only those holding records)."""
+        out = []
+        for shard in self.manifest.get("shards", []):
+            if shard["split"] == split and shard.get("count", 1) > 0:
+                p = shard["path"]
+                out.append(p if "://" in p or Path(p).is_absolute() else str(Path(self.root) / p))
+        return out
+
+
+def parse_batch(serialized, height: int, width: int, max_label_len: int):
+    """Parses a batch of serialized Examples into (images [B,H,W,1] uint8, labels [B,max_label_len] int32)."""
+    spec = {
+        records.IMAGE_RAW: tf.io.FixedLenFeature([], tf.string),
+        records.LABEL_IDS: tf.io.VarLenFeature(tf.int64),
+    }
+    parsed = tf.io.parse_example(serialized, spec)
+    images = tf.io.decode_raw(parsed[records.IMAGE_RAW], tf.uint8)
+    images = tf.reshape(images, [-1, height, width, 1])
+    labels = tf.sparse.to_dense(parsed[records.LABEL_IDS], default_value=0)
+    labels = tf.cast(labels[:, :max_label_len], tf.int32)
+    pad = max_label_len - tf.shape(labels)[1]
+    labels = tf.pad(labels, [[0, 0], [0, pad]])
+    labels = tf.ensure_shape(labels, [None, max_label_len])
+    return images, labels
+
+
+def augment_batch(images, labels, seed):
+    """Cheap photometric augmentation on uint8 batches: contrast/brightness jitter, inversion, noise, blur.
+
+    Geometry is left alone so labels stay aligned with the padding contract of preprocessing.
+    Stateless random ops keyed by `seed` (shape [2]) make it reproducible.
+    """
+    x = tf.cast(images, tf.float32)
+    shape = [tf.shape(x)[0], 1, 1, 1]
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 6)
+
+    def uniform(i, lo=0.0, hi=1.0):
+        return tf.random.stateless_uniform(shape, seeds[i], lo, hi)
+
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    x = (x - mean) * uniform(0, 0.5, 1.4) + mean + uniform(1, -40.0, 40.0)
+    invert = tf.cast(uniform(2) < 0.2, tf.float32)
+    x = invert * (255.0 - x) + (1.0 - invert) * x
+    x = x + tf.random.stateless_normal(tf.shape(x), seeds[3]) * uniform(4, 0.0, 12.0)
+    blur = tf.cast(uniform(5) < 0.3, tf.float32)
+    kernel = tf.constant([[1, 2, 1], [2, 4, 2], [1, 2, 1]], tf.float32)[:, :, None, None] / 16.0
+    x = blur * tf.nn.conv2d(x, kernel, strides=1, padding="SAME") + (1.0 - blur) * x
+    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8), labels
+
+
+def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: int = 128,
+                 max_label_len: int = 31, training: bool = False, shuffle_buffer: int = 4096,
+                 augment: bool = False, deterministic: bool = False, seed: int | None = None,
+                 input_context: tf.distribute.InputContext | None = None, drop_remainder: bool | None = None):
+    """Builds the tf.data pipeline over TFRecord shard files.
+
+    Args:
+        files: shard paths (local or gs://).
+        batch_size: batch size of this input pipeline (per-replica batch times replicas it feeds).
+        training: shuffle files and records, repeat forever, drop the last partial batch.
+        augment: photometric augmentation (only meaningful with training=True).
+        deterministic: fixed order (tests, evaluation); otherwise parallel and order-free.
+        seed: shuffle/augmentation seed.
+        input_context: from `distribute_datasets_from_function`; shards by file when there are enough
+            files for every input pipeline, else by record, so each worker reads a distinct part.
+
+    Returns:
+        A `tf.data.Dataset` of (images, labels).
+    """
+    if not files:
+        raise DatasetError("no shard files to read")
+    ds = tf.data.Dataset.from_tensor_slices(sorted(files))
+    by_record = False
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        n, i = input_context.num_input_pipelines, input_context.input_pipeline_id
+        if len(files) >= n and training:
+            ds = ds.shard(n, i)
+        else:
+            by_record = True
+    if training:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    opts = tf.data.Options()
+    opts.deterministic = deterministic
+    opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if by_record:
+        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder,
+                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.map(lambda s: parse_batch(s, height, width, max_label_len), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=deterministic)
+    if training and augment:
+        base = tf.constant(seed or 0, tf.int64)
+        ds = ds.enumerate().map(lambda i, xy: augment_batch(*xy, tf.stack([base, i])),
+                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    return ds.with_options(opts).prefetch(tf.data.AUTOTUNE)

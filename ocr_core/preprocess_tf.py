@@ -1,0 +1,57 @@
+"""The preprocessing contract of `ocr_core.preprocess` as TensorFlow ops, for the serving graph.
+
+Same steps, same float32 arithmetic (gray weights, /257 for 16-bit, alpha over white, area-filter matrices,
+round half to even, border-median padding); parity with the NumPy path is tested. Header-level safety
+checks (huge or truncated files) are the NumPy path's job: batch inference uses that path.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from ocr_core.preprocess import GRAY_WEIGHTS, PreprocessSpec
+
+
+def _area_weights(n_in, n_out):
+    s = tf.cast(n_in, tf.float32) / tf.cast(n_out, tf.float32)
+    start = tf.range(n_out, dtype=tf.float32) * s
+    j = tf.range(n_in, dtype=tf.float32)
+    overlap = tf.minimum(start[:, None] + s, j[None, :] + 1.0) - tf.maximum(start[:, None], j[None, :])
+    return tf.maximum(overlap, 0.0) / s
+
+
+def _gray(img):
+    """uint16-scaled decode [H, W, C] -> float32 gray [H, W] in [0, 255]."""
+    x = tf.cast(img, tf.float32) / 257.0
+    ch = tf.shape(x)[2]
+    wr, wg, wb = GRAY_WEIGHTS
+
+    def rgb():
+        return x[..., 0] * wr + x[..., 1] * wg + x[..., 2] * wb
+
+    def over_white(gray, alpha):
+        a = alpha / 255.0
+        return gray * a + 255.0 * (1.0 - a)
+
+    return tf.switch_case(ch - 1, [
+        lambda: x[..., 0],
+        lambda: over_white(x[..., 0], x[..., 1]),
+        rgb,
+        lambda: over_white(rgb(), x[..., 3]),
+    ])
+
+
+def preprocess_image_bytes(data, spec: PreprocessSpec = PreprocessSpec()):
+    """One encoded image (scalar string tensor) -> uint8 [H, W] exactly as `preprocess_word_image`."""
+    img = tf.io.decode_image(data, channels=0, dtype=tf.uint16, expand_animations=False)
+    gray = _gray(img)
+    h0, w0 = tf.shape(gray)[0], tf.shape(gray)[1]
+    cw = (2 * w0 * spec.height + h0) // (2 * h0)
+    cw = tf.clip_by_value(cw, 1, spec.width)
+    ry = _area_weights(h0, spec.height)
+    rx = _area_weights(w0, cw)
+    small = tf.matmul(tf.matmul(ry, gray), rx, transpose_b=True)
+    small = tf.cast(tf.round(tf.clip_by_value(small, 0.0, 255.0)), tf.uint8)
+    border = tf.concat([small[0, :], small[-1, :], small[:, 0], small[:, -1]], axis=0)
+    median = tf.sort(border)[(tf.size(border) - 1) // 2]
+    pad = tf.fill([spec.height, spec.width - cw], median)
+    return tf.concat([small, pad], axis=1)

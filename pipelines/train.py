@@ -1,0 +1,134 @@
+"""`ocr train`: a built dataset + a config -> a model bundle, on one device, several GPUs or several workers.
+
+Multi-worker: start the same command on every host with TF_CONFIG set (see README); `--strategy auto` picks
+MultiWorkerMirroredStrategy when TF_CONFIG names a cluster, MirroredStrategy when several GPUs are visible,
+else the default one-device strategy. Killed runs resume from `OUTPUT/_backup` when started again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="ocr train", description=__doc__)
+    p.add_argument("--data", required=True, help="dataset directory written by `ocr build-dataset`")
+    p.add_argument("--config", default="small", help="configs/NAME.yaml name or a YAML path (default: small)")
+    p.add_argument("--output", required=True, help="model bundle directory to write")
+    p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--batch-size", type=int, help="override train.batch_size (global, across replicas)")
+    p.add_argument("--learning-rate", type=float, help="override train.learning_rate")
+    p.add_argument("--max-steps-per-epoch", type=int, help="override train.max_steps_per_epoch")
+    p.add_argument("--strategy", default="auto", choices=["auto", "one_device", "mirrored", "multi_worker"])
+    p.add_argument("--logical-devices", type=int, default=0,
+                   help="split the CPU into N logical devices (to exercise MirroredStrategy without GPUs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace a finished model in --output")
+    p.add_argument("--no-saved-model", action="store_true", help="skip the SavedModel serving export")
+    return p.parse_args(argv)
+
+
+def make_strategy(name: str, logical_devices: int = 0):
+    """The tf.distribute strategy for `--strategy`."""
+    import tensorflow as tf
+
+    if logical_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * logical_devices)
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster")
+    if name == "auto":
+        name = "multi_worker" if cluster else ("mirrored" if len(tf.config.list_physical_devices("GPU")) > 1
+                                               else "one_device")
+    if name == "multi_worker":
+        if not cluster:
+            raise SystemExit("ocr train: --strategy multi_worker needs TF_CONFIG with a cluster (see README)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
+            [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def check_output(output: Path, cfg, overwrite: bool) -> None:
+    """Refuses an output directory that already holds a finished model or another run's backup."""
+    from ocr_core.bundle import read_bundle_meta
+    from ocr_core.training import BACKUP_DIR
+
+    if (output / "model.keras").exists() and not overwrite:
+        try:
+            other = read_bundle_meta(str(output))[0].name
+        except Exception:
+            other = "unknown"
+        raise SystemExit(f"ocr train: {output} already holds a model (config {other!r}); choose another "
+                         "--output or pass --overwrite to replace it")
+    stamp = output / BACKUP_DIR / "run.json"
+    if stamp.exists():
+        previous = json.loads(stamp.read_text())
+        # The architecture must match to resume; recipe overrides (say more --epochs) are fine.
+        mine = json.loads(json.dumps(cfg.to_dict()))
+        theirs = previous.get("config", {})
+        if (theirs.get("model"), theirs.get("charset")) != (mine["model"], mine["charset"]):
+            if not overwrite:
+                raise SystemExit(f"ocr train: {output} holds an unfinished run of a different config "
+                                 f"({previous.get('config', {}).get('name')!r}); pass --overwrite to discard "
+                                 "it or choose another --output")
+            import shutil
+            shutil.rmtree(output / BACKUP_DIR)
+
+
+def run(argv=None) -> int:
+    args = parse_args(argv)
+    from ocr_core.bundle import save_bundle
+    from ocr_core.config import load_config
+    from ocr_core.data import DatasetError, DatasetInfo
+    from ocr_core.training import BACKUP_DIR, current_task, finish, is_chief, train
+
+    try:
+        cfg = load_config(args.config)
+        data = DatasetInfo.load(args.data)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"ocr train: {e}", file=sys.stderr)
+        return 2
+    for field, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                         ("learning_rate", args.learning_rate),
+                         ("max_steps_per_epoch", args.max_steps_per_epoch)):
+        if value is not None:
+            setattr(cfg.train, field, value)
+    output = Path(args.output)
+    strategy = make_strategy(args.strategy, args.logical_devices)
+    chief = is_chief(current_task(strategy))
+    if chief:
+        check_output(output, cfg, args.overwrite)
+        (output / BACKUP_DIR).mkdir(parents=True, exist_ok=True)
+        stamp = {"config": cfg.to_dict(), "data": args.data}
+        (output / BACKUP_DIR / "run.json").write_text(json.dumps(stamp))
+    print(f"ocr train: config {cfg.name!r}, {data.count('train')} train / {data.count('val')} val images, "
+          f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)", flush=True)
+    try:
+        model, state = train(cfg, data, str(output), strategy, seed=args.seed,
+                             log=lambda s: print(s, flush=True))
+    except DatasetError as e:
+        print(f"ocr train: {e}", file=sys.stderr)
+        return 2
+    if not chief:
+        return 0
+    metrics = {"config": cfg.name, "dataset": str(Path(args.data).resolve()), "best_epoch": state.best_epoch,
+               "best": state.best, "epochs_run": state.epochs_run + state.start_epoch,
+               "stopped_early": state.stopped_early, "train_images_per_second": state.images_per_second,
+               "counts": {s: data.count(s) for s in ("train", "val", "test")}, "history": state.history}
+    save_bundle(str(output), model, cfg, metrics, saved_model=not args.no_saved_model)
+    finish(str(output))
+    best = state.best
+    print(f"ocr train: wrote model bundle {output} (best epoch {state.best_epoch}: "
+          f"val_loss {best.get('val_loss', float('nan')):.4f}, "
+          f"val word accuracy {best.get('val_word_accuracy', 0):.4f}, "
+          f"CER {best.get('val_cer', float('nan')):.4f})", flush=True)
+    return 0
