@@ -195,8 +195,13 @@ def train(cfg: OcrConfig, data: DatasetInfo, output: str, strategy: tf.distribut
         state.start_epoch = int(epoch_var.numpy())
         log(f"resumed from {latest}: epoch {state.start_epoch} of {cfg.train.epochs} already done")
         if chief and (out / HISTORY_CSV).exists():
+            # Rows past the checkpoint (a crash between logging and saving) are dropped and redone.
             with open(out / HISTORY_CSV) as fh:
-                state.history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+                rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+            state.history = [r for r in rows if r["epoch"] <= state.start_epoch]
+            (out / HISTORY_CSV).unlink()
+            for r in state.history:
+                _append_csv(out / HISTORY_CSV, r)
 
     @tf.function
     def train_step(iterator):

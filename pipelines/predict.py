@@ -1,0 +1,395 @@
+"""`ocr predict`: Beam batch recognition — images (glob, manifest or built dataset) -> Parquet, one row each.
+
+ReadInputs -> Preprocess -> RunInference (bundle loaded once per worker, batched) -> DecodeCTC -> WriteTable.
+Unreadable inputs become rows with `error` set and `text` null; the job still succeeds. The table is
+written to a staging folder and moved into place only after the pipeline succeeded, with `_SUCCESS.json`
+last, so a failed run never leaves a table that looks complete.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import posixpath
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
+
+from ocr_core.bundle import BundleError, read_bundle_meta
+from ocr_core.charset import Charset
+from ocr_core.ctc import beam_search_decode, greedy_decode
+from ocr_core.preprocess import ImageError, PreprocessSpec, preprocess_word_image
+from ocr_core.records import record_id
+from pipelines.beam_options import add_runner_arguments, pipeline_options
+
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "ocr_core" / "assets" / "default_model"
+SUCCESS = "_SUCCESS.json"
+PART_PREFIX = "part"
+
+SCHEMA = pa.schema([
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("text", pa.string()),
+    pa.field("confidence", pa.float32()),
+    pa.field("candidates", pa.list_(pa.struct([pa.field("text", pa.string()),
+                                               pa.field("score", pa.float32())]))),
+    pa.field("model", pa.string()),
+    pa.field("decoder", pa.string()),
+    pa.field("error", pa.string()),
+    pa.field("label", pa.string()),
+])
+SCHEMA_DOC = {
+    "id": "stable id: sha1(source + '\\n' + label)[:20] (the dataset record id for dataset inputs)",
+    "source": "input uri (for dataset inputs: the original image uri stored in the record)",
+    "text": "recognised text; null when error is set",
+    "confidence": "greedy: probability of the best CTC path; beam: probability of the text summed over "
+                  "the alignments the search kept; in [0, 1]",
+    "candidates": "beam search: top-k (text, probability), best first; greedy: the one result",
+    "model": "model bundle name (config@directory)",
+    "decoder": "greedy | beam(width)",
+    "error": "null when OK, else '<reason>: <detail>' (missing_file, empty_file, not_an_image, truncated, "
+             "too_large, corrupt, unsupported)",
+    "label": "ground truth when the input carries labels (manifest or dataset), else null",
+}
+
+
+class PredictError(ValueError):
+    """The job cannot start (bad model, bad input, bad options)."""
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+def input_kind(path: str) -> str:
+    """dataset (a directory with manifest.json), manifest (tsv/csv/annotation) or glob."""
+    if FileSystems.exists(posixpath.join(path, "manifest.json")):
+        return "dataset"
+    if any(c in path for c in "*?[") or path.lower().endswith((".jpg", ".jpeg", ".png", ".bmp", ".tif",
+                                                               ".tiff", ".webp", ".gif")):
+        return "glob"
+    if path.lower().endswith((".tsv", ".csv", ".txt")):
+        return "manifest"
+    if os.path.isdir(path):
+        return "glob_dir"
+    raise PredictError(f"--input {path}: not a dataset directory, manifest (.tsv/.csv/annotation.txt) or "
+                       "image glob")
+
+
+def dataset_shards(root: str, split: str) -> list[str]:
+    with FileSystems.open(posixpath.join(root, "manifest.json")) as fh:
+        manifest = json.load(fh)
+    splits = [s for s in ("test", "val", "train") if manifest["counts"].get(s)]
+    if split == "auto":
+        split = next((s for s in ("test", "val") if s in splits), "train")
+    if split != "all" and split not in manifest["counts"]:
+        raise PredictError(f"{root}: no split {split!r} (has {', '.join(splits)})")
+    return [posixpath.join(root, s["path"]) for s in manifest["shards"]
+            if (split == "all" or s["split"] == split) and s["count"] > 0]
+
+
+class Item(dict):
+    """One input on its way to a row: id, source, label and either `data` (bytes) or `pixels`."""
+
+
+def _glob_items(pattern: str) -> Iterable[Item]:
+    for meta in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
+        yield Item(id=record_id(meta.path, ""), source=meta.path, label=None)
+
+
+def _manifest_items(path: str) -> Iterable[Item]:
+    from pipelines.build_dataset import InputSpec, Reject, read_input
+    from pipelines.build_dataset import input_kind as manifest_kind
+
+    spec = InputSpec(0, path, manifest_kind(path), path)
+    for e in read_input(spec):
+        if isinstance(e, Reject):  # a malformed line is still an input: it gets an error row
+            yield Item(id=record_id(e.origin, ""), source=e.origin, label=None,
+                       error=f"{e.reason}: {e.detail}")
+        else:
+            yield Item(id=record_id(e.source, e.label), source=e.source, label=e.label)
+
+
+class ReadDatasetShard(beam.DoFn):
+    """Yields the (already preprocessed) records of one TFRecord shard."""
+
+    def setup(self):
+        import tensorflow  # noqa: F401  -- load TF's Example proto before `tfrecord`'s could be (records.py)
+
+    def process(self, shard: str):
+        from ocr_core.records import WordRecord, iter_tfrecords
+
+        with FileSystems.open(shard) as fh:
+            for data in iter_tfrecords(fh, shard):
+                r = WordRecord.decode(data)
+                yield Item(id=r.id, source=r.source, label=r.text, pixels=r.image)
+
+
+class ReadInputs(beam.PTransform):
+    """Input spec -> Items (file contents are read later, in parallel)."""
+
+    def __init__(self, path: str, kind: str, split: str):
+        super().__init__()
+        self.path, self.kind, self.split = path, kind, split
+
+    def expand(self, pbegin):
+        if self.kind == "dataset":
+            shards = dataset_shards(self.path, self.split)
+            return (pbegin | "ListShards" >> beam.Create(shards)
+                    | "ReadShards" >> beam.ParDo(ReadDatasetShard()))
+        if self.kind == "manifest":
+            items = list(_manifest_items(self.path))
+        else:
+            pattern = posixpath.join(self.path, "*") if self.kind == "glob_dir" else self.path
+            items = list(_glob_items(pattern))
+        if not items:
+            raise PredictError(f"--input {self.path}: matched no images")
+        return pbegin | "ListFiles" >> beam.Create(items, reshuffle=True)
+
+
+# --- preprocessing and inference ------------------------------------------------------------------
+
+
+def preprocess_item(item: Item, spec: PreprocessSpec) -> Item:
+    """Reads and preprocesses one input; failures are recorded in item['error'], never raised."""
+    item = Item(item)
+    if "pixels" in item or item.get("error"):
+        return item
+    try:
+        try:
+            with FileSystems.open(item["source"], compression_type="uncompressed") as fh:
+                data = fh.read(spec.max_bytes + 1)
+        except (OSError, Exception) as e:  # FileSystems wraps missing files in BeamIOError
+            if not FileSystems.exists(item["source"]):
+                raise ImageError("missing_file", "no such file") from e
+            raise ImageError("unreadable", f"{type(e).__name__}: {e}") from e
+        item["pixels"], _ = preprocess_word_image(data, spec)
+    except ImageError as e:
+        item["error"] = f"{e.reason}: {e.detail}"
+    return item
+
+
+class CrnnModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
+    """Loads an ocr model bundle once per worker and runs it on batches of uint8 H x W images."""
+
+    def __init__(self, bundle: str, min_batch_size: int = 16, max_batch_size: int = 128,
+                 intra_op_threads: int = 0):
+        super().__init__()
+        self._bundle = bundle
+        self._batch = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
+        self._threads = intra_op_threads
+
+    def load_model(self):
+        import tensorflow as tf
+
+        from ocr_core.bundle import load_bundle
+
+        if self._threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(self._threads)
+            except RuntimeError:  # already initialised in this worker process
+                pass
+        model = load_bundle(self._bundle).model
+        h, w = model.input_shape[1:3]
+        return tf.function(lambda x: model(x, training=False),
+                           input_signature=[tf.TensorSpec([None, h, w, 1], tf.uint8)])
+
+    def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None):
+        probs = model(np.stack(batch)[..., None]).numpy()
+        return [PredictionResult(x, p) for x, p in zip(batch, probs)]
+
+    def batch_elements_kwargs(self):
+        return self._batch
+
+    def get_num_bytes(self, batch):
+        return sum(x.nbytes for x in batch)
+
+
+class DecodeCTC(beam.DoFn):
+    """(item, PredictionResult) -> a row: CTC decoding with confidence (greedy or beam top-k)."""
+
+    def __init__(self, characters: str, decoder: str, beam_width: int, top_k: int, model_name: str):
+        self._chars, self._decoder, self._width, self._top_k = characters, decoder, beam_width, top_k
+        self._model = model_name
+
+    def setup(self):
+        self._charset = Charset(self._chars)
+
+    def process(self, keyed):
+        item, result = keyed
+        probs = result.inference
+        if self._decoder == "beam":
+            cands = [(self._charset.decode(ids), p)
+                     for ids, p in beam_search_decode(probs, self._width, self._top_k)]
+        else:
+            ids, conf = greedy_decode(probs[None])
+            cands = [(self._charset.decode(ids[0]), float(conf[0]))]
+        yield make_row(item, self._model, self.decoder_name, cands[0][0], cands[0][1], cands)
+
+    @property
+    def decoder_name(self) -> str:
+        return f"beam({self._width})" if self._decoder == "beam" else "greedy"
+
+
+def make_row(item: Item, model: str, decoder: str, text=None, confidence=None, candidates=None) -> dict:
+    return {"id": item["id"], "source": item["source"], "text": text,
+            "confidence": None if confidence is None else float(confidence),
+            "candidates": None if candidates is None else
+            [{"text": t, "score": float(s)} for t, s in candidates],
+            "model": model, "decoder": decoder, "error": item.get("error"), "label": item.get("label")}
+
+
+class Recognise(beam.PTransform):
+    """Items -> rows (good and error rows). Error items bypass the model; nothing is dropped."""
+
+    def __init__(self, bundle: str, model_name: str, characters: str, spec: PreprocessSpec, decoder: str,
+                 beam_width: int, top_k: int, batch_size: int, threads: int):
+        super().__init__()
+        self.bundle, self.model_name, self.characters, self.spec = bundle, model_name, characters, spec
+        self.decoder, self.beam_width, self.top_k = decoder, beam_width, top_k
+        self.batch_size, self.threads = batch_size, threads
+
+    def expand(self, items):
+        spec = self.spec
+        prepared = items | "Preprocess" >> beam.Map(preprocess_item, spec)
+        # Filters rather than tagged outputs: Beam's DaskRunner feeds every tagged output to every consumer.
+        failed = prepared | "Failed" >> beam.Filter(lambda it: bool(it.get("error")))
+        decoder_name = f"beam({self.beam_width})" if self.decoder == "beam" else "greedy"
+        error_rows = failed | "ErrorRows" >> beam.Map(make_row, self.model_name, decoder_name)
+        handler = KeyedModelHandler(CrnnModelHandler(self.bundle, min(8, self.batch_size), self.batch_size,
+                                                     self.threads))
+        rows = (prepared
+                | "Readable" >> beam.Filter(lambda it: not it.get("error"))
+                | "KeyByItem" >> beam.Map(lambda it: (Item({k: v for k, v in it.items() if k != "pixels"}),
+                                                      it["pixels"]))
+                | "RunInference" >> RunInference(handler)
+                | "DecodeCTC" >> beam.ParDo(DecodeCTC(self.characters, self.decoder, self.beam_width,
+                                                      self.top_k, self.model_name)))
+        return (rows, error_rows) | "AllRows" >> beam.Flatten()
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+
+def _clear(prefix_glob: str) -> None:
+    found = [m.path for m in FileSystems.match([prefix_glob])[0].metadata_list]
+    if found:
+        FileSystems.delete(found)
+
+
+def publish(out: str, staging: str) -> list[str]:
+    """Moves the staged part files into `out`, replacing an older table, and returns the new paths."""
+    matched = FileSystems.match([posixpath.join(staging, "*.parquet")])[0].metadata_list
+    staged = sorted(m.path for m in matched)
+    _clear(posixpath.join(out, SUCCESS))  # the old table stops looking complete first
+    _clear(posixpath.join(out, f"{PART_PREFIX}-*.parquet"))
+    final = [posixpath.join(out, posixpath.basename(p)) for p in staged]
+    if staged:
+        FileSystems.rename(staged, final)
+    _clear(posixpath.join(staging, "*"))
+    if not out.startswith(("gs://", "s3://")) and os.path.isdir(staging):
+        os.rmdir(staging)
+    return final
+
+
+def summarize_table(paths: list[str]) -> dict:
+    """Counts of rows, errors by reason — read back from the written table (runner-independent)."""
+    import pyarrow.parquet as pq
+
+    rows, errors = 0, {}
+    for p in paths:
+        with FileSystems.open(p) as fh:
+            t = pq.read_table(pa.BufferReader(fh.read()), columns=["error"])
+        rows += t.num_rows
+        for e in t.column("error").to_pylist():
+            if e is not None:
+                reason = e.split(":", 1)[0]
+                errors[reason] = errors.get(reason, 0) + 1
+    return {"rows": rows, "errors": sum(errors.values()), "errors_by_reason": errors}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="ocr predict", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help="model bundle directory (default: the shipped model)")
+    p.add_argument("--input", required=True,
+                   help="image glob ('crops/*.png'), image directory, manifest (.tsv/.csv/annotation.txt) "
+                        "or dataset directory (labels go to the `label` column)")
+    p.add_argument("--output", required=True, help="output directory of the Parquet table (replaced)")
+    p.add_argument("--split", default="auto", help="dataset input: test|val|train|all (auto: test, else val)")
+    p.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
+    p.add_argument("--beam-width", type=int, default=10)
+    p.add_argument("--top-k", type=int, default=3, help="beam search candidates kept per word")
+    p.add_argument("--batch-size", type=int, default=64, help="largest inference batch")
+    p.add_argument("--tf-threads", type=int, default=0, help="TensorFlow intra-op threads per worker (0: TF)")
+    add_runner_arguments(p)
+    return p.parse_known_args(argv)
+
+
+def resolve_model(model: str | None) -> str:
+    if model:
+        return model
+    if (SHIPPED_MODEL / "model.keras").exists():
+        return str(SHIPPED_MODEL)
+    raise PredictError(f"no --model given and no shipped model at {SHIPPED_MODEL}; "
+                       "train one with `ocr train`")
+
+
+def run(argv=None, test_pipeline=None):
+    """Runs batch recognition; returns 0 (also when some inputs failed: they are error rows)."""
+    try:
+        return _run(argv, test_pipeline)
+    except (PredictError, BundleError) as e:
+        raise SystemExit(f"ocr predict: error: {e}") from None
+
+
+def _run(argv, test_pipeline):
+    args, beam_args = parse_args(argv)
+    started = time.time()
+    if args.beam_width < 1 or args.top_k < 1 or args.top_k > args.beam_width:
+        raise PredictError("need 1 <= --top-k <= --beam-width")
+    bundle = resolve_model(args.model)
+    cfg, charset, spec = read_bundle_meta(bundle)  # fails fast, before any worker starts
+    bundle = os.path.abspath(bundle) if "://" not in bundle else bundle
+    model_name = f"{cfg.name}@{posixpath.basename(bundle.rstrip('/'))}"
+    src = args.input if "://" in args.input else os.path.abspath(args.input)
+    kind = input_kind(src)
+    out = args.output if "://" in args.output else os.path.abspath(args.output)
+    if "://" not in out:
+        os.makedirs(out, exist_ok=True)
+    staging = posixpath.join(out, f"_staging-{uuid.uuid4().hex[:8]}")
+    options, cleanup = pipeline_options(beam_args, args.runner, args.workers, args.dask_address)
+    result = None
+    try:
+        p = test_pipeline if test_pipeline is not None else beam.Pipeline(options=options)
+        with p:
+            (p
+             | "ReadInputs" >> ReadInputs(src, kind, args.split)
+             | "Recognise" >> Recognise(bundle, model_name, charset.characters, spec, args.decoder,
+                                        args.beam_width, args.top_k, args.batch_size, args.tf_threads)
+             | "WriteTable" >> beam.io.WriteToParquet(posixpath.join(staging, PART_PREFIX), SCHEMA,
+                                                      file_name_suffix=".parquet"))
+        result = p.result
+    except Exception:
+        _clear(posixpath.join(staging, "*"))
+        raise
+    finally:
+        cleanup(result)
+    paths = publish(out, staging)
+    summary = summarize_table(paths)
+    summary.update(model=model_name, input=src, decoder=args.decoder,
+                   files=[posixpath.basename(p) for p in paths],
+                   seconds=round(time.time() - started, 2), schema=SCHEMA_DOC)
+    with FileSystems.create(posixpath.join(out, SUCCESS)) as fh:  # the commit marker, last
+        fh.write(json.dumps(summary, indent=2).encode())
+    print(f"ocr predict: {summary['rows']} rows ({summary['errors']} failed"
+          + (f": {summary['errors_by_reason']}" if summary["errors"] else "")
+          + f") -> {out} in {summary['seconds']}s")
+    return 0
