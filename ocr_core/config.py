@@ -19,6 +19,9 @@ class ModelConfig:
     width: int = 128
     convs: list[int] = field(default_factory=lambda: [64, 128, 256, 256, 512, 512])  # 3x3, same, ReLU
     batchnorm_after: list[int] = field(default_factory=lambda: [5, 6])  # 1-based conv numbers
+    # Keras' 0.99 leaves ~0.99**steps of the initial variance in the moving statistics: short CPU runs
+    # (a few hundred steps) then predict nothing in inference mode. Small configs use 0.9.
+    batchnorm_momentum: float = 0.99
     # 1-based conv number -> pool size (rows, cols)
     pools: dict[int, list[int]] = field(default_factory=lambda: {1: [2, 2], 2: [2, 2], 4: [2, 1], 6: [2, 1]})
     final_conv: int = 512  # 2x2 valid conv that brings the height to 1

@@ -41,7 +41,7 @@ def build_crnn(cfg: ModelConfig, num_classes: int, name: str = "crnn") -> CRNN:
     for i, filters in enumerate(cfg.convs, start=1):
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
         if i in cfg.batchnorm_after:
-            x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+            x = keras.layers.BatchNormalization(momentum=cfg.batchnorm_momentum, name=f"bn{i}")(x)
         if i in cfg.pools:
             x = keras.layers.MaxPooling2D(pool_size=tuple(cfg.pools[i]), name=f"pool{i}")(x)
     x = keras.layers.Conv2D(cfg.final_conv, 2, padding="valid", activation="relu",

@@ -66,9 +66,9 @@ def sniff_format(data: bytes) -> str | None:
 
 def declared_size(data: bytes) -> tuple[int, int]:
     """(width, height) from the image header without decoding pixels."""
-    from PIL import Image
-
     import io
+
+    from PIL import Image
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # our own limit applies

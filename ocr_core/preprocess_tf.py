@@ -42,7 +42,12 @@ def _gray(img):
 
 def preprocess_image_bytes(data, spec: PreprocessSpec = PreprocessSpec()):
     """One encoded image (scalar string tensor) -> uint8 [H, W] exactly as `preprocess_word_image`."""
-    img = tf.io.decode_image(data, channels=0, dtype=tf.uint16, expand_animations=False)
+    # JPEG through decode_jpeg: decode_image's default IDCT is the fast, less accurate one (OpenCV uses
+    # the accurate one). x257 puts 8-bit data on the 16-bit scale the other formats decode to.
+    img = tf.cond(tf.io.is_jpeg(data),
+                  lambda: tf.cast(tf.io.decode_jpeg(data, channels=0, dct_method="INTEGER_ACCURATE"),
+                                  tf.uint16) * 257,
+                  lambda: tf.io.decode_image(data, channels=0, dtype=tf.uint16, expand_animations=False))
     gray = _gray(img)
     h0, w0 = tf.shape(gray)[0], tf.shape(gray)[1]
     cw = (2 * w0 * spec.height + h0) // (2 * h0)

@@ -72,7 +72,9 @@ class WordRecord:
         f[IMAGE_CONTENT_WIDTH].int64_list.value.append(int(self.content_width))
         f[LABEL_TEXT].bytes_list.value.append(self.text.encode())
         f[LABEL_IDS].int64_list.value.extend(int(i) for i in self.label_ids)
-        return ex.SerializeToString()
+        # deterministic=True sorts the feature map: TensorFlow's and tfrecord's protos otherwise order it
+        # differently, and shards must be byte-identical whichever process (and runner) wrote them.
+        return ex.SerializeToString(deterministic=True)
 
     @classmethod
     def decode(cls, data: bytes) -> WordRecord:
