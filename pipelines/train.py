@@ -89,19 +89,20 @@ def run(argv=None) -> int:
     from ocr_core.bundle import save_bundle
     from ocr_core.config import load_config
     from ocr_core.data import DatasetError, DatasetInfo
-    from ocr_core.training import BACKUP_DIR, current_task, finish, is_chief, train
+    from ocr_core.training import BACKUP_DIR, check_compatible, current_task, finish, is_chief, train
 
     try:
         cfg = load_config(args.config)
+        for field, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                             ("learning_rate", args.learning_rate),
+                             ("max_steps_per_epoch", args.max_steps_per_epoch)):
+            if value is not None:
+                setattr(cfg.train, field, value)
         data = DatasetInfo.load(args.data)
+        check_compatible(cfg, data)  # before anything is written to --output
     except (FileNotFoundError, ValueError) as e:
         print(f"ocr train: {e}", file=sys.stderr)
         return 2
-    for field, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
-                         ("learning_rate", args.learning_rate),
-                         ("max_steps_per_epoch", args.max_steps_per_epoch)):
-        if value is not None:
-            setattr(cfg.train, field, value)
     output = Path(args.output)
     strategy = make_strategy(args.strategy, args.logical_devices)
     chief = is_chief(current_task(strategy))

@@ -1,0 +1,156 @@
+"""`ocr train` end to end on real datasets built by `ocr build-dataset`: learning, resume, strategies, errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines import build_dataset
+from tests.images import write_word
+
+REPO = Path(__file__).resolve().parents[1]
+VOCAB = ["cat", "dog", "house", "tree", "car", "blue", "red", "sun", "moon", "star", "fish", "bird",
+         "rain", "snow", "wind", "fire"]
+
+
+def make_word_dataset(root: Path, n: int, seed: int = 0, val_fraction: float = 0.15) -> Path:
+    """n images of vocabulary words (mixed case, varied size/ink) -> labels.tsv -> `ocr build-dataset`."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for i in range(n):
+        word = str(rng.choice(VOCAB))
+        word = word.upper() if rng.random() < 0.3 else word
+        rel = f"img/{i:05d}.png"
+        write_word(root / "raw" / rel, word, height=int(rng.integers(30, 56)), ink=int(rng.integers(0, 90)),
+                   paper=int(rng.integers(170, 256)))
+        lines.append(f"{rel}\t{word}")
+    (root / "raw" / "labels.tsv").write_text("\n".join(lines) + "\n")
+    out = root / "dataset"
+    build_dataset.run(["--input", str(root / "raw" / "labels.tsv"), "--output", str(out), "--workers", "1",
+                       "--shards", "4", "--val-fraction", str(val_fraction)])
+    return out
+
+
+@pytest.fixture(scope="module")
+def words(tmp_path_factory) -> Path:
+    return make_word_dataset(tmp_path_factory.mktemp("words"), 1600)
+
+
+def ocr(*args, env=None, check=True, timeout=900):
+    """Runs `ocr ...` in a fresh process (training imports TensorFlow; separate processes keep tests honest)."""
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ocr {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n"
+                             f"{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.mark.slow
+def test_demo_config_learns(words, tmp_path):
+    """Fails if training does not learn: chance word accuracy here is ~1/16 per word at best."""
+    out = tmp_path / "model"
+    ocr("train", "--data", words, "--config", "demo", "--output", out, "--epochs", 8, "--batch-size", 16)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["best"]["val_word_accuracy"] >= 0.5, metrics["history"]
+    assert metrics["best"]["val_cer"] < 0.25
+    history = (out / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,loss,val_loss,val_word_accuracy") and len(history) == 1 + 8
+    assert list((out / "logs").glob("events.out.tfevents.*")), "TensorBoard logs missing"
+    for f in ("model.keras", "charset.json", "config.yaml", "metrics.json", "saved_model/saved_model.pb"):
+        assert (out / f).exists(), f
+    assert not (out / "_backup").exists()
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_last_epoch(words, tmp_path):
+    out = tmp_path / "model"
+    cmd = [sys.executable, "-m", "pipelines.cli", "train", "--data", str(words), "--config", "demo",
+           "--output", str(out), "--epochs", "4", "--max-steps-per-epoch", "15", "--no-saved-model"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 600
+    while not list((out / "_backup").glob("ckpt-2.index")):  # epoch 2 checkpointed
+        assert proc.poll() is None and time.time() < deadline, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model.keras").exists()
+    rerun = ocr(*cmd[3:])
+    assert "resumed from" in rerun.stdout and "epoch 2 of 4 already done" in rerun.stdout
+    assert "epoch 1/4" not in rerun.stdout and "epoch 3/4" in rerun.stdout and "epoch 4/4" in rerun.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [r["epoch"] for r in metrics["history"]] == [1, 2, 3, 4]
+
+
+def _free_ports(n):
+    import socket
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_on_localhost_train_one_bundle(words, tmp_path):
+    out = tmp_path / "model"
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "train", "--data", str(words), "--config", "demo",
+             "--output", str(out), "--epochs", "2", "--max-steps-per-epoch", "8", "--batch-size", "16",
+             "--no-saved-model"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert procs[0].returncode == 0, logs[0][-3000:]
+    for log in logs:
+        assert "MultiWorkerMirroredStrategy" in log or "CollectiveAllReduceStrategy" in log
+        assert "with 2 replica(s)" in log and "epoch 2/2" in log
+    # only the chief writes the bundle; both workers saw the same validation numbers
+    lines = [[line for line in log.splitlines() if line.startswith("epoch 2/2")][0] for log in logs]
+    assert lines[0].split("(")[0] == lines[1].split("(")[0]
+    from ocr_core.bundle import load_bundle
+    assert load_bundle(str(out)).config.name == "demo"
+    assert not list(tmp_path.glob("model/_backup_worker*"))
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_logical_cpus(words, tmp_path):
+    out = tmp_path / "model"
+    proc = ocr("train", "--data", words, "--config", "demo", "--output", out, "--epochs", 1,
+               "--max-steps-per-epoch", 5, "--batch-size", 16, "--strategy", "mirrored", "--logical-devices", 2,
+               "--no-saved-model")
+    assert "MirroredStrategy with 2 replica(s)" in proc.stdout
+    assert (out / "model.keras").exists()
+
+
+def test_clear_errors(words, tmp_path):
+    no_manifest = tmp_path / "half"
+    no_manifest.mkdir()
+    p = ocr("train", "--data", no_manifest, "--config", "demo", "--output", tmp_path / "m", check=False)
+    assert p.returncode == 2 and "no manifest.json" in p.stderr
+
+    other = tmp_path / "abc.yaml"
+    other.write_text((REPO / "configs" / "demo.yaml").read_text().replace(
+        'charset: "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"', 'charset: "abc"'))
+    p = ocr("train", "--data", words, "--config", other, "--output", tmp_path / "m", check=False)
+    assert p.returncode == 2 and "charset of config" in p.stderr
+
+    no_val = make_word_dataset(tmp_path / "noval", 40, val_fraction=0.0)
+    p = ocr("train", "--data", no_val, "--config", "demo", "--output", tmp_path / "m", check=False)
+    assert p.returncode == 2 and "'val' split is empty" in p.stderr
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "model.keras").write_text("x")
+    p = ocr("train", "--data", words, "--config", "demo", "--output", taken, check=False)
+    assert p.returncode != 0 and "already holds a model" in p.stderr
