@@ -1,0 +1,140 @@
+"""`ocr predict` end to end: one Parquet row per input, error rows for bad files, labels carried, runners."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from ocr_core.bundle import save_bundle
+from ocr_core.charset import Charset
+from ocr_core.config import load_config
+from ocr_core.model import build_crnn
+from pipelines import build_dataset, predict
+from tests import images
+
+IN_MEMORY = ["--workers", "1"]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    """A real (untrained) demo bundle: row semantics do not depend on accuracy."""
+    cfg = load_config("demo")
+    path = tmp_path_factory.mktemp("bundle") / "model"
+    save_bundle(str(path), build_crnn(cfg.model, Charset(cfg.charset).num_classes), cfg, {}, saved_model=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """Good images in three formats plus every kind of broken file."""
+    d = tmp_path_factory.mktemp("inputs")
+    for i, word in enumerate(["alpha", "Beta", "gamma7"]):
+        images.write_word(d / f"good{i}.png", word)
+    images.write_word(d / "good3.jpg", "delta")
+    images.write(d / "cmyk.jpg", images.cmyk_jpeg(images.word_image("cmyk")))
+    images.write(d / "empty.png", b"")
+    images.write(d / "text.jpg", images.text_as_jpg())
+    images.write(d / "trunc.jpg", images.truncated_jpeg(images.word_image("cut")))
+    images.write(d / "trunc.png", images.truncated_png(images.word_image("cut")))
+    images.write(d / "huge.png", images.huge_png())
+    return d
+
+
+def read_table(out: Path):
+    assert (out / predict.SUCCESS).exists()
+    return pq.read_table(out, schema=predict.SCHEMA).to_pylist()
+
+
+def test_every_input_gets_exactly_one_row(bundle, folder, tmp_path, capsys):
+    out = tmp_path / "pred"
+    assert predict.run(["--model", str(bundle), "--input", str(folder / "*"), "--output", str(out),
+                        *IN_MEMORY]) == 0
+    rows = {Path(r["source"]).name: r for r in read_table(out)}
+    assert len(rows) == 10
+    errors = {name: r["error"].split(":")[0] for name, r in rows.items() if r["error"]}
+    assert errors == {"empty.png": "empty_file", "text.jpg": "not_an_image", "trunc.jpg": "truncated",
+                      "trunc.png": "truncated", "huge.png": "too_large"}
+    for name, r in rows.items():
+        if r["error"]:
+            assert r["text"] is None and r["confidence"] is None
+        else:
+            assert isinstance(r["text"], str) and 0.0 <= r["confidence"] <= 1.0
+            assert r["model"] == "demo@model" and r["decoder"] == "greedy"
+            assert set(r["text"]) <= set(Charset().characters)
+    assert "10 rows (5 failed" in capsys.readouterr().out
+    summary = json.loads((out / predict.SUCCESS).read_text())
+    assert summary["rows"] == 10 and summary["errors_by_reason"]["truncated"] == 2
+
+
+def test_manifest_input_carries_labels_and_reports_missing_and_malformed(bundle, folder, tmp_path):
+    manifest = folder / "labels.tsv"
+    manifest.write_text("good0.png\talpha\ngood1.png\tBeta\nmissing.png\tghost\nno-tab-here\n")
+    out = tmp_path / "pred"
+    predict.run(["--model", str(bundle), "--input", str(manifest), "--output", str(out), *IN_MEMORY])
+    rows = sorted(read_table(out), key=lambda r: r["source"])
+    assert len(rows) == 4
+    by_name = {Path(r["source"]).name: r for r in rows}
+    assert by_name["good0.png"]["label"] == "alpha" and by_name["good0.png"]["error"] is None
+    assert by_name["missing.png"]["error"].startswith("missing_file")
+    assert [r for r in rows if (r["error"] or "").startswith("malformed_line")]
+
+
+def test_beam_decoder_returns_ranked_candidates(bundle, folder, tmp_path):
+    out = tmp_path / "pred"
+    predict.run(["--model", str(bundle), "--input", str(folder / "good*"), "--output", str(out),
+                 "--decoder", "beam", "--beam-width", "6", "--top-k", "3", *IN_MEMORY])
+    rows = read_table(out)
+    assert len(rows) == 4
+    for r in rows:
+        scores = [c["score"] for c in r["candidates"]]
+        assert 1 <= len(scores) <= 3 and scores == sorted(scores, reverse=True)
+        assert r["text"] == r["candidates"][0]["text"] and r["decoder"] == "beam(6)"
+        assert np.isclose(r["confidence"], scores[0])
+
+
+def test_dataset_input_keeps_ids_and_labels(bundle, folder, tmp_path):
+    tsv = folder / "ds.tsv"
+    tsv.write_text("good0.png\talpha\ngood1.png\tBeta\ngood2.png\tgamma7\ngood3.jpg\tdelta\n")
+    ds = tmp_path / "ds"
+    build_dataset.run(["--input", str(tsv), "--output", str(ds), "--val-fraction", "0", *IN_MEMORY])
+    out = tmp_path / "pred"
+    predict.run(["--model", str(bundle), "--input", str(ds), "--split", "train", "--output", str(out),
+                 *IN_MEMORY])
+    rows = read_table(out)
+    assert sorted(r["label"] for r in rows) == ["Beta", "alpha", "delta", "gamma7"]
+    manifest = json.loads((ds / "manifest.json").read_text())
+    assert manifest["counts"]["train"] == len(rows)
+
+
+def test_rerun_replaces_the_table(bundle, folder, tmp_path):
+    out = tmp_path / "pred"
+    predict.run(["--model", str(bundle), "--input", str(folder / "*"), "--output", str(out), *IN_MEMORY])
+    predict.run(["--model", str(bundle), "--input", str(folder / "good0.png"), "--output", str(out),
+                 *IN_MEMORY])
+    assert len(read_table(out)) == 1
+    assert not list(out.glob("_staging-*"))
+
+
+def test_bad_bundles_fail_before_the_pipeline(folder, tmp_path):
+    for model, message in [(tmp_path / "nope", "no such directory"), (folder, "incomplete")]:
+        with pytest.raises(SystemExit, match=message):
+            predict.run(["--model", str(model), "--input", str(folder / "*"), "--output", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", ["direct", "dask"])
+def test_runners_end_to_end(bundle, folder, tmp_path, runner):
+    """DirectRunner in multi_processing mode and Dask on a local two-process cluster give the same rows."""
+    out = tmp_path / runner
+    predict.run(["--model", str(bundle), "--input", str(folder / "*"), "--output", str(out),
+                 "--runner", runner, "--workers", "2"])
+    reference = tmp_path / "reference"
+    predict.run(["--model", str(bundle), "--input", str(folder / "*"), "--output", str(reference),
+                 *IN_MEMORY])
+
+    def key(rows):
+        return sorted((r["source"], r["text"], r["error"], round(r["confidence"] or 0, 5)) for r in rows)
+
+    assert key(read_table(out)) == key(read_table(reference))
