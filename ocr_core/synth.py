@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ocr_core.charset import DEFAULT_CHARACTERS, Charset, ctc_min_steps
+from ocr_core.preprocess import GRAY_WEIGHTS
 
 SYNTH_VERSION = 1
 # TeX Gyre lives under texmf on Debian (fonts-texgyre), not under /usr/share/fonts.
@@ -120,7 +121,7 @@ def _glyph_probe(path: str, characters: str) -> tuple[np.ndarray, float, int, tu
     top, bottom = -_FP_SIZE, int(0.3 * _FP_SIZE)
     prints, bitmaps, ink = [], set(), 0.0
     for c in characters:
-        mask, (ox, oy) = font.getmask2(c, anchor="ls")
+        mask, (_, oy) = font.getmask2(c, anchor="ls")
         raw = bytes(mask)
         w, h = mask.size
         if w == 0 or h == 0 or raw in notdef or not any(raw):
@@ -266,11 +267,11 @@ out many then them these so some her would make like him into time has look two 
 way could people my than first been call who its now find long down day did get come made may part new sale
 open free shop street road exit stop price store hotel cafe bar menu news best off only entrance push pull
 welcome avenue parking taxi bank pizza police market center city park coffee food house home car school
-service office station bus train station north south east west left right up down here now today love life
-world great good big small old year years work show book books club room hall center line area high low
+service office station bus train north south east west left right here today love life world great good
+big small old year years work show book books club room hall line area high low
 """.split())
 _LENGTH_WEIGHTS = {1: 0.01, 2: 0.04, 3: 0.09, 4: 0.13, 5: 0.14, 6: 0.14, 7: 0.13, 8: 0.11, 9: 0.08,
-                   10: 0.055, 11: 0.035, 12: 0.02, 13: 0.012, 14: 0.007}  # longer: 0.003 each
+                   10: 0.055, 11: 0.035, 12: 0.02, 13: 0.012, 14: 0.007}  # longer: 0.6 times the previous
 _UNITS = ("km", "kg", "mm", "cm", "ml", "mg", "th", "st", "nd", "rd", "h", "am", "pm", "GB", "MB", "V", "W",
           "x")
 
@@ -317,7 +318,7 @@ class TextSampler:
             by_len.setdefault(len(w), []).append(w)
         self._lengths = sorted(by_len)
         self._by_len = [tuple(by_len[n]) for n in self._lengths]
-        p = np.array([_LENGTH_WEIGHTS.get(n, 0.003) for n in self._lengths])
+        p = np.array([_LENGTH_WEIGHTS.get(n, 0.007 * 0.6 ** (n - 14)) for n in self._lengths])
         self._length_p = p / p.sum()
         common = [w for w in COMMON_WORDS if not charset.unknown(w)] or list(self.words[:100])
         self._common = tuple(dict.fromkeys(common))
@@ -380,7 +381,7 @@ class TextSampler:
         return str(int(rng.integers(1, 1000))) + _UNITS[rng.integers(len(_UNITS))]  # 24h, 5km, 3rd
 
     def sample(self, rng: np.random.Generator) -> str:
-        """One label: 70% words, 30% numbers/codes/strings; always fits the charset and CTC_STEPS."""
+        """One label: 70% words, 30% numbers/codes/strings; always fits the charset and MAX_CTC_STEPS."""
         while True:
             text = self._case(self.word(rng), rng) if rng.random() < 0.7 else self._synthetic(rng)
             if self.charset.unknown(text) and not self.charset.unknown(text.lower()):
@@ -390,9 +391,6 @@ class TextSampler:
 
 
 # --- rendering ---------------------------------------------------------------------------------------------
-
-_GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # RGB luma, as in ocr_core.preprocess
-
 
 @functools.lru_cache(maxsize=512)
 def _load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
@@ -409,7 +407,7 @@ def _colour(rng: np.random.Generator, luma: float) -> np.ndarray:
     hue = [v - mean for v in hue]
     scale = sat * 128.0 / (math.sqrt(sum(v * v for v in hue)) + 1e-6)
     rgb = [luma + scale * v for v in hue]
-    shift = sum(w * v for w, v in zip(_GRAY_WEIGHTS, rgb)) - luma
+    shift = sum(w * v for w, v in zip(GRAY_WEIGHTS, rgb)) - luma
     return np.array([min(255.0, max(0.0, v - shift)) for v in rgb], np.float32)
 
 
@@ -818,6 +816,12 @@ def _clear_previous(out_dir: Path) -> None:
         (out_dir / name).unlink(missing_ok=True)
 
 
+def existing_dataset(out_dir: str | os.PathLike) -> Path | None:
+    """The labels file of a dataset already in out_dir, if any."""
+    found = [p for p in (Path(out_dir) / TSV_LABELS, Path(out_dir) / MJSYNTH_LABELS) if p.exists()]
+    return found[0] if found else None
+
+
 def labels_file(out_dir: str | os.PathLike, layout: str) -> Path:
     """Where `generate` writes the labels for a layout."""
     return Path(out_dir) / (TSV_LABELS if layout == "tsv" else MJSYNTH_LABELS)
@@ -855,10 +859,9 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str 
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
     out = Path(out_dir)
-    existing = [p for p in (out / TSV_LABELS, out / MJSYNTH_LABELS) if p.exists()]
+    existing = existing_dataset(out)
     if existing and not overwrite:
-        raise FileExistsError(f"{existing[0]} exists: {out} already holds a dataset; choose another "
-                              "directory or overwrite it")
+        raise FileExistsError(f"{existing} exists: {out} already holds a dataset")
     if overwrite:
         _clear_previous(out)
     font_list = fonts(font_split, font_dir)
@@ -869,28 +872,35 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str 
 
     usage: dict[str, int] = {}
     lexicon: dict[str, int] = {}
-    lines, font_lines = [], []
-    with _sample_stream(maker, count, workers) as samples, tqdm(total=count, desc="synth", unit="img",
-                                                          file=sys.stderr, disable=not progress) as bar:
+    made_dirs: set[Path] = set()
+    target = labels_file(out, layout)
+    tmp = target.with_name(target.name + ".tmp")
+    with contextlib.ExitStack() as stack:
+        samples = stack.enter_context(_sample_stream(maker, count, workers))
+        bar = stack.enter_context(tqdm(total=count, desc="synth", unit="img", file=sys.stderr,
+                                       disable=not progress))
+        labels_out = stack.enter_context(open(tmp, "w", encoding="utf-8"))
+        fonts_out = stack.enter_context(open(out / "fonts.tsv", "w", encoding="utf-8"))
         for s in samples:
             if layout == "tsv":
                 rel = f"images/{s.index // FILES_PER_DIR:03d}/{s.index:07d}.{image_format}"
-                lines.append(f"{rel}\t{s.label}\n")
+                labels_out.write(f"{rel}\t{s.label}\n")
             else:
                 lex = lexicon.setdefault(s.label, len(lexicon))
                 rel = (f"{s.index // FILES_PER_DIR + 1}/{s.index // 1000 % 10 + 1}/"
                        f"{s.index}_{s.label}_{lex}.{image_format}")
-                lines.append(f"./{rel} {lex}\n")
+                labels_out.write(f"./{rel} {lex}\n")
             path = out / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.parent not in made_dirs:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                made_dirs.add(path.parent)
             path.write_bytes(s.data)
-            font_lines.append(f"{rel}\t{s.font.family}\t{Path(s.font.path).name}\n")
+            fonts_out.write(f"{rel}\t{s.font.family}\t{Path(s.font.path).name}\n")
             usage[s.font.family] = usage.get(s.font.family, 0) + 1
             bar.update()
 
     if layout == "mjsynth":
         (out / "lexicon.txt").write_text("".join(f"{w}\n" for w in lexicon))
-    (out / "fonts.tsv").write_text("".join(font_lines))
     meta = {
         "synth_version": SYNTH_VERSION, "count": count, "seed": seed, "layout": layout,
         "image_format": image_format, "font_split": font_split, "font_dirs": list(DEFAULT_FONT_DIRS) + (
@@ -900,9 +910,6 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str 
         "fonts": [asdict(f) for f in font_list],
     }
     (out / "synth.json").write_text(json.dumps(meta, indent=1) + "\n")
-    # The labels file last, through a rename: its presence means the dataset is complete.
-    target = labels_file(out, layout)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text("".join(lines))
+    # The labels file appears last, by a rename: its presence means the dataset is complete.
     os.replace(tmp, target)
     return target

@@ -293,9 +293,8 @@ def publish(out: str, staging: str) -> list[str]:
     final = [posixpath.join(out, posixpath.basename(p)) for p in staged]
     if staged:
         FileSystems.rename(staged, final)
-    _clear(posixpath.join(staging, "*"))
-    if not out.startswith(("gs://", "s3://")) and os.path.isdir(staging):
-        os.rmdir(staging)
+    if FileSystems.exists(staging):  # recursive: runners may leave their beam-temp folders behind
+        FileSystems.delete([staging])
     return final
 
 
@@ -378,7 +377,8 @@ def _run(argv, test_pipeline):
                                                       file_name_suffix=".parquet"))
         result = p.result
     except Exception:
-        _clear(posixpath.join(staging, "*"))
+        if FileSystems.exists(staging):
+            FileSystems.delete([staging])
         raise
     finally:
         cleanup(result)
