@@ -1,7 +1,9 @@
-"""Recognition metrics: word accuracy (case-sensitive, case-insensitive, scene-text protocol) and CER."""
+"""Recognition metrics: word accuracy (case-sensitive, case-insensitive, scene-text protocol), CER, and the
+breakdowns `ocr evaluate` reports (by label length, character confusions, confidence calibration)."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]")
@@ -9,6 +11,8 @@ _NON_ALNUM = re.compile(r"[^0-9a-z]")
 
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance (insert, delete, substitute all cost 1)."""
+    if a == b:  # most pairs of a usable model: skip the O(len^2) table
+        return 0
     if len(a) < len(b):
         a, b = b, a
     prev = list(range(len(b) + 1))
@@ -50,3 +54,163 @@ def summarize(pairs: Iterable[tuple[str, str]]) -> dict:
                 "word_accuracy_alnum": None, "cer": None, "mean_ned": None}
     return {"n": n, "word_accuracy": exact / n, "word_accuracy_case_insensitive": nocase / n,
             "word_accuracy_alnum": alnum / n, "cer": dist / max(chars, 1), "mean_ned": ned / n}
+
+
+# --- breakdowns used by `ocr evaluate` ----------------------------------------------------------------
+
+LENGTH_BUCKETS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11-15", "16+")
+
+
+def length_bucket(length: int) -> str:
+    """The LENGTH_BUCKETS name of a label length (lengths below 1 go to "1")."""
+    if length <= 10:
+        return str(max(length, 1))
+    return "11-15" if length <= 15 else "16+"
+
+
+def by_length(pairs: Iterable[tuple[str, str]]) -> list[dict]:
+    """Exact word accuracy per label-length bucket, every bucket listed (accuracy None when empty).
+
+    Returns:
+        [{"length": "1", "n": int, "accuracy": float | None}, ...] in LENGTH_BUCKETS order.
+    """
+    n = dict.fromkeys(LENGTH_BUCKETS, 0)
+    right = dict.fromkeys(LENGTH_BUCKETS, 0)
+    for label, pred in pairs:
+        b = length_bucket(len(label))
+        n[b] += 1
+        right[b] += (pred or "") == label
+    return [{"length": b, "n": n[b], "accuracy": right[b] / n[b] if n[b] else None} for b in LENGTH_BUCKETS]
+
+
+def align(label: str, pred: str) -> list[tuple[str, str, str]]:
+    """One minimal edit-distance alignment of label -> prediction, in reading order.
+
+    Ties prefer a match/substitution, then a deletion, then an insertion, so the result is deterministic.
+
+    Returns:
+        (op, label_char, pred_char) with op "=" (match), "s" (substitution), "d" (label char missing from
+        the prediction; pred_char "") or "i" (extra predicted char; label_char "").
+    """
+    if label == pred:
+        return [("=", c, c) for c in label]
+    m, n = len(label), len(pred)
+    d = [[0] * (n + 1) for _ in range(m + 1)]
+    for i in range(m + 1):
+        d[i][0] = i
+    for j in range(n + 1):
+        d[0][j] = j
+    for i in range(1, m + 1):
+        for j in range(1, n + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (label[i - 1] != pred[j - 1]))
+    ops = []
+    i, j = m, n
+    while i or j:
+        if i and j and d[i][j] == d[i - 1][j - 1] + (label[i - 1] != pred[j - 1]):
+            ops.append(("=" if label[i - 1] == pred[j - 1] else "s", label[i - 1], pred[j - 1]))
+            i, j = i - 1, j - 1
+        elif i and d[i][j] == d[i - 1][j] + 1:
+            ops.append(("d", label[i - 1], ""))
+            i -= 1
+        else:
+            ops.append(("i", "", pred[j - 1]))
+            j -= 1
+    return ops[::-1]
+
+
+def confusions(pairs: Iterable[tuple[str, str]], top: int | None = 20) -> dict:
+    """Character confusions over (label, prediction) pairs, counted on the `align` alignment.
+
+    Args:
+        pairs: (label, prediction); a None prediction counts as "".
+        top: keep the `top` most frequent of each kind (None: all).
+
+    Returns:
+        {"substitutions": [{"label", "predicted", "count"}], "deletions": [{"char", "count"}],
+        "insertions": [{"char", "count"}]}, each most frequent first (ties in character order).
+    """
+    subs, dels, ins = Counter(), Counter(), Counter()
+    for label, pred in pairs:
+        if label == pred:
+            continue
+        for op, a, b in align(label, pred or ""):
+            if op == "s":
+                subs[(a, b)] += 1
+            elif op == "d":
+                dels[a] += 1
+            elif op == "i":
+                ins[b] += 1
+
+    def ranked(counter):
+        return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+
+    return {"substitutions": [{"label": a, "predicted": b, "count": c} for (a, b), c in ranked(subs)],
+            "deletions": [{"char": a, "count": c} for a, c in ranked(dels)],
+            "insertions": [{"char": b, "count": c} for b, c in ranked(ins)]}
+
+
+def calibration(scored: Iterable[tuple[float, bool]], bins: int = 10) -> list[dict]:
+    """Reliability table: accuracy per equal-width confidence bin (deciles by default), every bin listed.
+
+    Args:
+        scored: (confidence in [0, 1], prediction was right).
+        bins: number of bins over [0, 1]; confidence 1.0 falls in the last one.
+
+    Returns:
+        [{"bin": "0.9-1.0", "n", "mean_confidence", "accuracy"}, ...] from low to high confidence; the
+        two means are None for an empty bin.
+    """
+    n, conf, right = [0] * bins, [0.0] * bins, [0] * bins
+    for c, ok in scored:
+        b = min(max(int(c * bins), 0), bins - 1)
+        n[b] += 1
+        conf[b] += c
+        right[b] += bool(ok)
+    return [{"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "n": n[b],
+             "mean_confidence": conf[b] / n[b] if n[b] else None,
+             "accuracy": right[b] / n[b] if n[b] else None} for b in range(bins)]
+
+
+def expected_calibration_error(table: list[dict]) -> float | None:
+    """ECE of a `calibration` table: the n-weighted mean |accuracy - mean confidence| over the bins."""
+    total = sum(row["n"] for row in table)
+    if not total:
+        return None
+    return sum(row["n"] * abs(row["accuracy"] - row["mean_confidence"]) for row in table if row["n"]) / total
+
+
+def mean_confidence_by_outcome(scored: Iterable[tuple[float, bool]]) -> dict:
+    """{"right": mean confidence of right predictions, "wrong": of wrong ones}; None when there are none."""
+    sums, counts = [0.0, 0.0], [0, 0]
+    for c, ok in scored:
+        sums[bool(ok)] += c
+        counts[bool(ok)] += 1
+    return {"right": sums[1] / counts[1] if counts[1] else None,
+            "wrong": sums[0] / counts[0] if counts[0] else None}
+
+
+def worst_mistakes(rows: Iterable[dict], n: int) -> list[dict]:
+    """The n worst wrong predictions: highest normalised edit distance first, then highest confidence.
+
+    Normalising keeps long words from crowding out short ones that are entirely wrong; among equally wrong
+    words the confident ones come first, because a confidence threshold cannot catch them (and a confident
+    "mistake" is often a wrong label).
+
+    Args:
+        rows: dicts with "label", "text" (prediction) and "confidence" (None sorts as 0); other keys are
+            kept. Rows whose text equals the label are skipped.
+        n: how many to return.
+
+    Returns:
+        Copies of the chosen rows with "edit_distance" and "ned" added, worst first.
+    """
+    wrong = []
+    for r in rows:
+        pred = r.get("text") or ""
+        if pred == r["label"]:
+            continue
+        d = edit_distance(r["label"], pred)
+        wrong.append({**r, "edit_distance": d, "ned": d / max(len(r["label"]), len(pred), 1)})
+    wrong.sort(key=lambda r: (-r["ned"], -(r.get("confidence") or 0.0), -r["edit_distance"], r["label"],
+                              str(r.get("id", ""))))
+    return wrong[:max(n, 0)]
