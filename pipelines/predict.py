@@ -28,7 +28,7 @@ from ocr_core.charset import Charset
 from ocr_core.ctc import beam_search_decode, greedy_decode
 from ocr_core.preprocess import ImageError, PreprocessSpec, preprocess_word_image
 from ocr_core.records import record_id
-from pipelines.beam_options import add_runner_arguments, pipeline_options
+from pipelines.beam_options import DASK_RUNNER, add_runner_arguments, pipeline_options, runner_name
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "ocr_core" / "assets" / "default_model"
 SUCCESS = "_SUCCESS.json"
@@ -83,7 +83,8 @@ def input_kind(path: str) -> str:
                        "image glob")
 
 
-def dataset_shards(root: str, split: str) -> list[str]:
+def dataset_shards(root: str, split: str) -> list[tuple[str, int]]:
+    """(shard path, record count) of a built dataset's split ("auto": test if present, else val)."""
     with FileSystems.open(posixpath.join(root, "manifest.json")) as fh:
         manifest = json.load(fh)
     splits = [s for s in ("test", "val", "train") if manifest["counts"].get(s)]
@@ -91,7 +92,7 @@ def dataset_shards(root: str, split: str) -> list[str]:
         split = next((s for s in ("test", "val") if s in splits), "train")
     if split != "all" and split not in manifest["counts"]:
         raise PredictError(f"{root}: no split {split!r} (has {', '.join(splits)})")
-    return [posixpath.join(root, s["path"]) for s in manifest["shards"]
+    return [(posixpath.join(root, s["path"]), s["count"]) for s in manifest["shards"]
             if (split == "all" or s["split"] == split) and s["count"] > 0]
 
 
@@ -133,25 +134,32 @@ class ReadDatasetShard(beam.DoFn):
 
 
 class ReadInputs(beam.PTransform):
-    """Input spec -> Items (file contents are read later, in parallel)."""
+    """Input spec -> Items (file contents are read later, in parallel).
+
+    Lists the inputs when constructed, so an empty glob fails before the pipeline starts and
+    `expected_rows` can size the output.
+    """
 
     def __init__(self, path: str, kind: str, split: str):
         super().__init__()
-        self.path, self.kind, self.split = path, kind, split
+        self.path, self.kind = path, kind
+        if kind == "dataset":
+            self.shards = dataset_shards(path, split)
+            self.expected_rows = sum(count for _, count in self.shards)
+        else:
+            if kind == "manifest":
+                self.items = list(_manifest_items(path))
+            else:
+                self.items = list(_glob_items(posixpath.join(path, "*") if kind == "glob_dir" else path))
+            if not self.items:
+                raise PredictError(f"--input {path}: matched no images")
+            self.expected_rows = len(self.items)
 
     def expand(self, pbegin):
         if self.kind == "dataset":
-            shards = dataset_shards(self.path, self.split)
-            return (pbegin | "ListShards" >> beam.Create(shards)
+            return (pbegin | "ListShards" >> beam.Create([path for path, _ in self.shards])
                     | "ReadShards" >> beam.ParDo(ReadDatasetShard()))
-        if self.kind == "manifest":
-            items = list(_manifest_items(self.path))
-        else:
-            pattern = posixpath.join(self.path, "*") if self.kind == "glob_dir" else self.path
-            items = list(_glob_items(pattern))
-        if not items:
-            raise PredictError(f"--input {self.path}: matched no images")
-        return pbegin | "ListFiles" >> beam.Create(items, reshuffle=True)
+        return pbegin | "ListFiles" >> beam.Create(self.items, reshuffle=True)
 
 
 # --- preprocessing and inference ------------------------------------------------------------------
@@ -246,12 +254,54 @@ def make_row(item: Item, model: str, decoder: str, text=None, confidence=None, c
             "model": model, "decoder": decoder, "error": item.get("error"), "label": item.get("label")}
 
 
+class _InferBatch(beam.DoFn):
+    """Loads the handler's model once per DoFn instance and runs it on whole batches."""
+
+    def __init__(self, handler: ModelHandler):
+        self._handler = handler
+
+    def setup(self):
+        self._model = self._handler.load_model()
+
+    def process(self, batch):
+        yield from self._handler.run_inference(batch, self._model)
+
+
+class InferBatches(beam.PTransform):
+    """Batching by GroupByKey + the same ModelHandler, for runners where RunInference loses elements.
+
+    Beam's DaskRunner (2.77) drops what a DoFn emits in finish_bundle, which is where BatchElements (inside
+    RunInference) flushes its batches: on Dask every image vanished and only error rows survived. Here
+    elements are spread over `groups` keys, grouped, and cut into batches inside `process`.
+    """
+
+    def __init__(self, handler: ModelHandler, batch_size: int, groups: int):
+        super().__init__()
+        self.handler, self.batch_size, self.groups = handler, batch_size, groups
+
+    def expand(self, pcoll):
+        groups, size = self.groups, self.batch_size
+
+        def batches(keyed):
+            items = list(keyed[1])
+            for i in range(0, len(items), size):
+                yield items[i:i + size]
+
+        return (pcoll
+                | "SpreadOverKeys" >> beam.Map(lambda kv: (int(kv[0]["id"][:8], 16) % groups, kv))
+                | "Group" >> beam.GroupByKey()
+                | "CutBatches" >> beam.FlatMap(batches)
+                | "Infer" >> beam.ParDo(_InferBatch(self.handler)))
+
+
 class Recognise(beam.PTransform):
     """Items -> rows (good and error rows). Error items bypass the model; nothing is dropped."""
 
     def __init__(self, bundle: str, model_name: str, characters: str, spec: PreprocessSpec, decoder: str,
-                 beam_width: int, top_k: int, batch_size: int, threads: int):
+                 beam_width: int, top_k: int, batch_size: int, threads: int,
+                 use_run_inference: bool = True, groups: int = 8):
         super().__init__()
+        self.use_run_inference, self.groups = use_run_inference, groups
         self.bundle, self.model_name, self.characters, self.spec = bundle, model_name, characters, spec
         self.decoder, self.beam_width, self.top_k = decoder, beam_width, top_k
         self.batch_size, self.threads = batch_size, threads
@@ -269,13 +319,60 @@ class Recognise(beam.PTransform):
                 | "Readable" >> beam.Filter(lambda it: not it.get("error"))
                 | "KeyByItem" >> beam.Map(lambda it: (Item({k: v for k, v in it.items() if k != "pixels"}),
                                                       it["pixels"]))
-                | "RunInference" >> RunInference(handler)
+                | "RunInference" >> (RunInference(handler) if self.use_run_inference
+                                     else InferBatches(handler, self.batch_size, self.groups))
                 | "DecodeCTC" >> beam.ParDo(DecodeCTC(self.characters, self.decoder, self.beam_width,
                                                       self.top_k, self.model_name)))
         return (rows, error_rows) | "AllRows" >> beam.Flatten()
 
 
 # --- output ---------------------------------------------------------------------------------------
+
+
+class WriteShard(beam.DoFn):
+    """Writes one Parquet part file (rows sorted by id) and yields its row count."""
+
+    def __init__(self, staging: str, num_shards: int):
+        self._staging, self._n = staging, num_shards
+
+    def process(self, keyed):
+        import pyarrow.parquet as pq
+
+        shard, rows = keyed
+        rows = sorted(rows, key=lambda r: (r["id"], r["source"]))
+        path = posixpath.join(self._staging, f"{PART_PREFIX}-{shard:05d}-of-{self._n:05d}.parquet")
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), sink, compression="zstd")
+        with FileSystems.create(path) as fh:  # rewritten whole on a retry: idempotent
+            fh.write(sink.getvalue().to_pybytes())
+        yield len(rows)
+
+
+class WriteTable(beam.PTransform):
+    """Rows -> `num_shards` Parquet files in `staging`, sharded by a hash of the id.
+
+    Our own sink rather than WriteToParquet: Beam's DaskRunner (2.77) computes only the last leaf of the
+    graph and drops the side inputs WriteToParquet's finalize step needs (seen: an empty table). The
+    final Count makes one leaf that depends on every shard.
+    """
+
+    def __init__(self, staging: str, num_shards: int):
+        super().__init__()
+        self.staging, self.num_shards = staging, num_shards
+
+    def expand(self, rows):
+        n = self.num_shards
+        return (rows
+                | "KeyByShard" >> beam.Map(lambda r: (int(r["id"][:8], 16) % n, r))
+                | "GroupByShard" >> beam.GroupByKey()
+                | "WriteShards" >> beam.ParDo(WriteShard(self.staging, n))
+                | "CountRows" >> beam.CombineGlobally(sum))
+
+
+def auto_shards(expected_rows: int) -> int:
+    """One part file per ~250k rows (~25 MB), at least 1, at most 256."""
+    return max(1, min(256, expected_rows // 250_000 + 1))
+
 
 
 def _clear(prefix_glob: str) -> None:
@@ -327,6 +424,8 @@ def parse_args(argv):
     p.add_argument("--beam-width", type=int, default=10)
     p.add_argument("--top-k", type=int, default=3, help="beam search candidates kept per word")
     p.add_argument("--batch-size", type=int, default=64, help="largest inference batch")
+    p.add_argument("--shards", type=int, default=0,
+                   help="Parquet part files (default: one per ~250k rows)")
     p.add_argument("--tf-threads", type=int, default=0, help="TensorFlow intra-op threads per worker (0: TF)")
     add_runner_arguments(p)
     return p.parse_known_args(argv)
@@ -364,17 +463,19 @@ def _run(argv, test_pipeline):
     if "://" not in out:
         os.makedirs(out, exist_ok=True)
     staging = posixpath.join(out, f"_staging-{uuid.uuid4().hex[:8]}")
+    inputs = ReadInputs(src, kind, args.split)  # lists inputs: fails fast on an empty glob
     options, cleanup = pipeline_options(beam_args, args.runner, args.workers, args.dask_address)
     result = None
     try:
         p = test_pipeline if test_pipeline is not None else beam.Pipeline(options=options)
         with p:
             (p
-             | "ReadInputs" >> ReadInputs(src, kind, args.split)
+             | "ReadInputs" >> inputs
              | "Recognise" >> Recognise(bundle, model_name, charset.characters, spec, args.decoder,
-                                        args.beam_width, args.top_k, args.batch_size, args.tf_threads)
-             | "WriteTable" >> beam.io.WriteToParquet(posixpath.join(staging, PART_PREFIX), SCHEMA,
-                                                      file_name_suffix=".parquet"))
+                                        args.beam_width, args.top_k, args.batch_size, args.tf_threads,
+                                        use_run_inference=runner_name(args.runner) != DASK_RUNNER,
+                                        groups=4 * args.workers)
+             | "WriteTable" >> WriteTable(staging, args.shards or auto_shards(inputs.expected_rows)))
         result = p.result
     except Exception:
         if FileSystems.exists(staging):
