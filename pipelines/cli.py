@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+# Preprocessing does many tiny matrix products; OpenBLAS' thread pool makes each ~10x slower on a busy
+# machine (measured), and Beam/Dask already run one worker process per core. Set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 COMMANDS = {
     "synth": ("pipelines.synth", "generate synthetic word images (offline, MJSynth-like)"),

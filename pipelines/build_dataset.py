@@ -1,0 +1,880 @@
+"""`ocr build-dataset`: word images + labels -> validated, deduplicated, sharded TFRecords (Apache Beam).
+
+    ReadEntries -> ValidateLabels -> DedupById -> AssignSplitAndShard -> GroupByShard -> WriteShards
+    every reject (dead letter) -> WriteRejects;  counts of every stage -> WriteBuildSummary
+
+Only light entries (uri, label, id) are shuffled. The one DoFn that owns a shard reads, preprocesses and
+writes its images itself, in id order, so shard files are byte-identical across runners and retries and
+memory does not grow with the dataset. The launcher writes `manifest.json` last (the commit marker) from a
+small summary file the pipeline leaves behind, which works on every runner, also those without metrics.
+This module never imports TensorFlow (see `ocr_core.records`).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import posixpath
+import struct
+import sys
+import time
+import uuid
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import NamedTuple
+
+import apache_beam as beam
+import crc32c
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+import ocr_core
+from ocr_core.charset import BLANK_ID, DEFAULT_CHARACTERS, Charset, ctc_min_steps
+from ocr_core.config import ModelConfig
+from ocr_core.preprocess import ImageError, PreprocessSpec, preprocess_word_image
+from ocr_core.records import SCHEMA, SCHEMA_VERSION, WordRecord, record_id
+from pipelines.beam_options import add_runner_arguments, pipeline_options, runner_name
+
+METRICS_NAMESPACE = "ocr.build_dataset"
+MANIFEST = "manifest.json"
+SUMMARY_DIR = "_build_summary"
+TMP_DIR = "_tmp"
+SPLITS = ("train", "val", "test")
+OOV_POLICIES = ("reject", "lowercase", "drop")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+HEADERS = {("path", "label"), ("filename", "label"), ("image", "text")}
+
+
+class BuildError(ValueError):
+    """The build cannot start (bad options, missing inputs, existing dataset)."""
+
+
+# --- what flows through the pipeline ----------------------------------------------------------------
+
+
+class InputSpec(NamedTuple):
+    """One --input: a manifest (tsv, csv, mjsynth annotation) or a glob of label-in-file-name images."""
+
+    index: int
+    uri: str  # resolved (absolute local path or scheme://)
+    kind: str  # tsv | csv | mjsynth | glob
+    given: str  # as typed on the command line; origins start with it
+
+
+class Entry(NamedTuple):
+    """A light (pixel-free) example: where the image is and what it says."""
+
+    id: str  # record_id(source, label), set by ValidateLabels
+    source: str
+    label: str
+    label_ids: tuple
+    origin: str  # "labels.tsv:17" / the file matched by a glob
+    order: tuple  # (input index, line or file number): sorts origins in input order
+
+
+class Reject(NamedTuple):
+    """A dead letter: one input that did not become a record, and why."""
+
+    source: str
+    origin: str
+    label: str | None
+    reason: str
+    detail: str
+    order: tuple
+
+    def to_json(self) -> str:
+        return json.dumps({"source": self.source, "origin": self.origin, "label": self.label,
+                           "reason": self.reason, "detail": self.detail}, ensure_ascii=False)
+
+
+def _reject(entry: Entry, reason: str, detail: str) -> Reject:
+    return Reject(entry.source, entry.origin, entry.label, reason, detail, entry.order)
+
+
+# --- inputs: pure functions, testable without Beam -------------------------------------------------
+
+
+def input_kind(uri: str) -> str:
+    """The kind of an --input from its name: glob, csv, tsv or mjsynth (annotation*.txt)."""
+    if any(c in uri for c in "*?["):
+        return "glob"
+    name = posixpath.basename(uri).lower()
+    for ext in (".gz", ".bz2", ".zst", ".deflate"):
+        name = name.removesuffix(ext)
+    if name.endswith(".csv"):
+        return "csv"
+    if name.startswith("annotation") and name.endswith(".txt"):
+        return "mjsynth"
+    if name.endswith((".tsv", ".txt")):
+        return "tsv"
+    if name.endswith(IMAGE_EXTENSIONS):
+        return "glob"
+    raise BuildError(f"{uri}: unknown input kind; use a .tsv/.csv manifest, an MJSynth annotation*.txt, "
+                     "or a glob of images named like 123_Label_456.jpg")
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def resolve_path(base_dir: str, path: str) -> str:
+    """A manifest's image path made absolute against the manifest's directory (local or scheme://)."""
+    if _is_uri(path):
+        scheme, rest = path.split("://", 1)
+        return f"{scheme}://{posixpath.normpath(rest)}"
+    if path.startswith("/"):
+        return os.path.normpath(path)
+    if _is_uri(base_dir):
+        scheme, rest = base_dir.split("://", 1)
+        return f"{scheme}://{posixpath.normpath(posixpath.join(rest, path))}"
+    return os.path.normpath(os.path.join(base_dir, path))
+
+
+def label_from_filename(path: str) -> str | None:
+    """MJSynth naming: the text between the first and the last underscore of the file name, else None."""
+    stem = posixpath.splitext(posixpath.basename(path))[0]
+    first, last = stem.find("_"), stem.rfind("_")
+    if first < 0 or first == last:
+        return None
+    return stem[first + 1:last]
+
+
+def parse_line(kind: str, line: str) -> tuple[str, str]:
+    """(image path, label) of one manifest line; raises ValueError with a readable reason."""
+    if kind == "tsv":
+        fields = line.split("\t")
+    elif kind == "csv":
+        fields = next(csv.reader([line]), [])
+    elif kind == "mjsynth":
+        fields = line.split()
+        if len(fields) not in (1, 2) or (len(fields) == 2 and not fields[1].lstrip("-").isdigit()):
+            raise ValueError("expected '<path> <lexicon index>'")
+        label = label_from_filename(fields[0])
+        if label is None:
+            raise ValueError(f"file name {posixpath.basename(fields[0])!r} is not <n>_<label>_<n>.<ext>")
+        return fields[0], label
+    else:
+        raise ValueError(f"unknown manifest kind {kind}")
+    if len(fields) != 2:
+        sep = "a tab" if kind == "tsv" else "a comma"
+        raise ValueError(f"expected 2 fields (path and label separated by {sep}), got {len(fields)}")
+    if not fields[0].strip():
+        raise ValueError("empty image path")
+    return fields[0].strip(), fields[1]
+
+
+def _is_header(kind: str, line: str) -> bool:
+    if kind == "mjsynth":
+        return False
+    try:
+        fields = parse_line(kind, line)
+    except ValueError:
+        return False
+    return tuple(f.strip().lower() for f in fields) in HEADERS
+
+
+def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
+    """Yields an Entry (id not yet set) or a Reject (malformed_line / malformed_name) per counted input.
+
+    Blank lines, `#` comments and a header line are skipped and not counted. With parts > 1 only every
+    parts-th counted input (from `part`) is yielded, so several workers can share one manifest.
+    """
+    if spec.kind == "glob":
+        matches = FileSystems.match([spec.uri])[0].metadata_list
+        for n, meta in enumerate(sorted(matches, key=lambda m: m.path)):
+            if n % parts != part:
+                continue
+            label = label_from_filename(meta.path)
+            entry = Entry("", meta.path, label, (), meta.path, (spec.index, n))
+            if label is None:
+                yield _reject(entry, "malformed_name",
+                              f"file name {posixpath.basename(meta.path)!r} is not <n>_<label>_<n>.<ext>")
+            else:
+                yield entry
+        return
+    base_dir = posixpath.dirname(spec.uri) if _is_uri(spec.uri) else os.path.dirname(spec.uri)
+    counted = 0
+    first_content = True
+    with FileSystems.open(spec.uri) as fh:
+        line_no = 0
+        while True:
+            raw = fh.readline()
+            if not raw:
+                break
+            line_no += 1
+            origin = f"{spec.given}:{line_no}"
+            try:
+                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                line, bad_encoding = None, e
+            if line is not None and (not line.strip() or line.lstrip().startswith("#")):
+                continue
+            if first_content and line is not None and _is_header(spec.kind, line):
+                first_content = False
+                continue
+            first_content = False
+            n, counted = counted, counted + 1
+            if n % parts != part:
+                continue
+            order = (spec.index, line_no)
+            if line is None:
+                yield Reject("", origin, None, "malformed_line", f"line is not UTF-8 ({bad_encoding})", order)
+                continue
+            try:
+                path, label = parse_line(spec.kind, line)
+            except ValueError as e:
+                yield Reject("", origin, None, "malformed_line", f"{e}: {line[:200]!r}", order)
+                continue
+            yield Entry("", resolve_path(base_dir, path), label, (), origin, order)
+
+
+# --- labels ---------------------------------------------------------------------------------------
+
+
+class LabelError(ValueError):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def check_label(label: str, charset: Charset, oov: str, max_steps: int) -> tuple[str, list[int]]:
+    """The label as stored and its ids; raises LabelError(empty_label | oov_characters | label_too_long).
+
+    Args:
+        label: the raw label.
+        charset: the alphabet.
+        oov: reject | lowercase (lowercase a label with unknown characters, then re-check) | drop
+            (remove unknown characters; reject when nothing is left).
+        max_steps: CTC time steps of the model; a label needing more can never be emitted.
+    """
+    if label == "":
+        raise LabelError("empty_label", "label is empty")
+    text = label
+    bad = charset.unknown(text)
+    if bad and oov == "lowercase":
+        text = text.lower()
+        bad = charset.unknown(text)
+    elif bad and oov == "drop":
+        text = "".join(c for c in text if c not in bad)
+        if not text:
+            raise LabelError("oov_characters", f"label {label!r} has no characters in the charset")
+        bad = ""
+    if bad:
+        hint = "extend --charset" if oov == "lowercase" else "use --oov lowercase|drop or extend --charset"
+        raise LabelError("oov_characters",
+                         f"label {label!r} has characters outside the charset ({bad}); {hint}")
+    ids = charset.encode(text)
+    steps = ctc_min_steps(ids)
+    if steps > max_steps:
+        raise LabelError("label_too_long", f"label {text!r} needs {steps} CTC time steps "
+                                           f"(characters + repeats) but the model has {max_steps}")
+    return text, ids
+
+
+def max_time_steps(spec: PreprocessSpec) -> int:
+    """CTC time steps of the CRNN for the spec's image width (32x128 -> 31)."""
+    return ModelConfig(height=spec.height, width=spec.width).time_steps
+
+
+# --- split and shard --------------------------------------------------------------------------------
+
+
+def _unit_hash(salt: str, key: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{salt}\n{key}".encode()).digest()[:8], "big")
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Deterministic split and shard assignment by hashing the record id."""
+
+    val_fraction: float = 0.1
+    test_fraction: float = 0.0
+    train_shards: int = 8
+
+    def __post_init__(self):
+        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1):
+            raise BuildError("--val-fraction and --test-fraction must be in [0, 1)")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise BuildError("--val-fraction + --test-fraction must be < 1 (something must be left to train)")
+        if self.train_shards < 1:
+            raise BuildError("--shards must be >= 1")
+
+    @property
+    def fractions(self) -> dict[str, float]:
+        train = 1.0 - self.val_fraction - self.test_fraction
+        return {"train": train, "val": self.val_fraction, "test": self.test_fraction}
+
+    @cached_property
+    def num_shards(self) -> dict[str, int]:
+        """Shards per split that gets data: train has --shards, val/test a proportional share (>= 1)."""
+        train = self.fractions["train"]
+        out = {"train": self.train_shards}
+        for split in ("val", "test"):
+            frac = self.fractions[split]
+            if frac > 0:
+                out[split] = max(1, round(self.train_shards * frac / train))
+        return out
+
+    def split_of(self, id_: str) -> str:
+        u = _unit_hash("split", id_) / 2.0**64
+        if u < self.test_fraction:
+            return "test"
+        if u < self.test_fraction + self.val_fraction:
+            return "val"
+        return "train"
+
+    def shard_of(self, id_: str, split: str) -> int:
+        return _unit_hash("shard", id_) % self.num_shards[split]
+
+    def assign(self, entry: Entry) -> tuple[tuple[str, int], Entry]:
+        split = self.split_of(entry.id)
+        return (split, self.shard_of(entry.id, split)), entry
+
+
+def shard_name(split: str, shard: int, num_shards: int) -> str:
+    return f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord"
+
+
+def reject_file_name(shard: int, num_shards: int) -> str:
+    return f"rejects-{shard:05d}-of-{num_shards:05d}.jsonl"
+
+
+def tfrecord_frame(data: bytes) -> bytes:
+    """One TFRecord: little-endian length, masked crc32c of the length, data, masked crc32c of the data."""
+    def masked(b: bytes) -> int:
+        crc = crc32c.crc32c(b)
+        return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+    length = struct.pack("<Q", len(data))
+    return length + struct.pack("<I", masked(length)) + data + struct.pack("<I", masked(data))
+
+
+def _join(*parts: str) -> str:
+    return FileSystems.join(*parts)
+
+
+# --- DoFns ------------------------------------------------------------------------------------------
+
+
+def _is(kind: type):
+    """Keeps one kind of element. Tagged outputs are re-filtered by type because Beam's DaskRunner (2.77)
+    gives every consumer of a multi-output ParDo all of its outputs; on other runners this is a no-op."""
+    return beam.Filter(_isinstance, kind)
+
+
+def _isinstance(element, kind: type) -> bool:
+    return isinstance(element, kind)
+
+
+class ParseInput(beam.DoFn):
+    """(InputSpec, part, parts) -> Entry, with malformed lines as dead letters and a count per input."""
+
+    REJECTS = "rejects"
+    SUMMARY = "summary"
+
+    def __init__(self):
+        self.inputs = Metrics.counter(METRICS_NAMESPACE, "inputs")
+
+    def process(self, task):
+        spec, part, parts = task
+        n = 0
+        for item in read_input(spec, part, parts):
+            n += 1
+            yield beam.pvalue.TaggedOutput(self.REJECTS, item) if isinstance(item, Reject) else item
+        self.inputs.inc(n)
+        yield beam.pvalue.TaggedOutput(self.SUMMARY, {"kind": "input", "index": spec.index,
+                                                      "input": spec.given, "part": part, "entries": n})
+
+
+class ValidateLabel(beam.DoFn):
+    """Entry -> Entry with its final label, ids and record id; bad labels leave as dead letters."""
+
+    REJECTS = "rejects"
+
+    def __init__(self, characters: str, oov: str, max_steps: int):
+        self.characters, self.oov, self.max_steps = characters, oov, max_steps
+
+    def setup(self):
+        self.charset = Charset(self.characters)
+
+    def process(self, entry: Entry):
+        try:
+            label, ids = check_label(entry.label, self.charset, self.oov, self.max_steps)
+        except LabelError as e:
+            yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(entry, e.reason, e.detail))
+            return
+        yield entry._replace(id=record_id(entry.source, label), label=label, label_ids=tuple(ids))
+
+
+class KeepFirstOrigin(beam.DoFn):
+    """(id, entries) -> the entry seen first in input order; the others are `duplicate` dead letters."""
+
+    REJECTS = "rejects"
+
+    def process(self, keyed):
+        _, entries = keyed
+        kept, *others = sorted(entries, key=lambda e: e.order)
+        yield kept
+        for e in others:
+            yield beam.pvalue.TaggedOutput(
+                self.REJECTS, _reject(e, "duplicate", f"same image and label as {kept.origin} (kept)"))
+
+
+class WriteShard(beam.DoFn):
+    """((split, shard), entries) -> writes the shard file in id order; yields its summary.
+
+    Image problems (missing, empty, not an image, truncated, too large, corrupt) leave as dead letters.
+    The file is written under a unique temporary name and renamed, so a retried bundle just rewrites the
+    same bytes.
+    """
+
+    REJECTS = "rejects"
+
+    def __init__(self, out_dir: str, spec: PreprocessSpec, num_shards: dict[str, int]):
+        self.out_dir, self.spec, self.num_shards = out_dir, spec, num_shards
+
+    def setup(self):
+        self.written = {s: Metrics.counter(METRICS_NAMESPACE, f"written_{s}") for s in SPLITS}
+        self.filesystems = {}  # scheme -> FileSystem: FileSystems.open looks it up anew on every call
+
+    def _open(self, uri: str):
+        scheme = FileSystems.get_scheme(uri)
+        if scheme not in self.filesystems:
+            self.filesystems[scheme] = FileSystems.get_filesystem(uri)
+        return self.filesystems[scheme].open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
+
+    def _read(self, uri: str) -> bytes:
+        try:
+            with self._open(uri) as fh:
+                return fh.read(self.spec.max_bytes + 1)  # one byte more is enough to say "too large"
+        except FileNotFoundError as e:
+            raise ImageError("missing_file", f"no such file: {uri}") from e
+        except IsADirectoryError as e:
+            raise ImageError("not_an_image", f"is a directory: {uri}") from e
+        except Exception as e:
+            if type(e).__name__ == "NotFound":  # object stores (google.api_core.exceptions.NotFound)
+                raise ImageError("missing_file", f"no such object: {uri}") from e
+            raise  # anything else is infrastructure: let the runner retry or fail the job
+
+    def process(self, keyed):
+        (split, shard), entries = keyed
+        entries = sorted((e for e in entries if e is not None), key=lambda e: e.id)
+        n_shards = self.num_shards[split]
+        name = shard_name(split, shard, n_shards)
+        tmp = _join(self.out_dir, TMP_DIR, f"{name}.{uuid.uuid4().hex}")
+        count, size, lengths = 0, 0, Counter()
+        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            for e in entries:
+                try:
+                    image, content_width = preprocess_word_image(self._read(e.source), self.spec)
+                except ImageError as err:
+                    yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(e, err.reason, err.detail))
+                    continue
+                frame = tfrecord_frame(WordRecord(e.id, e.source, image, content_width, e.label,
+                                                  list(e.label_ids)).encode())
+                fh.write(frame)
+                count, size = count + 1, size + len(frame)
+                lengths[len(e.label)] += 1
+        FileSystems.rename([tmp], [_join(self.out_dir, name)])
+        self.written[split].inc(count)
+        yield {"kind": "shard", "split": split, "shard": shard, "num_shards": n_shards, "path": name,
+               "count": count, "bytes": size,
+               "label_lengths": {str(k): v for k, v in sorted(lengths.items())}}
+
+
+class WriteRejectFile(beam.DoFn):
+    """(file index, rejects) -> one rejects-*.jsonl file in input order; yields counts per reason."""
+
+    def __init__(self, out_dir: str, num_files: int):
+        self.out_dir, self.num_files = out_dir, num_files
+
+    def process(self, keyed):
+        index, rejects = keyed
+        rejects = sorted(rejects, key=lambda r: (r.order, r.reason))
+        name = reject_file_name(index, self.num_files)
+        tmp = _join(self.out_dir, TMP_DIR, f"{name}.{uuid.uuid4().hex}")
+        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            for r in rejects:
+                fh.write(r.to_json().encode() + b"\n")
+        FileSystems.rename([tmp], [_join(self.out_dir, name)])
+        by_reason = Counter(r.reason for r in rejects)
+        for reason, n in by_reason.items():
+            Metrics.counter(METRICS_NAMESPACE, f"rejected_{reason}").inc(n)
+        yield {"kind": "rejects", "path": name, "count": len(rejects),
+               "by_reason": dict(sorted(by_reason.items()))}
+
+
+class WriteSummaryFile(beam.DoFn):
+    """(_, summaries) -> DIR/_build_summary/summary.json, read (and removed) by the launcher."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+
+    def process(self, keyed):
+        _, summaries = keyed
+        items = sorted((s for s in summaries if s["kind"] != "start"),
+                       key=lambda s: json.dumps(s, sort_keys=True))
+        path = _join(self.out_dir, SUMMARY_DIR, "summary.json")
+        tmp = f"{path}.{uuid.uuid4().hex}"
+        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            fh.write(json.dumps(items, indent=1).encode())
+        FileSystems.rename([tmp], [path])
+        yield path
+
+
+# --- the stages ---------------------------------------------------------------------------------------
+
+
+class ReadEntries(beam.PTransform):
+    """PBegin -> (entries, rejects, input counts). Each input is read by `parts` workers (every
+    parts-th line each): the manifest is text and cheap to re-read; it lets runners that cannot split
+    a single element (Dask) spread the work."""
+
+    def __init__(self, inputs: list[InputSpec], parts: int):
+        super().__init__()
+        self.tasks = [(spec, part, parts) for spec in inputs for part in range(parts)]
+
+    def expand(self, pbegin):
+        out = (pbegin
+               | "ListInputParts" >> beam.Create(self.tasks)
+               | "ParseLines" >> beam.ParDo(ParseInput()).with_outputs(
+                   ParseInput.REJECTS, ParseInput.SUMMARY, main="entries"))
+        return (out.entries | "OnlyEntries" >> _is(Entry),
+                out[ParseInput.REJECTS] | "OnlyRejects" >> _is(Reject),
+                out[ParseInput.SUMMARY] | "OnlyCounts" >> _is(dict))
+
+
+class ValidateLabels(beam.PTransform):
+    """entries -> (entries with label ids and record ids, rejects)."""
+
+    def __init__(self, charset: Charset, oov: str, max_steps: int):
+        super().__init__()
+        self.fn = ValidateLabel(charset.characters, oov, max_steps)
+
+    def expand(self, entries):
+        out = entries | "CheckLabel" >> beam.ParDo(self.fn).with_outputs(ValidateLabel.REJECTS, main="valid")
+        return (out.valid | "OnlyEntries" >> _is(Entry),
+                out[ValidateLabel.REJECTS] | "OnlyRejects" >> _is(Reject))
+
+
+class DedupById(beam.PTransform):
+    """entries -> (one entry per record id, `duplicate` rejects). Only light entries are grouped."""
+
+    def expand(self, entries):
+        out = (entries
+               | "KeyById" >> beam.Map(lambda e: (e.id, e))
+               | "GroupById" >> beam.GroupByKey()
+               | "KeepFirstOrigin" >> beam.ParDo(KeepFirstOrigin()).with_outputs(
+                   KeepFirstOrigin.REJECTS, main="unique"))
+        return (out.unique | "OnlyEntries" >> _is(Entry),
+                out[KeepFirstOrigin.REJECTS] | "OnlyRejects" >> _is(Reject))
+
+
+class AssignSplitAndShard(beam.PTransform):
+    """entry -> ((split, shard), entry), by hashing the record id."""
+
+    def __init__(self, plan: SplitPlan):
+        super().__init__()
+        self.plan = plan
+
+    def expand(self, entries):
+        return entries | "HashId" >> beam.Map(self.plan.assign)
+
+
+class GroupByShard(beam.PTransform):
+    """((split, shard), entry) -> ((split, shard), entries); every planned shard appears, empty ones too,
+    so a split always has all its N files."""
+
+    def __init__(self, plan: SplitPlan):
+        super().__init__()
+        self.plan = plan
+
+    def expand(self, keyed):
+        every_shard = [((split, i), None) for split, n in self.plan.num_shards.items() for i in range(n)]
+        return ((keyed, keyed.pipeline | "ListShards" >> beam.Create(every_shard))
+                | "WithEmptyShards" >> beam.Flatten()
+                | "GroupByShard" >> beam.GroupByKey())
+
+
+class WriteShards(beam.PTransform):
+    """grouped light entries -> (shard summaries, image rejects); each shard file written by one DoFn."""
+
+    def __init__(self, out_dir: str, spec: PreprocessSpec, plan: SplitPlan):
+        super().__init__()
+        self.fn = WriteShard(out_dir, spec, plan.num_shards)
+
+    def expand(self, grouped):
+        out = grouped | "ReadPreprocessWrite" >> beam.ParDo(self.fn).with_outputs(
+            WriteShard.REJECTS, main="shards")
+        return (out.shards | "OnlySummaries" >> _is(dict),
+                out[WriteShard.REJECTS] | "OnlyRejects" >> _is(Reject))
+
+
+class WriteRejects(beam.PTransform):
+    """rejects -> summaries of DIR/rejects-*.jsonl files (each sorted in input order)."""
+
+    def __init__(self, out_dir: str, num_files: int):
+        super().__init__()
+        self.out_dir, self.num_files = out_dir, num_files
+
+    def expand(self, rejects):
+        n = self.num_files
+        return (rejects
+                | "KeyByFile" >> beam.Map(lambda r: (zlib.crc32(repr(r.order).encode()) % n, r))
+                | "GroupByFile" >> beam.GroupByKey()
+                | "WriteJsonLines" >> beam.ParDo(WriteRejectFile(self.out_dir, n)))
+
+
+class WriteBuildSummary(beam.PTransform):
+    """summaries -> DIR/_build_summary/summary.json. The single sink everything else feeds, which is
+    what the DaskRunner needs to compute the whole graph."""
+
+    def __init__(self, out_dir: str):
+        super().__init__()
+        self.out_dir = out_dir
+
+    def expand(self, summaries):
+        start = summaries[0].pipeline | "Start" >> beam.Create([{"kind": "start"}])  # never empty
+        return ((*summaries, start)
+                | "AllSummaries" >> beam.Flatten()
+                | "KeyAll" >> beam.Map(lambda s: (0, s))
+                | "GroupAll" >> beam.GroupByKey()
+                | "WriteJson" >> beam.ParDo(WriteSummaryFile(self.out_dir)))
+
+
+def build_pipeline(p, inputs: list[InputSpec], out_dir: str, plan: SplitPlan, charset: Charset, oov: str,
+                   spec: PreprocessSpec, parts: int = 1):
+    """Adds the dataset build to pipeline `p` (see the module docstring)."""
+    entries, read_rejects, input_counts = p | "ReadEntries" >> ReadEntries(inputs, parts)
+    valid, label_rejects = entries | "ValidateLabels" >> ValidateLabels(charset, oov, max_time_steps(spec))
+    unique, duplicates = valid | "DedupById" >> DedupById()
+    shards, image_rejects = (unique
+                             | "AssignSplitAndShard" >> AssignSplitAndShard(plan)
+                             | "GroupByShard" >> GroupByShard(plan)
+                             | "WriteShards" >> WriteShards(out_dir, spec, plan))
+    reject_files = ((read_rejects, label_rejects, duplicates, image_rejects)
+                    | "AllRejects" >> beam.Flatten()
+                    | "WriteRejects" >> WriteRejects(out_dir, max(1, plan.train_shards // 8)))
+    return (input_counts, shards, reject_files) | "WriteBuildSummary" >> WriteBuildSummary(out_dir)
+
+
+# --- the launcher ------------------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="ocr build-dataset", allow_abbrev=False, description=__doc__.split("\n")[0],
+        epilog="Other flags (e.g. --direct_running_mode, --temp_location) go to Beam's PipelineOptions.")
+    parser.add_argument("--input", action="append", required=True, metavar="MANIFEST",
+                        help="labels.tsv / labels.csv (path, label), an MJSynth annotation*.txt, or a quoted "
+                             "glob of images named <n>_<label>_<n>.<ext>; repeatable")
+    parser.add_argument("--output", required=True, metavar="DIR", help="dataset directory (local or gs://)")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--test-fraction", type=float, default=0.0)
+    parser.add_argument("--shards", type=int, default=8,
+                        help="train shards (val/test get a proportional share)")
+    parser.add_argument("--charset", default=DEFAULT_CHARACTERS, help="the alphabet (default 0-9a-zA-Z)")
+    parser.add_argument("--oov", choices=OOV_POLICIES, default="reject",
+                        help="labels with characters outside the charset: reject (default), lowercase then "
+                             "re-check, or drop the unknown characters")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --output")
+    add_runner_arguments(parser)
+    return parser.parse_known_args(argv)
+
+
+def resolve_inputs(given: list[str]) -> list[InputSpec]:
+    """InputSpecs for the --input values; raises BuildError for inputs that do not exist."""
+    specs = []
+    for i, g in enumerate(given):
+        uri = g if _is_uri(g) else os.path.abspath(g)
+        kind = input_kind(uri)
+        if kind == "glob":
+            if not FileSystems.match([uri], limits=[1])[0].metadata_list:
+                raise BuildError(f"--input {g}: matched no files")
+        elif not FileSystems.exists(uri):
+            raise BuildError(f"--input {g}: no such file")
+        specs.append(InputSpec(i, uri, kind, g))
+    return specs
+
+
+def _matching(out_dir: str, *patterns: str) -> list[str]:
+    paths = []
+    for result in FileSystems.match([_join(out_dir, p) for p in patterns]):
+        paths += [m.path for m in result.metadata_list]
+    return paths
+
+
+def _delete(paths: list[str]) -> None:
+    if paths:
+        FileSystems.delete(paths)
+
+
+def prepare_output(out_dir: str, overwrite: bool) -> None:
+    """Refuses a directory holding a dataset unless overwrite; clears old outputs, manifest first."""
+    manifest = _join(out_dir, MANIFEST)
+    has_manifest = FileSystems.exists(manifest)
+    old = _matching(out_dir, "*.tfrecord", "rejects-*.jsonl")
+    if (has_manifest or old) and not overwrite:
+        what = "manifest.json" if has_manifest else f"{len(old)} shard/reject files"
+        raise BuildError(f"{out_dir} already holds a dataset ({what}); pass --overwrite to replace it, "
+                         "or choose another --output")
+    if has_manifest:
+        _delete([manifest])  # first: from here on the directory is visibly incomplete
+    _delete(old + _matching(out_dir, f"{SUMMARY_DIR}/*", f"{TMP_DIR}/*"))
+    if not _is_uri(out_dir):
+        os.makedirs(out_dir, exist_ok=True)
+
+
+def read_summary(out_dir: str) -> list[dict]:
+    path = _join(out_dir, SUMMARY_DIR, "summary.json")
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        return json.loads(fh.read().decode())
+
+
+def make_manifest(summary: list[dict], inputs: list[InputSpec], plan: SplitPlan, charset: Charset,
+                  spec: PreprocessSpec, options: dict) -> dict:
+    """The dataset's manifest.json (its commit marker and contract with training) from the build summary."""
+    per_input = Counter()
+    for s in summary:
+        if s["kind"] == "input":
+            per_input[s["index"]] += s["entries"]
+    shards = sorted((s for s in summary if s["kind"] == "shard"),
+                    key=lambda s: (SPLITS.index(s["split"]), s["shard"]))
+    reject_files = sorted((s for s in summary if s["kind"] == "rejects"), key=lambda s: s["path"])
+    counts = {split: sum(s["count"] for s in shards if s["split"] == split) for split in plan.num_shards}
+    by_reason = Counter()
+    for r in reject_files:
+        by_reason.update(r["by_reason"])
+    lengths = {split: Counter() for split in plan.num_shards}
+    for s in shards:
+        lengths[s["split"]].update({int(k): v for k, v in s["label_lengths"].items()})
+    n_inputs, written, rejected = sum(per_input.values()), sum(counts.values()), sum(by_reason.values())
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "record_schema": SCHEMA,
+        "charset": charset.characters,
+        "blank_id": BLANK_ID,
+        "image_shape": [spec.height, spec.width, 1],
+        "preprocessing": spec.to_dict(),
+        "max_time_steps": max_time_steps(spec),
+        "inputs": [{"input": s.given, "uri": s.uri, "kind": s.kind, "entries": per_input[s.index]}
+                   for s in inputs],
+        "counts": counts,
+        "totals": {"inputs": n_inputs, "written": written, "rejected": rejected,
+                   "inputs_equal_written_plus_rejected": n_inputs == written + rejected},
+        "rejects": dict(sorted(by_reason.items())),
+        "reject_files": [r["path"] for r in reject_files],
+        "splits": {split: {"fraction": plan.fractions[split], "num_shards": n}
+                   for split, n in plan.num_shards.items()},
+        "label_length_histogram": {split: {str(k): v for k, v in sorted(c.items())}
+                                   for split, c in lengths.items()},
+        "shards": [{"split": s["split"], "path": s["path"], "count": s["count"], "bytes": s["bytes"]}
+                   for s in shards],
+        "ocr_version": ocr_core.__version__,
+        "options": options,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _write_text(path: str, text: str) -> None:
+    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        fh.write(text.encode())
+    FileSystems.rename([tmp], [path])
+
+
+def _counters(result) -> dict[str, int] | None:
+    """The job's counters, or None when the runner has no metrics (DaskRunner)."""
+    try:
+        query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(METRICS_NAMESPACE))
+    except (NotImplementedError, AttributeError):
+        return None
+    out = Counter()
+    for c in query["counters"]:
+        out[c.key.metric.name] += c.committed if c.committed is not None else c.attempted
+    return dict(sorted(out.items()))
+
+
+def report(manifest: dict, counters: dict | None, out_dir: str, seconds: float, file=sys.stdout) -> None:
+    t = manifest["totals"]
+    print(f"ocr build-dataset: {out_dir}: {t['written']} records written, {t['rejected']} rejected, "
+          f"{t['inputs']} inputs ({seconds:.1f}s)", file=file)
+    for split, n in manifest["counts"].items():
+        shards = sum(1 for s in manifest["shards"] if s["split"] == split)
+        print(f"  {split:<6} {n:>9} records in {shards} shards", file=file)
+    for reason, n in manifest["rejects"].items():
+        print(f"  rejected {reason:<16} {n:>7}", file=file)
+    if manifest["reject_files"]:
+        print(f"  rejects listed in {', '.join(manifest['reject_files'])}", file=file)
+    if counters is None:
+        print("  (this runner reports no Beam metrics; counts above come from the build summary)", file=file)
+    else:
+        print("  Beam counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()), file=file)
+
+
+def run(argv=None, test_pipeline=None):
+    """Builds a dataset; returns the PipelineResult. See `ocr build-dataset --help`.
+
+    Args:
+        argv: command-line arguments (default sys.argv[1:]); unknown flags go to PipelineOptions.
+        test_pipeline: a pipeline to build into instead of one made from the options (tests).
+
+    Raises:
+        SystemExit: with a readable message when the build cannot start (bad option, missing input,
+            existing dataset without --overwrite).
+    """
+    try:
+        return _run(argv, test_pipeline)
+    except BuildError as e:
+        raise SystemExit(f"ocr build-dataset: error: {e}") from None
+
+
+def _run(argv, test_pipeline):
+    args, beam_args = parse_args(argv)
+    started = time.time()
+    spec = PreprocessSpec()
+    plan = SplitPlan(args.val_fraction, args.test_fraction, args.shards)
+    charset = Charset(args.charset)
+    inputs = resolve_inputs(args.input)
+    out_dir = args.output if _is_uri(args.output) else os.path.abspath(args.output)
+    prepare_output(out_dir, args.overwrite)
+
+    try:
+        options, cleanup = pipeline_options(beam_args, args.runner, args.workers, args.dask_address)
+    except ValueError as e:
+        raise BuildError(str(e)) from e
+    result = None
+    try:
+        p = test_pipeline if test_pipeline is not None else beam.Pipeline(options=options)
+        with p:
+            build_pipeline(p, inputs, out_dir, plan, charset, args.oov, spec, parts=max(1, args.workers))
+        result = p.result
+    finally:
+        cleanup(result)
+
+    summary = read_summary(out_dir)
+    used = {k: v for k, v in vars(args).items() if k not in ("input", "output")}
+    used.update(runner=runner_name(args.runner), beam_args=beam_args)
+    manifest = make_manifest(summary, inputs, plan, charset, spec, used)
+    totals = manifest["totals"]
+    if not totals["inputs_equal_written_plus_rejected"]:
+        raise RuntimeError(f"{out_dir}: build lost track of inputs: {totals['inputs']} inputs != "
+                           f"{totals['written']} written + {totals['rejected']} rejected; "
+                           "manifest not written")
+    _delete(_matching(out_dir, f"{SUMMARY_DIR}/*", f"{TMP_DIR}/*"))
+    for d in (SUMMARY_DIR, TMP_DIR):
+        if not _is_uri(out_dir) and os.path.isdir(os.path.join(out_dir, d)):
+            os.rmdir(os.path.join(out_dir, d))
+    _write_text(_join(out_dir, MANIFEST), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")  # last
+    report(manifest, _counters(result), out_dir, time.time() - started)
+    return result
+
+
+if __name__ == "__main__":
+    run()

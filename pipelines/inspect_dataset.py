@@ -1,0 +1,120 @@
+"""`ocr inspect DIR`: a built dataset's manifest summary and a few decoded records, drawn in ASCII.
+
+TensorFlow-free: records are read with `ocr_core.records.iter_tfrecords` and `WordRecord.decode`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from itertools import islice
+
+import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from ocr_core.records import WordRecord, iter_tfrecords
+
+MANIFEST = "manifest.json"
+RAMP = "@%#*+=-:. "  # dark -> light: ink is dense, paper is blank
+
+
+class NotADatasetError(FileNotFoundError):
+    """A directory without manifest.json (not a dataset, or a build that did not finish)."""
+
+
+def _open(path: str):
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def load_manifest(root: str) -> dict:
+    """The manifest of a dataset directory; raises NotADatasetError naming the problem and the fix."""
+    path = FileSystems.join(root, MANIFEST)
+    if not FileSystems.exists(path):
+        raise NotADatasetError(f"not a complete dataset: {root} has no {MANIFEST} (the build did not finish, "
+                               "or this is not a dataset directory); run `ocr build-dataset --output ...`")
+    with _open(path) as fh:
+        return json.loads(fh.read().decode())
+
+
+def ascii_art(image: np.ndarray, content_width: int | None = None, cols: int = 64, rows: int = 12) -> str:
+    """A small text rendering of a uint8 gray image (dark pixels -> dense characters)."""
+    img = image[:, : content_width or image.shape[1]].astype(np.float32)
+    h, w = img.shape
+    cols = max(1, min(cols, w))
+    ys = (np.arange(rows + 1) * h / rows).astype(int)
+    xs = (np.arange(cols + 1) * w / cols).astype(int)
+    lines = []
+    for r in range(rows):
+        y0, y1 = ys[r], max(ys[r + 1], ys[r] + 1)
+        cells = [img[y0:y1, xs[c]:max(xs[c + 1], xs[c] + 1)].mean() for c in range(cols)]
+        lines.append("".join(RAMP[min(len(RAMP) - 1, int(v / 256 * len(RAMP)))] for v in cells).rstrip())
+    return "\n".join(lines)
+
+
+def summary_lines(manifest: dict) -> list[str]:
+    t = manifest.get("totals", {})
+    h, w = manifest["image_shape"][:2]
+    lines = [f"schema_version {manifest['schema_version']}, ocr {manifest.get('ocr_version')}, "
+             f"created {manifest.get('created')}",
+             f"image {h}x{w} uint8 gray, max {manifest.get('max_time_steps')} CTC time steps",
+             f"charset ({len(manifest['charset'])}): {manifest['charset']}",
+             f"inputs {t.get('inputs')}  written {t.get('written')}  rejected {t.get('rejected')}"]
+    for split, n in manifest["counts"].items():
+        shards = [s for s in manifest["shards"] if s["split"] == split]
+        lines.append(f"  {split:<6} {n:>9} records in {len(shards)} shards")
+    for reason, n in manifest.get("rejects", {}).items():
+        lines.append(f"  rejected {reason:<16} {n:>7}")
+    for inp in manifest.get("inputs", []):
+        lines.append(f"  input {inp['input']} ({inp['kind']}): {inp['entries']} entries")
+    return lines
+
+
+def iter_records(root: str, manifest: dict, split: str):
+    """Decoded WordRecords of a split, shard by shard."""
+    for shard in manifest["shards"]:
+        if shard["split"] != split or shard["count"] == 0:
+            continue
+        path = FileSystems.join(root, shard["path"])
+        with _open(path) as fh:
+            for data in iter_tfrecords(fh, path):
+                yield WordRecord.decode(data)
+
+
+def run(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="ocr inspect", description=__doc__.split("\n")[0])
+    parser.add_argument("dataset", metavar="DIR", help="dataset directory (holding manifest.json)")
+    parser.add_argument("-n", "--num", type=int, default=5, help="records to show (default %(default)s)")
+    parser.add_argument("--split", default="train", help="split to show records from (default %(default)s)")
+    parser.add_argument("--save-png", metavar="OUT_DIR", help="also write the shown records as <id>.png")
+    parser.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+    args = parser.parse_args(argv)
+
+    try:
+        manifest = load_manifest(args.dataset)
+    except NotADatasetError as e:
+        print(f"ocr inspect: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(manifest, indent=2, ensure_ascii=False))
+    else:
+        print("\n".join([f"dataset {args.dataset}"] + summary_lines(manifest)))
+    if args.split not in manifest["counts"]:
+        print(f"ocr inspect: no split {args.split!r}; the dataset has {', '.join(manifest['counts'])}",
+              file=sys.stderr)
+        return 2
+    if args.save_png:
+        os.makedirs(args.save_png, exist_ok=True)
+    for rec in islice(iter_records(args.dataset, manifest, args.split), max(0, args.num)):
+        print(f"\nid {rec.id}  label {rec.text!r}  content width {rec.content_width}  source {rec.source}")
+        print(ascii_art(rec.image, rec.content_width))
+        if args.save_png:
+            import cv2
+
+            cv2.imwrite(os.path.join(args.save_png, f"{rec.id}.png"), rec.image)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,318 @@
+"""`ocr build-dataset` and `ocr inspect`: parsing, labels, splits, parity, determinism, overwrite, TF-free."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import images
+import numpy as np
+import pytest
+
+from ocr_core.charset import Charset
+from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
+from ocr_core.records import WordRecord, iter_tfrecords, record_id
+from pipelines import build_dataset, inspect_dataset
+from pipelines.build_dataset import (
+    BuildError,
+    LabelError,
+    SplitPlan,
+    check_label,
+    input_kind,
+    label_from_filename,
+    max_time_steps,
+    parse_line,
+    resolve_path,
+)
+
+IN_MEMORY = ["--workers", "1"]  # DirectRunner, in_memory mode: fast, in this process
+
+
+def build(out: Path, *inputs: Path | str, extra=()) -> dict:
+    """Runs the real build on the DirectRunner and returns the manifest."""
+    argv = [a for i in inputs for a in ("--input", str(i))] + ["--output", str(out), *IN_MEMORY, *extra]
+    build_dataset.run(argv)
+    return json.loads((out / "manifest.json").read_text())
+
+
+def read_records(out: Path, manifest: dict) -> dict[str, list[WordRecord]]:
+    by_split: dict[str, list[WordRecord]] = {}
+    for shard in manifest["shards"]:
+        with open(out / shard["path"], "rb") as fh:
+            recs = [WordRecord.decode(b) for b in iter_tfrecords(fh)]
+        assert len(recs) == shard["count"]
+        by_split.setdefault(shard["split"], []).extend(recs)
+    return by_split
+
+
+def shard_bytes(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("*.tfrecord"))}
+
+
+WORDS = ["Hello", "World", "foo", "Bar42", "ocr", "Beam", "tf", "Data", "word", "x1y2", "Q", "zz9"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Twelve good images in three formats, listed by a TSV manifest (with header and a comment)."""
+    root = tmp_path_factory.mktemp("corpus")
+    rows = []
+    for i, w in enumerate(WORDS):
+        ext = [".png", ".jpg", ".bmp"][i % 3]
+        images.write_word(root / "img" / f"{i:02d}{ext}", w)
+        rows.append((f"img/{i:02d}{ext}", w))
+    images.write_manifest(root / "labels.tsv", ["# twelve words", *rows[:6], "", *rows[6:]],
+                          header="path\tlabel")
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds") / "out"
+    return out, build(out, corpus / "labels.tsv", extra=["--shards", "3", "--val-fraction", "0.25"])
+
+
+# --- pure parts ---------------------------------------------------------------------------------------
+
+
+def test_charset_round_trip():
+    cs = Charset()
+    for text in WORDS:
+        ids = cs.encode(text)
+        assert all(1 <= i < cs.num_classes for i in ids)
+        assert cs.decode(ids) == text
+    assert Charset.from_json(cs.to_json()) == cs
+
+
+def test_inputs_are_recognised_and_parsed():
+    assert input_kind("/d/labels.tsv") == "tsv"
+    assert input_kind("/d/labels.csv.gz") == "csv"
+    assert input_kind("/d/annotation_train.txt") == "mjsynth"
+    assert input_kind("/d/*.jpg") == "glob"
+    with pytest.raises(BuildError, match="unknown input kind"):
+        input_kind("/d/labels.parquet")
+    assert parse_line("tsv", "a/b.png\tHello world") == ("a/b.png", "Hello world")
+    assert parse_line("csv", '"a,b.png","x,y"') == ("a,b.png", "x,y")
+    mj = "./3000/7/182_slinking_71711.jpg"
+    assert parse_line("mjsynth", f"{mj} 71711") == (mj, "slinking")
+    for kind, line in [("tsv", "no tab here"), ("tsv", "a\tb\tc"), ("csv", "a,b,c"),
+                       ("mjsynth", "./1_x.jpg 3"), ("mjsynth", "./1_a_2.jpg notanumber")]:
+        with pytest.raises(ValueError):
+            parse_line(kind, line)
+    assert label_from_filename("dir/12_under_score_3.png") == "under_score"
+    assert label_from_filename("dir/plain.png") is None
+    assert resolve_path("/data/set", "./a/../b.png") == "/data/set/b.png"
+    assert resolve_path("/data/set", "/abs/x.png") == "/abs/x.png"
+    assert resolve_path("gs://bucket/set", "./a/x.png") == "gs://bucket/set/a/x.png"
+
+
+def test_label_policies():
+    lower = Charset("abcdefghijklmnopqrstuvwxyz")
+    assert check_label("Hello", lower, "lowercase", 31) == ("hello", lower.encode("hello"))
+    assert check_label("he-llo!", lower, "drop", 31)[0] == "hello"
+    for label, oov, reason in [("", "reject", "empty_label"), ("Hello", "reject", "oov_characters"),
+                               ("héllo", "lowercase", "oov_characters"), ("!!", "drop", "oov_characters"),
+                               ("a" * 16, "reject", "label_too_long")]:
+        try:
+            check_label(label, lower, oov, 30)
+        except LabelError as e:
+            assert e.reason == reason, (label, e)
+        else:
+            pytest.fail(f"{label!r} accepted")
+    # CTC needs a blank between repeats: 16 identical characters need 31 steps, 17 need 33.
+    assert max_time_steps(PreprocessSpec()) == 31
+    check_label("a" * 16, lower, "reject", 31)
+    check_label("abcdefghijklmnopqrstuvwxyzabcde", lower, "reject", 31)
+    with pytest.raises(LabelError, match="33 CTC time steps"):
+        check_label("a" * 17, lower, "reject", 31)
+    with pytest.raises(LabelError, match="32 CTC time steps"):
+        check_label("abcdefghijklmnopqrstuvwxyzabcdef", lower, "reject", 31)
+
+
+def test_split_is_deterministic_and_proportional():
+    plan = SplitPlan(val_fraction=0.1, test_fraction=0.05, train_shards=8)
+    assert plan.num_shards == {"train": 8, "val": 1, "test": 1}
+    assert SplitPlan(0.2, 0.0, 16).num_shards == {"train": 16, "val": 4}
+    ids = [record_id(f"/img/{i}.png", "w") for i in range(20000)]
+    splits = Counter(plan.split_of(i) for i in ids)
+    assert abs(splits["val"] / 20000 - 0.1) < 0.01 and abs(splits["test"] / 20000 - 0.05) < 0.01
+    assert [plan.split_of(i) for i in ids[:500]] == [SplitPlan(0.1, 0.05, 8).split_of(i) for i in ids[:500]]
+    shards = Counter(plan.shard_of(i, "train") for i in ids if plan.split_of(i) == "train")
+    assert set(shards) == set(range(8)) and min(shards.values()) > 0.8 * max(shards.values())
+    with pytest.raises(BuildError):
+        SplitPlan(0.6, 0.4, 8)
+
+
+def test_tfrecord_framing_is_what_tensorflow_reads(tmp_path):
+    import tensorflow as tf
+
+    payloads = [b"", b"x", bytes(range(256)) * 40]
+    path = tmp_path / "t.tfrecord"
+    path.write_bytes(b"".join(build_dataset.tfrecord_frame(p) for p in payloads))
+    got = [r.numpy() for r in tf.data.TFRecordDataset(str(path))]  # TF checks both CRCs
+    assert got == payloads
+
+
+# --- the pipeline ------------------------------------------------------------------------------------
+
+
+def test_build_writes_a_complete_dataset(built, corpus):
+    out, m = built
+    assert m["schema_version"] == 1 and m["charset"] == Charset().characters and m["blank_id"] == 0
+    assert m["image_shape"] == [32, 128, 1] and m["max_time_steps"] == 31
+    assert m["preprocessing"] == PreprocessSpec().to_dict()
+    assert m["totals"] == {"inputs": 12, "written": 12, "rejected": 0,
+                           "inputs_equal_written_plus_rejected": True}
+    assert m["inputs"][0]["entries"] == 12 and m["inputs"][0]["kind"] == "tsv"
+    assert m["splits"]["train"]["num_shards"] == 3 and m["splits"]["val"]["num_shards"] == 1
+    assert sum(m["counts"].values()) == 12
+    expected_files = ["manifest.json", *(s["path"] for s in m["shards"])]
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected_files)
+    assert sum(sum(h.values()) for h in m["label_length_histogram"].values()) == 12
+    for key in ("ocr_version", "options", "created", "rejects", "reject_files", "record_schema"):
+        assert key in m
+
+
+def test_stored_pixels_equal_preprocess_of_the_source(built):
+    out, m = built
+    seen = set()
+    plan = SplitPlan(0.25, 0.0, 3)
+    for split, recs in read_records(out, m).items():
+        for r in recs:
+            expected, cw = preprocess_word_image(Path(r.source).read_bytes())
+            assert r.image.dtype == np.uint8 and r.image.shape == (32, 128)
+            np.testing.assert_array_equal(r.image, expected)
+            assert r.content_width == cw
+            assert Charset().decode(r.label_ids) == r.text
+            assert r.id == record_id(r.source, r.text)
+            assert plan.split_of(r.id) == split
+            seen.add(r.text)
+    assert seen == set(WORDS)
+    for shard in m["shards"]:  # records sorted by id inside each shard
+        with open(out / shard["path"], "rb") as fh:
+            ids = [WordRecord.decode(b).id for b in iter_tfrecords(fh)]
+        assert ids == sorted(ids)
+
+
+def test_tensorflow_parses_the_shards(built):
+    import tensorflow as tf
+
+    out, m = built
+    paths = [str(out / s["path"]) for s in m["shards"]]
+    n = 0
+    for raw in tf.data.TFRecordDataset(paths):
+        ex = tf.train.Example.FromString(raw.numpy())
+        assert len(ex.features.feature["image/raw"].bytes_list.value[0]) == 32 * 128
+        n += 1
+    assert n == 12
+
+
+def test_rebuild_is_byte_identical_and_overwrite_is_explicit(built, corpus, tmp_path):
+    out, m = built
+    again = build(tmp_path / "again", corpus / "labels.tsv",
+                  extra=["--shards", "3", "--val-fraction", "0.25"])
+    assert shard_bytes(tmp_path / "again") == shard_bytes(out)
+    assert again["shards"] == m["shards"] and again["counts"] == m["counts"]
+
+    before = (tmp_path / "again" / "manifest.json").read_bytes()
+    with pytest.raises(SystemExit, match="already holds a dataset.*--overwrite"):
+        build(tmp_path / "again", corpus / "labels.tsv")
+    assert (tmp_path / "again" / "manifest.json").read_bytes() == before  # untouched
+
+    fewer = build(tmp_path / "again", corpus / "labels.tsv", extra=["--overwrite", "--shards", "2",
+                                                                      "--val-fraction", "0"])
+    names = sorted(p.name for p in (tmp_path / "again").iterdir())
+    assert names == ["manifest.json", "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
+    assert fewer["counts"] == {"train": 12}
+
+
+def test_overwrite_deletes_the_manifest_first(tmp_path):
+    out = tmp_path / "ds"
+    out.mkdir()
+    for name in ("manifest.json", "train-00000-of-00001.tfrecord", "rejects-00000-of-00001.jsonl"):
+        (out / name).write_text("old")
+    with pytest.raises(BuildError):
+        build_dataset.prepare_output(str(out), overwrite=False)
+    build_dataset.prepare_output(str(out), overwrite=True)
+    assert list(out.iterdir()) == []
+
+
+def test_missing_input_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="no such file"):
+        build(tmp_path / "out", tmp_path / "nope.tsv")
+    with pytest.raises(SystemExit, match="matched no files"):
+        build(tmp_path / "out", str(tmp_path / "*.jpg"))
+
+
+def test_csv_mjsynth_and_glob_inputs_and_dedup_across_them(tmp_path):
+    # CSV with quoting and a header, in a sub-directory (paths resolve against it).
+    images.write_word(tmp_path / "csv" / "a,1.png", "comma")
+    images.write_word(tmp_path / "csv" / "b.png", "Quote")
+    images.write_manifest(tmp_path / "csv" / "labels.csv", ['"a,1.png",comma', "b.png,Quote"],
+                          header="image,text")
+    # MJSynth layout.
+    for rel in ["1/1/10_Tree_3.jpg", "1/2/11_house_4.jpg"]:
+        images.write_word(tmp_path / "mj" / rel, label_from_filename(rel))
+    (tmp_path / "mj" / "annotation.txt").write_text("./1/1/10_Tree_3.jpg 3\n./1/2/11_house_4.jpg 4\n")
+    # Label in the file name; one of them is the same file+label as the MJSynth line -> duplicate.
+    images.write_word(tmp_path / "flat" / "7_River_9.png", "River")
+    m = build(tmp_path / "out", tmp_path / "csv" / "labels.csv", tmp_path / "mj" / "annotation.txt",
+              str(tmp_path / "flat" / "*.png"), str(tmp_path / "mj" / "1" / "1" / "*.jpg"),
+              extra=["--val-fraction", "0"])
+    assert [i["entries"] for i in m["inputs"]] == [2, 2, 1, 1]
+    assert m["totals"]["written"] == 5 and m["rejects"] == {"duplicate": 1}
+    texts = sorted(r.text for r in read_records(tmp_path / "out", m)["train"])
+    assert texts == ["Quote", "River", "Tree", "comma", "house"]
+    dup = json.loads((tmp_path / "out" / m["reject_files"][0]).read_text())
+    assert dup["reason"] == "duplicate" and "annotation.txt:1" in dup["detail"]
+    assert dup["origin"].endswith("10_Tree_3.jpg")
+
+
+def test_inspect_prints_summary_and_records(built, tmp_path, capsys):
+    out, m = built
+    assert inspect_dataset.run([str(out), "-n", "2", "--save-png", str(tmp_path / "png")]) == 0
+    text = capsys.readouterr().out
+    assert "train" in text and "inputs 12  written 12  rejected 0" in text and "charset (62)" in text
+    assert text.count("\nid ") == 2 and "content width" in text
+    assert any(ch in text for ch in "@%#")  # ink drawn
+    pngs = sorted((tmp_path / "png").glob("*.png"))
+    assert len(pngs) == 2
+    import cv2
+
+    rec = {r.id: r for recs in read_records(out, m).values() for r in recs}[pngs[0].stem]
+    np.testing.assert_array_equal(cv2.imread(str(pngs[0]), cv2.IMREAD_GRAYSCALE), rec.image)
+
+
+def test_inspect_refuses_an_incomplete_dataset(tmp_path, capsys):
+    (tmp_path / "train-00000-of-00001.tfrecord").write_bytes(b"")
+    assert inspect_dataset.run([str(tmp_path)]) == 2
+    assert "not a complete dataset" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_build_is_tensorflow_free_in_its_own_process(corpus, tmp_path):
+    """The real CLI path (DirectRunner, multi_processing, 2 workers) in a process without TensorFlow."""
+    out = tmp_path / "out"
+    script = textwrap.dedent(f"""
+        import json, sys
+        from pipelines import cli
+        rc = cli.main(["build-dataset", "--input", {str(corpus / "labels.tsv")!r}, "--output", {str(out)!r},
+                       "--shards", "3", "--val-fraction", "0.25", "--workers", "2"])
+        assert rc == 0, rc
+        assert "tensorflow" not in sys.modules, "the build imported TensorFlow"
+        print("TF_FREE_OK")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "TF_FREE_OK" in proc.stdout
+    assert "12 records written, 0 rejected, 12 inputs" in proc.stdout
+    assert "Beam counters: inputs=12" in proc.stdout
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["options"]["workers"] == 2 and m["options"]["runner"] == "DirectRunner"
+    # Written by worker processes with tfrecord's proto; identical to the in-process (TF proto) build.
+    reference = tmp_path / "ref"
+    build(reference, corpus / "labels.tsv", extra=["--shards", "3", "--val-fraction", "0.25"])
+    assert shard_bytes(out) == shard_bytes(reference)
