@@ -21,7 +21,8 @@ def bundle(tmp_path_factory) -> Path:
     """A real (untrained) demo bundle: row semantics do not depend on accuracy."""
     cfg = load_config("demo")
     path = tmp_path_factory.mktemp("bundle") / "model"
-    save_bundle(str(path), build_crnn(cfg.model, Charset(cfg.charset).num_classes), cfg, {}, saved_model=False)
+    model = build_crnn(cfg.model, Charset(cfg.charset).num_classes)
+    save_bundle(str(path), model, cfg, {}, saved_model=False)
     return path
 
 
@@ -55,7 +56,7 @@ def test_every_input_gets_exactly_one_row(bundle, folder, tmp_path, capsys):
     errors = {name: r["error"].split(":")[0] for name, r in rows.items() if r["error"]}
     assert errors == {"empty.png": "empty_file", "text.jpg": "not_an_image", "trunc.jpg": "truncated",
                       "trunc.png": "truncated", "huge.png": "too_large"}
-    for name, r in rows.items():
+    for r in rows.values():
         if r["error"]:
             assert r["text"] is None and r["confidence"] is None
         else:
@@ -119,7 +120,8 @@ def test_rerun_replaces_the_table(bundle, folder, tmp_path):
 def test_bad_bundles_fail_before_the_pipeline(folder, tmp_path):
     for model, message in [(tmp_path / "nope", "no such directory"), (folder, "incomplete")]:
         with pytest.raises(SystemExit, match=message):
-            predict.run(["--model", str(model), "--input", str(folder / "*"), "--output", str(tmp_path / "o")])
+            predict.run(["--model", str(model), "--input", str(folder / "*"),
+                         "--output", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
 
 

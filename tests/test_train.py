@@ -1,4 +1,4 @@
-"""`ocr train` end to end on real datasets built by `ocr build-dataset`: learning, resume, strategies, errors."""
+"""`ocr train` end to end on datasets built by `ocr build-dataset`: learning, resume, strategies, errors."""
 import json
 import os
 import signal
@@ -42,7 +42,7 @@ def words(tmp_path_factory) -> Path:
 
 
 def ocr(*args, env=None, check=True, timeout=900):
-    """Runs `ocr ...` in a fresh process (training imports TensorFlow; separate processes keep tests honest)."""
+    """Runs `ocr ...` in a fresh process, as a user would (TensorFlow state never leaks between runs)."""
     proc = subprocess.run([sys.executable, "-m", "pipelines.cli", *map(str, args)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
@@ -105,11 +105,13 @@ def test_two_workers_on_localhost_train_one_bundle(words, tmp_path):
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     procs = []
     for i in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+        task = {"type": "worker", "index": i}
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": task}))
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "pipelines.cli", "train", "--data", str(words), "--config", "demo",
              "--output", str(out), "--epochs", "2", "--max-steps-per-epoch", "8", "--batch-size", "16",
-             "--no-saved-model"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+             "--no-saved-model"],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     logs = [p.communicate(timeout=600)[0] for p in procs]
     assert procs[0].returncode == 0, logs[0][-3000:]
     for log in logs:
@@ -127,8 +129,8 @@ def test_two_workers_on_localhost_train_one_bundle(words, tmp_path):
 def test_mirrored_strategy_on_two_logical_cpus(words, tmp_path):
     out = tmp_path / "model"
     proc = ocr("train", "--data", words, "--config", "demo", "--output", out, "--epochs", 1,
-               "--max-steps-per-epoch", 5, "--batch-size", 16, "--strategy", "mirrored", "--logical-devices", 2,
-               "--no-saved-model")
+               "--max-steps-per-epoch", 5, "--batch-size", 16, "--strategy", "mirrored",
+               "--logical-devices", 2, "--no-saved-model")
     assert "MirroredStrategy with 2 replica(s)" in proc.stdout
     assert (out / "model.keras").exists()
 
