@@ -151,3 +151,17 @@ def test_bundle_errors_are_clear(bundle_dir, tmp_path):
     (bad / "charset.json").write_text(Charset("abc").to_json())
     with pytest.raises(BundleError, match="does not match"):
         read_bundle_meta(str(bad))
+
+
+def test_fit_takes_images_and_labels_directly():
+    """CTC lives in the model's compute_loss: fit((images, labels)) with no dummy targets."""
+    cfg = load_config("demo")
+    model = build_crnn(cfg.model, 63)
+    model.compile(optimizer="adam")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (16, 32, 128, 1), dtype=np.uint8)
+    labels = np.zeros((16, 31), np.int32)
+    labels[:, :5] = rng.integers(1, 63, (16, 5))
+    history = model.fit(images, labels, batch_size=8, epochs=3, verbose=0)
+    losses = history.history["loss"]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
