@@ -86,7 +86,7 @@ def machine() -> dict:
     import numpy
 
     facts = {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
-             "numpy": numpy.__version__, "loadavg": list(os.getloadavg()),
+             "numpy": numpy.__version__, "loadavg": loadavg(),
              "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     for name in ("tensorflow", "keras", "apache_beam"):
         try:
@@ -122,7 +122,9 @@ def table(headers: list[str], rows: list[list]) -> str:
 
 
 def write_results(name: str, results: dict) -> Path:
+    """bench/results/NAME.json, or NAME-quick.json for a --quick run, so smoke runs never replace a full
+    run's numbers."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    path = RESULTS / f"{name}{'-quick' if results.get('quick') else ''}.json"
     path.write_text(json.dumps(results, indent=2, default=float) + "\n")
     return path

@@ -17,6 +17,8 @@ trained once (`ocr train --config demo --epochs 2`) — fine for speed, its accu
 
     python bench/predict_throughput.py                  # N=5000, ~15 min on 2 busy cores
     python bench/predict_throughput.py --quick          # N=300 smoke run
+
+Results: bench/results/predict_throughput.json (a --quick run writes predict_throughput-quick.json instead).
 """
 from __future__ import annotations
 
@@ -241,6 +243,39 @@ def ocr_predict(bundle: str, pattern: str, out: Path, batch: int, workers: int, 
     return r
 
 
+WORKER_STARTUP_PROBE = """
+import sys, time
+t0 = time.perf_counter()
+import apache_beam
+t1 = time.perf_counter()
+import numpy as np
+import tensorflow as tf
+t2 = time.perf_counter()
+from ocr_core.bundle import load_bundle
+model = load_bundle(sys.argv[1]).model
+t3 = time.perf_counter()
+h, w = model.input_shape[1:3]
+spec = [tf.TensorSpec([None, h, w, 1], tf.uint8)]
+f = tf.function(lambda x: model(x, training=False), input_signature=spec)
+f(np.zeros((8, h, w, 1), np.uint8)).numpy()
+t4 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+"""
+
+
+def worker_startup(bundle: str) -> dict:
+    """What each `ocr predict` worker does before its first image, timed in a fresh process."""
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", WORKER_STARTUP_PROBE, bundle], cwd=fixtures.REPO,
+                       capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        return {"failed": r.stderr[-500:]}
+    parts = [float(x) for x in r.stdout.split()[-4:]]
+    return {"process_wall_seconds": wall, "import_apache_beam": parts[0], "import_tensorflow": parts[1],
+            "load_bundle": parts[2], "trace_and_first_batch": parts[3]}
+
+
 def batch_histogram(log_text: str) -> dict:
     """RunInference batching, from the BatchElements statistics Beam logs at the end of each bundle: elements,
     batches, their mean size, and a size -> count histogram of the timings it kept."""
@@ -354,14 +389,15 @@ def main(argv=None) -> int:
     p.add_argument("--variant", action="append", default=None, metavar="FLAGS",
                    help="extra `ocr predict` run with these flags, e.g. '--tf-threads 1'; the token "
                         f"'{FIXED_BATCH}' runs it with min_batch_size = --batch-size (repeatable; default "
-                        f"in a full run: '{FIXED_BATCH}' and '{FIXED_BATCH} --tf-threads 1'; none in "
-                        "--quick)")
+                        f"in a full run: '{FIXED_BATCH}' and '--workers 1'; none in --quick)")
     p.add_argument("--windows", type=int, default=5, help="timed passes of the raw forward pass")
+    p.add_argument("--tag",
+                   help="results go to bench/results/predict_throughput-TAG.json (e.g. for another model)")
     args = p.parse_args(argv)
     quick = args.quick
     n = args.n or (300 if quick else 5000)
     variants = args.variant if args.variant is not None else (
-        [] if quick else [FIXED_BATCH, f"{FIXED_BATCH} --tf-threads 1"])
+        [] if quick else [FIXED_BATCH, "--workers 1"])
 
     started = fixtures.machine()
     say(f"predict_throughput: N={n}, batch {args.batch_size}, {args.workers} workers; load average "
@@ -402,6 +438,7 @@ def main(argv=None) -> int:
     parts["start-up (100-image run)"] = tiny["cpu_seconds"] - sum(v * TINY / n for v in parts.values())
     parts["Beam + Parquet + rest"] = b["cpu_seconds"] - sum(parts.values())
     b["cpu_breakdown_seconds"] = parts
+    b["worker_startup"] = startup = worker_startup(bundle)
 
     variant_results = []
     for flags in variants:
@@ -488,7 +525,12 @@ def main(argv=None) -> int:
     if c and b["accuracy_on_tesseract_subset"]["n"] != b["accuracy"]["n"]:
         say(f"(b) accuracy on the {tess_n} images Tesseract CLI saw: "
             f"{b['accuracy_on_tesseract_subset']['word_accuracy_alnum']:.3f}")
-    path = fixtures.write_results("predict_throughput", results)
+    if "failed" not in startup:
+        say(f"one worker's start-up, timed in a fresh process ({startup['process_wall_seconds']:.1f}s wall): "
+            f"import apache_beam {startup['import_apache_beam']:.1f}s, import tensorflow "
+            f"{startup['import_tensorflow']:.1f}s, load bundle {startup['load_bundle']:.1f}s, trace + first "
+            f"batch {startup['trace_and_first_batch']:.1f}s")
+    path = fixtures.write_results("predict_throughput" + (f"-{args.tag}" if args.tag else ""), results)
     say(f"wrote {path}")
     return 0
 
