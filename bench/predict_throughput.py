@@ -428,7 +428,8 @@ def main(argv=None) -> int:
     say(f"    fixed cost: ocr predict on {TINY} images ...")
     tiny = ocr_predict(bundle, tiny_pattern, fixtures.CACHE / "predict-out-tiny", args.batch_size,
                        args.workers, [], "tiny")
-    steady = (n - TINY) / max(b["wall_seconds"] - tiny["wall_seconds"], 1e-9)
+    # Only meaningful when the big run is much longer than the small one (noise of ~2s on ~20s each).
+    steady = (n - TINY) / max(b["wall_seconds"] - tiny["wall_seconds"], 1e-9) if n >= 10 * TINY else None
     b["fixed_cost_run"] = tiny
     b["steady_state_images_per_second"] = steady
     # Where the CPU time of (b) goes: measured per-image costs times N, and the rest.
@@ -479,14 +480,16 @@ def main(argv=None) -> int:
             say(f"(c2) skipped: {c2['skipped']}")
 
     ended = fixtures.loadavg()
+    model_mtime = time.localtime(os.path.getmtime(Path(bundle) / "model.keras"))
     results = {"benchmark": "predict_throughput", "quick": quick, "n": n, "images": str(images),
                "font_split": "heldout", "model_dir": bundle, "model_choice": how,
+               "model_file_mtime": time.strftime("%Y-%m-%dT%H:%M:%S", model_mtime),
                "batch_size": args.batch_size, "workers": args.workers, "machine": started,
                "loadavg_end": ended,
                "forward": a, "ocr_predict": b, "ocr_predict_variants": variant_results, "tesseract_cli": c,
                "tesserocr": c2,
                "ratios": {"predict_over_forward": b["images_per_second"] / a["images_per_second"],
-                          "predict_steady_over_forward": steady / a["images_per_second"]}}
+                          "predict_steady_over_forward": steady / a["images_per_second"] if steady else None}}
     if c:
         results["ratios"]["predict_over_tesseract_cli"] = b["images_per_second"] / c["images_per_second"]
     if c2 and "images_per_second" in c2:
@@ -499,7 +502,8 @@ def main(argv=None) -> int:
              a["accuracy"]["word_accuracy_alnum"]],
             [f"(b) ocr predict, {args.workers} workers", b["images_per_second"], b["wall_seconds"],
              b["cpu_seconds"], b["accuracy"]["word_accuracy_alnum"]],
-            [f"    steady state (minus {TINY}-image run)", steady, "-", "-", "-"]]
+            [f"    steady state (minus {TINY}-image run)", steady if steady else "n/a (N < 1000)", "-", "-",
+             "-"]]
     for v in variant_results:
         rows.append([f"(b') ocr predict {v['flags']}", v["images_per_second"], v["wall_seconds"],
                      v["cpu_seconds"], "-"])
@@ -511,7 +515,7 @@ def main(argv=None) -> int:
                      c2["accuracy"]["word_accuracy_alnum"]])
     say(fixtures.table(["contender", "images/s", "wall s", "CPU s", "word acc"], rows))
     say("")
-    say(fixtures.table(["ratio", "value"], [[k, v] for k, v in results["ratios"].items()]))
+    say(fixtures.table(["ratio", "value"], [[k, v] for k, v in results["ratios"].items() if v is not None]))
     say("")
     say(f"where the CPU time of (b) goes ({b['cpu_seconds']:.0f} CPU-s in {b['wall_seconds']:.0f}s wall; "
         f"fixed cost {tiny['wall_seconds']:.1f}s wall for {TINY} images):")
