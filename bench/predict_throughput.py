@@ -321,7 +321,8 @@ def _tesserocr_init(path: str, tessdata: str) -> None:
     sys.path.insert(0, path)
     import tesserocr
 
-    _API = tesserocr.PyTessBaseAPI(path=tessdata, lang="eng", psm=tesserocr.PSM.SINGLE_WORD)
+    where = {"path": tessdata} if tessdata else {}
+    _API = tesserocr.PyTessBaseAPI(lang="eng", psm=tesserocr.PSM.SINGLE_WORD, **where)
 
 
 def _tesserocr_one(f: str) -> str:
@@ -359,7 +360,7 @@ def find_tesserocr(may_build: bool) -> tuple[str | None, str]:
 def tesserocr_api(files: list[str], procs: int, path: str) -> tuple[dict, dict[str, str | None]]:
     import multiprocessing as mp
 
-    tessdata = TESSDATA_CANDIDATES[-1] + "/"
+    tessdata = TESSDATA_CANDIDATES[-1] + "/" if TESSDATA_CANDIDATES else ""  # "": the library's default
     ctx = mp.get_context("spawn")  # never fork a process that has TensorFlow loaded
     with ctx.Pool(procs, initializer=_tesserocr_init, initargs=(path, tessdata)) as pool:
         pool.map(_tesserocr_one, files[:procs * 2])  # start-up and model load outside the timing
@@ -376,7 +377,8 @@ def tesserocr_api(files: list[str], procs: int, path: str) -> tuple[dict, dict[s
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smoke run (N=300, one extra predict run skipped)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: N=300, no variant runs, Tesseract CLI on 100 images, no tesserocr build")
     p.add_argument("--n", type=int, help="images (default 5000; quick 300)")
     p.add_argument("--model",
                    help="model bundle (default: the shipped model, else a demo model trained once)")
@@ -453,7 +455,9 @@ def main(argv=None) -> int:
 
     tess_n = min(n, args.tesseract_n if args.tesseract_n is not None else (100 if quick else 1000))
     c = None
-    if tess_n:
+    if tess_n and not shutil.which("tesseract"):
+        say("(c) skipped: no `tesseract` on PATH (apt-get install tesseract-ocr)")
+    elif tess_n:
         say(f"(c) tesseract CLI on {tess_n} images, {args.workers} processes ...")
         c, preds_c = tesseract_cli(files[:tess_n], args.workers)
         c["accuracy"] = accuracy(labels, preds_c)
