@@ -81,7 +81,7 @@ def accuracy(labels: dict[str, str], predictions: dict[str, str | None]) -> dict
 
 def resolve_model(given: str | None, quick: bool) -> tuple[str, str]:
     """(bundle directory, how it was chosen). Trains the demo model once when nothing else exists."""
-    from pipelines.predict import SHIPPED_MODEL
+    from ocr_core.bundle import SHIPPED_MODEL
 
     if given:
         return given, "--model"

@@ -107,7 +107,8 @@ def augment_batch(images, labels, seed):
 def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: int = 128,
                  max_label_len: int = 31, training: bool = False, shuffle_buffer: int = 4096,
                  augment: bool = False, deterministic: bool = False, seed: int | None = None,
-                 input_context: tf.distribute.InputContext | None = None, drop_remainder: bool | None = None):
+                 input_context: tf.distribute.InputContext | None = None, drop_remainder: bool | None = None,
+                 pad_forever: bool = False):
     """Builds the tf.data pipeline over TFRecord shard files.
 
     Args:
@@ -119,6 +120,11 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
         seed: shuffle/augmentation seed.
         input_context: from `distribute_datasets_from_function`; shards by file when there are enough
             files for every input pipeline, else by record, so each worker reads a distinct part.
+        pad_forever: (evaluation) fill the last partial batch with padding rows, then yield padding
+            batches without end, so every replica of every worker can take the same number of full,
+            same-shape batches; padding rows have all-zero labels (real labels are never empty), and
+            callers count only rows with a label. Without it a replica whose data ran out gets an empty
+            batch, which Keras' LSTM cannot trace.
 
     Returns:
         A `tf.data.Dataset` of (images, labels).
@@ -152,4 +158,15 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
         base = tf.constant(seed or 0, tf.int64)
         ds = ds.enumerate().map(lambda i, xy: augment_batch(*xy, tf.stack([base, i])),
                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if pad_forever:
+        def pad_rows(images, labels):
+            extra = batch_size - tf.shape(images)[0]
+            images = tf.pad(images, [[0, extra], [0, 0], [0, 0], [0, 0]])
+            labels = tf.pad(labels, [[0, extra], [0, 0]])
+            return (tf.ensure_shape(images, [batch_size, height, width, 1]),
+                    tf.ensure_shape(labels, [batch_size, max_label_len]))
+
+        padding = tf.data.Dataset.from_tensors((tf.zeros([batch_size, height, width, 1], tf.uint8),
+                                                tf.zeros([batch_size, max_label_len], tf.int32)))
+        ds = ds.map(pad_rows).concatenate(padding.repeat())
     return ds.with_options(opts).prefetch(tf.data.AUTOTUNE)

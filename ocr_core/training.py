@@ -89,10 +89,16 @@ def _greedy_ragged(probs):
 
 
 def validation_sums(probs, labels, lower_table):
-    """Sums over a batch: [n, loss, exact, exact_nocase, edit distance, label chars] (float32)."""
+    """Sums over a batch: [n, loss, exact, exact_nocase, edit distance, label chars] (float32).
+
+    Rows with an empty label are padding (see `make_dataset(pad_forever=True)`) and count for nothing.
+    """
     labels = tf.cast(labels, tf.int32)
-    n = tf.cast(tf.shape(labels)[0], tf.float32)
-    loss = tf.reduce_sum(ctc_loss(labels, probs))
+    real = tf.cast(tf.reduce_any(labels > 0, axis=1), tf.float32)
+    # The CTC op refuses empty labels: padding rows get a one-character stand-in, then weigh nothing.
+    stand_in = tf.one_hot(tf.zeros_like(labels[:, 0]), tf.shape(labels)[1], dtype=tf.int32)
+    loss_labels = tf.where(real[:, None] > 0, labels, stand_in)
+    loss = tf.reduce_sum(ctc_loss(loss_labels, probs) * real)
     hyp = _greedy_ragged(probs)
     truth = tf.ragged.boolean_mask(labels, labels > 0)
     dist = tf.edit_distance(hyp.to_sparse(), truth.to_sparse(), normalize=False)
@@ -100,8 +106,9 @@ def validation_sums(probs, labels, lower_table):
     truth_l = tf.ragged.map_flat_values(lambda v: tf.gather(lower_table, v), truth)
     dist_l = tf.edit_distance(hyp_l.to_sparse(), truth_l.to_sparse(), normalize=False)
     chars = tf.cast(tf.reduce_sum(truth.row_lengths()), tf.float32)
-    return tf.stack([n, loss, tf.reduce_sum(tf.cast(dist == 0, tf.float32)),
-                     tf.reduce_sum(tf.cast(dist_l == 0, tf.float32)), tf.reduce_sum(dist), chars])
+    return tf.stack([tf.reduce_sum(real), loss, tf.reduce_sum(tf.cast(dist == 0, tf.float32) * real),
+                     tf.reduce_sum(tf.cast(dist_l == 0, tf.float32) * real), tf.reduce_sum(dist * real),
+                     chars])
 
 
 def _lr_schedule(cfg: OcrConfig, steps_per_epoch: int):
@@ -129,7 +136,7 @@ def _make_optimizer(cfg: OcrConfig, steps_per_epoch: int):
 
 
 def train(cfg: OcrConfig, data: DatasetInfo, output: str, strategy: tf.distribute.Strategy,
-          seed: int = 0, log=print) -> tuple[keras.Model, TrainState]:
+          seed: int = 0, log=print, init_weights: list | None = None) -> tuple[keras.Model, TrainState]:
     """Trains `cfg` on `data`, checkpointing into `output/_backup` every epoch and resuming from it.
 
     Args:
@@ -139,6 +146,8 @@ def train(cfg: OcrConfig, data: DatasetInfo, output: str, strategy: tf.distribut
         strategy: any tf.distribute strategy.
         seed: shuffling / augmentation / initialisation seed.
         log: line printer.
+        init_weights: start from these weights (fine-tuning a trained bundle) instead of a random init;
+            ignored when resuming from a checkpoint.
 
     Returns:
         (a model outside the strategy holding the best weights, run state) — the chief exports it.
@@ -165,10 +174,16 @@ def train(cfg: OcrConfig, data: DatasetInfo, output: str, strategy: tf.distribut
                             max_label_len=t_steps, training=True, augment=cfg.train.augment,
                             shuffle_buffer=cfg.train.shuffle_buffer, seed=seed, input_context=ctx)
 
+    # Validation runs a fixed number of full global batches on every worker (collectives need the same
+    # count everywhere); the datasets pad the tail, and padding rows are not counted.
+    val_steps = -(-data.count("val") // global_batch)
+    if cfg.train.max_val_batches:
+        val_steps = min(val_steps, cfg.train.max_val_batches)
+
     def val_input(ctx):
-        ds = make_dataset(val_files, ctx.get_per_replica_batch_size(global_batch), height=h, width=w,
-                          max_label_len=t_steps, deterministic=True, input_context=ctx, drop_remainder=False)
-        return ds.take(cfg.train.max_val_batches) if cfg.train.max_val_batches else ds
+        return make_dataset(val_files, ctx.get_per_replica_batch_size(global_batch), height=h, width=w,
+                            max_label_len=t_steps, deterministic=True, input_context=ctx,
+                            drop_remainder=False, pad_forever=True)
 
     dist_train = strategy.distribute_datasets_from_function(train_input)
     dist_val = strategy.distribute_datasets_from_function(val_input)
@@ -190,6 +205,8 @@ def train(cfg: OcrConfig, data: DatasetInfo, output: str, strategy: tf.distribut
     manager = tf.train.CheckpointManager(ckpt, str(write_dir), max_to_keep=1)
     latest = tf.train.latest_checkpoint(str(backup))
     state = TrainState()
+    if init_weights is not None and not latest:
+        model.set_weights(init_weights)
     if latest:
         ckpt.restore(latest).expect_partial()
         state.start_epoch = int(epoch_var.numpy())
@@ -234,13 +251,15 @@ def train(cfg: OcrConfig, data: DatasetInfo, output: str, strategy: tf.distribut
             loss_sum += float(train_step(iterator))
         train_time = time.perf_counter() - t0
         sums = np.zeros(6)
-        for images, labels in dist_val:
-            sums += val_step(images, labels).numpy()
+        val_iter = iter(dist_val)
+        for _ in range(val_steps):
+            sums += val_step(*next(val_iter)).numpy()
         n = max(sums[0], 1.0)
         lr = optimizer.learning_rate
         row = {"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch, "val_loss": sums[1] / n,
                "val_word_accuracy": sums[2] / n, "val_word_accuracy_case_insensitive": sums[3] / n,
-               "val_cer": sums[4] / max(sums[5], 1.0), "learning_rate": float(np.asarray(lr)),
+               "val_cer": sums[4] / max(sums[5], 1.0), "val_examples": int(sums[0]),
+               "learning_rate": float(np.asarray(lr)),
                "images_per_second": steps_per_epoch * global_batch / train_time,
                "seconds": time.perf_counter() - t0}
         state.history.append(row)

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.predict import SHIPPED_MODEL
+from ocr_core.bundle import SHIPPED_MODEL
 
 
 def parse_args(argv):

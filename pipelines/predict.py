@@ -14,7 +14,6 @@ import posixpath
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -23,14 +22,13 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
-from ocr_core.bundle import BundleError, read_bundle_meta
+from ocr_core.bundle import SHIPPED_MODEL, BundleError, read_bundle_meta
 from ocr_core.charset import Charset
 from ocr_core.ctc import beam_search_decode, greedy_decode
 from ocr_core.preprocess import ImageError, PreprocessSpec, preprocess_word_image
 from ocr_core.records import record_id
 from pipelines.beam_options import DASK_RUNNER, add_runner_arguments, pipeline_options, runner_name
 
-SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "ocr_core" / "assets" / "default_model"
 SUCCESS = "_SUCCESS.json"
 PART_PREFIX = "part"
 

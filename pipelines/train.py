@@ -27,6 +27,9 @@ def parse_args(argv):
     p.add_argument("--strategy", default="auto", choices=["auto", "one_device", "mirrored", "multi_worker"])
     p.add_argument("--logical-devices", type=int, default=0,
                    help="split the CPU into N logical devices (to exercise MirroredStrategy without GPUs)")
+    p.add_argument("--init-from", metavar="BUNDLE",
+                   help="start from a trained bundle's weights instead of a random init (fine-tuning); "
+                        "'shipped' is the pretrained model; architecture and charset must match --config")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace a finished model in --output")
     p.add_argument("--no-saved-model", action="store_true", help="skip the SavedModel serving export")
@@ -84,6 +87,18 @@ def check_output(output: Path, cfg, overwrite: bool) -> None:
             shutil.rmtree(output / BACKUP_DIR)
 
 
+def initial_weights(path: str, cfg) -> list:
+    """Weights of a bundle to fine-tune from; ValueError unless its architecture and charset match `cfg`."""
+    from ocr_core.bundle import SHIPPED_MODEL, load_bundle
+
+    bundle = load_bundle(str(SHIPPED_MODEL) if path == "shipped" else path)
+    if bundle.config.model != cfg.model or bundle.charset.characters != cfg.charset:
+        raise ValueError(f"--init-from {path}: its architecture/charset (config {bundle.config.name!r}) "
+                         f"differ from config {cfg.name!r}; fine-tune with the bundle's own config "
+                         f"(`--config {path}/config.yaml` keeps its architecture)")
+    return bundle.model.get_weights()
+
+
 def run(argv=None) -> int:
     args = parse_args(argv)
     from ocr_core.bundle import save_bundle
@@ -103,6 +118,11 @@ def run(argv=None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"ocr train: {e}", file=sys.stderr)
         return 2
+    try:
+        init_weights = initial_weights(args.init_from, cfg) if args.init_from else None
+    except ValueError as e:
+        print(f"ocr train: {e}", file=sys.stderr)
+        return 2
     output = Path(args.output)
     strategy = make_strategy(args.strategy, args.logical_devices)
     chief = is_chief(current_task(strategy))
@@ -115,7 +135,7 @@ def run(argv=None) -> int:
           f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)", flush=True)
     try:
         model, state = train(cfg, data, str(output), strategy, seed=args.seed,
-                             log=lambda s: print(s, flush=True))
+                             log=lambda s: print(s, flush=True), init_weights=init_weights)
     except DatasetError as e:
         print(f"ocr train: {e}", file=sys.stderr)
         return 2

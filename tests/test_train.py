@@ -66,6 +66,16 @@ def test_demo_config_learns(words, tmp_path):
         assert (out / f).exists(), f
     assert not (out / "_backup").exists()
 
+    # Fine-tuning starts from the bundle's weights: one tiny step keeps its accuracy (a random init has ~0).
+    tuned = tmp_path / "tuned"
+    ocr("train", "--data", words, "--config", "demo", "--output", tuned, "--init-from", out, "--epochs", 1,
+        "--max-steps-per-epoch", 1, "--learning-rate", 1e-7, "--no-saved-model")
+    first = json.loads((tuned / "metrics.json").read_text())["history"][0]
+    assert first["val_word_accuracy"] >= metrics["best"]["val_word_accuracy"] - 0.15, first
+    p = ocr("train", "--data", words, "--config", "small", "--output", tmp_path / "x", "--init-from", out,
+            check=False)
+    assert p.returncode == 2 and "differ from config 'small'" in p.stderr
+
 
 @pytest.mark.slow
 def test_killed_run_resumes_from_its_last_epoch(words, tmp_path):
@@ -127,12 +137,18 @@ def test_two_workers_on_localhost_train_one_bundle(words, tmp_path):
 
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(words, tmp_path):
+    # A batch size whose validation tail leaves one replica without data (an odd number of per-replica
+    # batches, the last one partial): every validation image must still count exactly once.
+    n_val = json.loads((words / "manifest.json").read_text())["counts"]["val"]
+    batch = next(b for b in range(8, 64, 2) if -(-n_val // (b // 2)) % 2 == 1 and n_val % (b // 2))
     out = tmp_path / "model"
     proc = ocr("train", "--data", words, "--config", "demo", "--output", out, "--epochs", 1,
-               "--max-steps-per-epoch", 5, "--batch-size", 16, "--strategy", "mirrored",
+               "--max-steps-per-epoch", 5, "--batch-size", batch, "--strategy", "mirrored",
                "--logical-devices", 2, "--no-saved-model")
     assert "MirroredStrategy with 2 replica(s)" in proc.stdout
     assert (out / "model.keras").exists()
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert history[0]["val_examples"] == n_val
 
 
 def test_clear_errors(words, tmp_path):
