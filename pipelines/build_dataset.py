@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 import struct
 import sys
 import time
@@ -65,6 +66,7 @@ class InputSpec(NamedTuple):
     uri: str  # resolved (absolute local path or scheme://)
     kind: str  # tsv | csv | mjsynth | glob
     given: str  # as typed on the command line; origins start with it
+    root: str = ""  # common directory of all inputs: split keys are image paths relative to it
 
 
 class Entry(NamedTuple):
@@ -76,6 +78,7 @@ class Entry(NamedTuple):
     label_ids: tuple
     origin: str  # "labels.tsv:17" / the file matched by a glob
     order: tuple  # (input index, line or file number): sorts origins in input order
+    key: str = ""  # the image path relative to the inputs' common directory: what the split hashes
 
 
 class Reject(NamedTuple):
@@ -121,6 +124,32 @@ def input_kind(uri: str) -> str:
 
 def _is_uri(path: str) -> bool:
     return "://" in path
+
+
+def input_dir(uri: str, kind: str) -> str:
+    """The directory an input's image paths hang from: a manifest's folder, or a glob's fixed prefix."""
+    if kind == "glob":
+        fixed = re.split(r"[*?\[]", uri, maxsplit=1)[0]
+        return fixed.rstrip("/") if fixed.endswith("/") else posixpath.dirname(fixed)
+    return posixpath.dirname(uri)
+
+
+def common_root(dirs: list[str]) -> str:
+    """The deepest directory containing all of `dirs` (same scheme), '' when they share none."""
+    split = [d.rstrip("/").split("/") for d in dirs]
+    common = []
+    for parts in zip(*split):
+        if len(set(parts)) > 1:
+            break
+        common.append(parts[0])
+    return "/".join(common)
+
+
+def location_key(source: str, root: str) -> str:
+    """`source` relative to `root`: the same for a copy of the tree anywhere (another disk, gs://)."""
+    if root and source.startswith(root.rstrip("/") + "/"):
+        return source[len(root.rstrip("/")) + 1:]
+    return source
 
 
 def resolve_path(base_dir: str, path: str) -> str:
@@ -191,7 +220,8 @@ def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
             if n % parts != part:
                 continue
             label = label_from_filename(meta.path)
-            entry = Entry("", meta.path, label, (), meta.path, (spec.index, n))
+            entry = Entry("", meta.path, label, (), meta.path, (spec.index, n),
+                          location_key(meta.path, spec.root or input_dir(spec.uri, "glob")))
             if label is None:
                 yield _reject(entry, "malformed_name",
                               f"file name {posixpath.basename(meta.path)!r} is not <n>_<label>_<n>.<ext>")
@@ -231,7 +261,8 @@ def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
             except ValueError as e:
                 yield Reject("", origin, None, "malformed_line", f"{e}: {line[:200]!r}", order)
                 continue
-            yield Entry("", resolve_path(base_dir, path), label, (), origin, order)
+            source = resolve_path(base_dir, path)
+            yield Entry("", source, label, (), origin, order, location_key(source, spec.root or base_dir))
 
 
 # --- labels ---------------------------------------------------------------------------------------
@@ -333,8 +364,11 @@ class SplitPlan:
         return _unit_hash("shard", id_) % self.num_shards[split]
 
     def assign(self, entry: Entry) -> tuple[tuple[str, int], Entry]:
-        split = self.split_of(entry.id)
-        return (split, self.shard_of(entry.id, split)), entry
+        # Hashed on the location-independent key, so building from a copy of the data elsewhere (another
+        # machine, gs://) puts every image in the same split and shard.
+        key = record_id(entry.key or entry.source, entry.label)
+        split = self.split_of(key)
+        return (split, self.shard_of(key, split)), entry
 
 
 def shard_name(split: str, shard: int, num_shards: int) -> str:
@@ -700,7 +734,8 @@ def resolve_inputs(given: list[str]) -> list[InputSpec]:
         elif not FileSystems.exists(uri):
             raise BuildError(f"--input {g}: no such file")
         specs.append(InputSpec(i, uri, kind, g))
-    return specs
+    root = common_root([input_dir(s.uri, s.kind) for s in specs])
+    return [s._replace(root=root) for s in specs]
 
 
 def _matching(out_dir: str, *patterns: str) -> list[str]:

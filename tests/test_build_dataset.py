@@ -176,7 +176,7 @@ def test_build_writes_a_complete_dataset(built, corpus):
         assert key in m
 
 
-def test_stored_pixels_equal_preprocess_of_the_source(built):
+def test_stored_pixels_equal_preprocess_of_the_source(built, corpus):
     out, m = built
     seen = set()
     plan = SplitPlan(0.25, 0.0, 3)
@@ -188,7 +188,9 @@ def test_stored_pixels_equal_preprocess_of_the_source(built):
             assert r.content_width == cw
             assert Charset().decode(r.label_ids) == r.text
             assert r.id == record_id(r.source, r.text)
-            assert plan.split_of(r.id) == split
+            # the split hashes the image path relative to the inputs' directory, not where it lies
+            key = Path(r.source).relative_to(corpus).as_posix()
+            assert plan.split_of(record_id(key, r.text)) == split
             seen.add(r.text)
     assert seen == set(WORDS)
     for shard in m["shards"]:  # records sorted by id inside each shard
@@ -227,6 +229,30 @@ def test_rebuild_is_byte_identical_and_overwrite_is_explicit(built, corpus, tmp_
     names = sorted(p.name for p in (tmp_path / "again").iterdir())
     assert names == ["manifest.json", "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
     assert fewer["counts"] == {"train": 12}
+
+
+def test_a_copy_of_the_data_elsewhere_gets_the_same_split(corpus, tmp_path):
+    import shutil
+
+    def membership(root):
+        m = build(tmp_path / f"ds-{root.name}", root / "labels.tsv",
+                  extra=["--shards", "3", "--val-fraction", "0.4"])
+        return {(Path(r.source).relative_to(root).as_posix(), split, r.text)
+                for split, recs in read_records(tmp_path / f"ds-{root.name}", m).items() for r in recs}
+
+    moved = tmp_path / "elsewhere" / "deeper"
+    shutil.copytree(corpus, moved)
+    first, second = membership(corpus), membership(moved)
+    assert first == second and {s for _, s, _ in first} == {"train", "val"}
+
+
+def test_location_keys():
+    assert build_dataset.input_dir("/d/a/labels.tsv", "tsv") == "/d/a"
+    assert build_dataset.input_dir("gs://b/x/*/img_*.jpg", "glob") == "gs://b/x"
+    assert build_dataset.common_root(["/d/a", "/d/a/b", "/d/c"]) == "/d"
+    assert build_dataset.common_root(["gs://b/x", "gs://b/x/y"]) == "gs://b/x"
+    assert build_dataset.location_key("/d/a/img/1.png", "/d") == "a/img/1.png"
+    assert build_dataset.location_key("/elsewhere/1.png", "/d") == "/elsewhere/1.png"
 
 
 def test_overwrite_deletes_the_manifest_first(tmp_path):
