@@ -141,7 +141,8 @@ def run(argv=None) -> int:
         return 2
     if not chief:
         return 0
-    metrics = {"config": cfg.name, "dataset": str(Path(args.data).resolve()), "best_epoch": state.best_epoch,
+    metrics = {"config": cfg.name, "dataset": str(Path(args.data).resolve()), "init_from": args.init_from,
+               "best_epoch": state.best_epoch,
                "best": state.best, "epochs_run": state.epochs_run + state.start_epoch,
                "stopped_early": state.stopped_early, "train_images_per_second": state.images_per_second,
                "counts": {s: data.count(s) for s in ("train", "val", "test")}, "history": state.history}
