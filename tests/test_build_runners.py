@@ -51,7 +51,10 @@ def test_runner_options():
     opts, cleanup = pipeline_options(["--direct_running_mode=in_memory"], "direct", 3)
     d = opts.get_all_options()
     assert d["runner"] == DIRECT_RUNNER and d["direct_running_mode"] == "in_memory"
-    assert d["direct_num_workers"] == 3
+    assert d["direct_num_workers"] == 3 and d["default_sdk_harness_log_level"] == "WARNING"
+    cleanup()
+    opts, cleanup = pipeline_options(["--default_sdk_harness_log_level=DEBUG"], "direct", 2)
+    assert opts.get_all_options()["default_sdk_harness_log_level"] == "DEBUG"  # the user's choice wins
     cleanup()
     from apache_beam.runners.dask.dask_runner import DaskOptions
 
