@@ -42,6 +42,7 @@ class Bundle:
 # The pretrained model shipped inside the package (configs/default.yaml; see README "Shipped model").
 SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "default_model"
 
+
 def check_bundle_dir(path: str) -> None:
     """Raises BundleError unless `path` holds every file of a bundle (cheap: no TensorFlow)."""
     p = Path(path)

@@ -205,8 +205,6 @@ def train(cfg: OcrConfig, data: DatasetInfo, output: str, strategy: tf.distribut
     manager = tf.train.CheckpointManager(ckpt, str(write_dir), max_to_keep=1)
     latest = tf.train.latest_checkpoint(str(backup))
     state = TrainState()
-    if init_weights is not None and not latest:
-        model.set_weights(init_weights)
     if latest:
         ckpt.restore(latest).expect_partial()
         state.start_epoch = int(epoch_var.numpy())
@@ -219,6 +217,8 @@ def train(cfg: OcrConfig, data: DatasetInfo, output: str, strategy: tf.distribut
             (out / HISTORY_CSV).unlink()
             for r in state.history:
                 _append_csv(out / HISTORY_CSV, r)
+    elif init_weights is not None:
+        model.set_weights(init_weights)
 
     @tf.function
     def train_step(iterator):

@@ -147,9 +147,8 @@ def common_root(dirs: list[str]) -> str:
 
 def location_key(source: str, root: str) -> str:
     """`source` relative to `root`: the same for a copy of the tree anywhere (another disk, gs://)."""
-    if root and source.startswith(root.rstrip("/") + "/"):
-        return source[len(root.rstrip("/")) + 1:]
-    return source
+    prefix = root.rstrip("/") + "/"
+    return source[len(prefix):] if root and source.startswith(prefix) else source
 
 
 def resolve_path(base_dir: str, path: str) -> str:
@@ -221,7 +220,7 @@ def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
                 continue
             label = label_from_filename(meta.path)
             entry = Entry("", meta.path, label, (), meta.path, (spec.index, n),
-                          location_key(meta.path, spec.root or input_dir(spec.uri, "glob")))
+                          location_key(meta.path, spec.root or input_dir(spec.uri, spec.kind)))
             if label is None:
                 yield _reject(entry, "malformed_name",
                               f"file name {posixpath.basename(meta.path)!r} is not <n>_<label>_<n>.<ext>")

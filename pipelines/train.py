@@ -115,12 +115,8 @@ def run(argv=None) -> int:
                 setattr(cfg.train, field, value)
         data = DatasetInfo.load(args.data)
         check_compatible(cfg, data)  # before anything is written to --output
-    except (FileNotFoundError, ValueError) as e:
-        print(f"ocr train: {e}", file=sys.stderr)
-        return 2
-    try:
         init_weights = initial_weights(args.init_from, cfg) if args.init_from else None
-    except ValueError as e:
+    except (FileNotFoundError, ValueError) as e:
         print(f"ocr train: {e}", file=sys.stderr)
         return 2
     output = Path(args.output)
