@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# Fonts and dictionary for the synthetic word generator, Tesseract for the benchmark comparison.
+# Fonts and dictionary for the synthetic word generator (libfribidi0: OpenType features via Pillow's Raqm),
+# Tesseract for the benchmark comparison.
 DEBS   := wamerican fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-urw-base35 \
           fonts-crosextra-carlito fonts-crosextra-caladea fonts-linuxlibertine fonts-ebgaramond \
-          fonts-roboto-unhinted fonts-open-sans fonts-lato fonts-texgyre tesseract-ocr
+          fonts-roboto-unhinted fonts-open-sans fonts-lato fonts-texgyre libfribidi0 tesseract-ocr
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint system-deps install clean bench

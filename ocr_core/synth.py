@@ -18,12 +18,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, features
 
 from ocr_core.charset import DEFAULT_CHARACTERS, Charset, ctc_min_steps
 from ocr_core.preprocess import GRAY_WEIGHTS
 
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2  # 2: old-style figures
 # TeX Gyre lives under texmf on Debian (fonts-texgyre), not under /usr/share/fonts.
 DEFAULT_FONT_DIRS = ("/usr/share/fonts", "/usr/share/texmf/fonts/opentype")
 DEFAULT_WORDS = "/usr/share/dict/words"
@@ -34,6 +34,8 @@ MAX_LABEL_LEN = 24
 MAX_CTC_STEPS = 31  # the CRNN emits 32 frames for a 128-wide input; keep one spare
 HELDOUT_FRACTION = 0.17
 MIN_HELDOUT_FAMILIES = 3
+OLDSTYLE_FEATURE = "onum"
+OLDSTYLE_SHARE = 0.3  # of the texts with digits, in fonts that have old-style figures
 FILES_PER_DIR = 10_000
 TSV_LABELS = "labels.tsv"
 MJSYNTH_LABELS = "annotation.txt"
@@ -399,6 +401,29 @@ def _load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.BASIC)
 
 
+@functools.lru_cache(maxsize=64)
+def _load_shaping_font(path: str, size: int) -> ImageFont.FreeTypeFont | None:
+    """The font with OpenType shaping (Raqm), for feature-driven glyph variants; None without libraqm."""
+    if not features.check("raqm"):
+        return None
+    return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.RAQM)
+
+
+@functools.lru_cache(maxsize=1024)
+def has_oldstyle_figures(path: str) -> bool:
+    """Whether the font draws different digits with the OpenType "onum" feature (old-style figures).
+
+    Book faces (EB Garamond, Georgia, many logos) print 0-9 as old-style figures by default: a 1 like an I,
+    a 0 like an o, 3 5 7 9 dropping below the baseline.
+    A recognizer that never saw them reads "1985" as "I98s".
+    """
+    font = _load_shaping_font(path, _FP_SIZE)
+    if font is None:
+        return False
+    digits = "0123456789"
+    return bytes(font.getmask(digits)) != bytes(font.getmask(digits, features=[OLDSTYLE_FEATURE]))
+
+
 def _colour(rng: np.random.Generator, luma: float) -> np.ndarray:
     """An RGB colour of about the given luma: half of them greyish, the rest of any hue."""
     sat = rng.uniform(0, 0.15) if rng.random() < 0.5 else rng.uniform(0.2, 0.9)
@@ -483,11 +508,13 @@ def _line_metrics(path: str, size: int) -> tuple[float, int, int]:
 
 def _draw_text(rng: np.random.Generator, text: str, path: str, size: int, stroke: int, left: str,
                right: str) -> _Layout:
-    font = _load_font(path, size)
+    font, shaping = _load_font(path, size), {}
+    if any(c.isdigit() for c in text) and rng.random() < OLDSTYLE_SHARE and has_oldstyle_figures(path):
+        font, shaping = _load_shaping_font(path, size), {"features": [OLDSTYLE_FEATURE]}
     space, line_top, line_bottom = _line_metrics(path, size)
     tracking = rng.uniform(-0.04, 0.3) * size if rng.random() < 0.2 else 0.0
-    advances = [font.getlength(c) + tracking for c in text] if tracking else []
-    word_w = sum(advances) if tracking else font.getlength(text)
+    advances = [font.getlength(c, **shaping) + tracking for c in text] if tracking else []
+    word_w = sum(advances) if tracking else font.getlength(text, **shaping)
     gaps = [space * rng.uniform(0.8, 1.8) + 1 if frag else 0.0 for frag in (left, right)]
     # Room for the slice of a neighbouring word that the crop can show; the rest may fall off the canvas.
     rooms = [gap + size if frag else 0.0 for gap, frag in zip(gaps, (left, right))]
@@ -503,10 +530,10 @@ def _draw_text(rng: np.random.Generator, text: str, path: str, size: int, stroke
         if tracking:
             cx = x
             for c, advance in zip(text, advances):
-                draw.text((cx, baseline), c, font=font, fill=255, anchor="ls", stroke_width=sw)
+                draw.text((cx, baseline), c, font=font, fill=255, anchor="ls", stroke_width=sw, **shaping)
                 cx += advance
         else:
-            draw.text((x, baseline), text, font=font, fill=255, anchor="ls", stroke_width=sw)
+            draw.text((x, baseline), text, font=font, fill=255, anchor="ls", stroke_width=sw, **shaping)
     # The word's box: its ink, or (half the time) the line from ascender to descender, so that "ace" is not
     # cropped taller-looking than "Ace".
     x0, y0, bw, bh = cv2.boundingRect(np.asarray(canvases[0]))
@@ -518,9 +545,11 @@ def _draw_text(rng: np.random.Generator, text: str, path: str, size: int, stroke
     box_rect = [x0 - stroke, y0 - stroke, x1 + stroke, y1 + stroke]
     for draw, sw in zip(draws, (0, stroke)):
         if left:
-            draw.text((x0 - gaps[0], baseline), left, font=font, fill=255, anchor="rs", stroke_width=sw)
+            draw.text((x0 - gaps[0], baseline), left, font=font, fill=255, anchor="rs", stroke_width=sw,
+                      **shaping)
         if right:
-            draw.text((x1 + gaps[1], baseline), right, font=font, fill=255, anchor="ls", stroke_width=sw)
+            draw.text((x1 + gaps[1], baseline), right, font=font, fill=255, anchor="ls", stroke_width=sw,
+                      **shaping)
 
     if rng.random() < 0.06:  # underline
         y = baseline + max(1, round(rng.uniform(0.08, 0.16) * size))
@@ -908,6 +937,8 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str 
         "words": {"path": str(words_path), "usable": len(maker.sampler.words)},
         "font_usage": dict(sorted(usage.items())),
         "fonts": [asdict(f) for f in font_list],
+        # Without libraqm (Debian libfribidi0) no font gets old-style figures: a different dataset.
+        "oldstyle_figures": sorted(Path(f.path).name for f in font_list if has_oldstyle_figures(f.path)),
     }
     (out / "synth.json").write_text(json.dumps(meta, indent=1) + "\n")
     # The labels file appears last, by a rename: its presence means the dataset is complete.

@@ -164,6 +164,21 @@ def test_heldout_fonts_render(tmp_path):
     assert {line.split("\t")[1] for line in (out / "fonts.tsv").read_text().splitlines()} <= heldout
 
 
+def test_oldstyle_figures_are_rendered_in_fonts_that_have_them(monkeypatch):
+    train = synth.fonts("train")
+    with_onum = [f for f in train if synth.has_oldstyle_figures(f.path)]
+    without = [f for f in train if "DejaVu" in f.family]
+    assert with_onum and without and not any(synth.has_oldstyle_figures(f.path) for f in without)
+    font = with_onum[0]
+
+    def render(share: float, text: str) -> np.ndarray:
+        monkeypatch.setattr(synth, "OLDSTYLE_SHARE", share)
+        return synth._draw_text(np.random.default_rng(0), text, font.path, 40, 0, "", "").fill
+
+    assert not np.array_equal(render(0.0, "1985"), render(1.0, "1985"))
+    assert np.array_equal(render(0.0, "word"), render(1.0, "word"))  # letters never switch glyphs
+
+
 def test_cli_end_to_end(tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["synth", "--out", str(out), "--count", "30", "--seed", "5", "--workers", "1", "--no-progress"]
