@@ -100,8 +100,10 @@ def pipeline_options(beam_args: list[str], runner: str = "direct", workers: int 
         if not _has_flag(beam_args, "--direct_num_workers"):
             args.append(f"--direct_num_workers={workers}")
         if not _has_flag(beam_args, "--default_sdk_harness_log_level"):
-            # The worker processes otherwise print ~35 INFO lines of gRPC set-up per job into the console.
-            args.append("--default_sdk_harness_log_level=WARNING")
+            # The worker processes otherwise print ~35 INFO lines of gRPC set-up per job into the console, and
+            # at WARNING each still repeats Beam-internal notices (unparseable internal args, no
+            # semi_persistent_directory, ...) twice. A failing worker still raises in this process.
+            args.append("--default_sdk_harness_log_level=ERROR")
     elif name == DASK_RUNNER:
         address = dask_address
         if address is None and not _has_flag(beam_args, "--dask_client_address", "--dask_scheduler_file"):

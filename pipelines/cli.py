@@ -8,6 +8,8 @@ import sys
 # Preprocessing does many tiny matrix products; OpenBLAS' thread pool makes each ~10x slower on a busy
 # machine (measured), and Beam/Dask already run one worker process per core. Set before numpy loads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# TensorFlow's C++ INFO lines (CPU feature notices, once per process and Beam worker); warnings still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 COMMANDS = {
     "synth": ("pipelines.synth", "generate synthetic word images (offline, MJSynth-like)"),

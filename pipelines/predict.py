@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import posixpath
 import time
@@ -180,6 +181,21 @@ def preprocess_item(item: Item, spec: PreprocessSpec) -> Item:
     except ImageError as e:
         item["error"] = f"{e.reason}: {e.detail}"
     return item
+
+
+class _NoMemoryProbeWarning(logging.Filter):
+    """Drops Beam 2.77's "Resource module is not available" warning. RunInference imports `resource` in one
+    try-block with a torch-only module, so without torch it warns on every model load although `resource` is
+    there; the number it cannot fetch is only a memory metric."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Resource module is not available")
+
+
+def quiet_memory_probe_warning() -> None:
+    root = logging.getLogger()
+    if not any(isinstance(f, _NoMemoryProbeWarning) for f in root.filters):
+        root.addFilter(_NoMemoryProbeWarning())
 
 
 class CrnnModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
@@ -451,6 +467,7 @@ def run(argv=None, test_pipeline=None):
 def _run(argv, test_pipeline):
     args, beam_args = parse_args(argv)
     started = time.time()
+    quiet_memory_probe_warning()  # for the in-process runner; worker processes log at ERROR (beam_options)
     if args.beam_width < 1 or args.top_k < 1 or args.top_k > args.beam_width:
         raise PredictError("need 1 <= --top-k <= --beam-width")
     bundle = resolve_model(args.model)

@@ -51,7 +51,7 @@ def test_runner_options():
     opts, cleanup = pipeline_options(["--direct_running_mode=in_memory"], "direct", 3)
     d = opts.get_all_options()
     assert d["runner"] == DIRECT_RUNNER and d["direct_running_mode"] == "in_memory"
-    assert d["direct_num_workers"] == 3 and d["default_sdk_harness_log_level"] == "WARNING"
+    assert d["direct_num_workers"] == 3 and d["default_sdk_harness_log_level"] == "ERROR"
     cleanup()
     opts, cleanup = pipeline_options(["--default_sdk_harness_log_level=DEBUG"], "direct", 2)
     assert opts.get_all_options()["default_sdk_harness_log_level"] == "DEBUG"  # the user's choice wins
