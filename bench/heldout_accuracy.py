@@ -35,6 +35,23 @@ def run_tesseract(paths: list[str], procs: int = 2) -> tuple[list[str], float]:
     return texts, len(paths) / (time.perf_counter() - start)
 
 
+def tesserocr_row(paths: list[str], labels: list[str]) -> dict:
+    """Tesseract's in-process API (loaded once per process, 2 processes) on the same images.
+
+    Needs the tesserocr build that bench/predict_throughput.py caches; the CLI's images/s is mostly start-up.
+    """
+    from predict_throughput import find_tesserocr, tesserocr_api
+
+    where, how = find_tesserocr(may_build=False)
+    if where is None:
+        return {"skipped": how}
+    speed, texts = tesserocr_api(paths, 2, where)
+    scores = summarize(zip(labels, (texts[str(Path(p).resolve())] for p in paths)))
+    return {"word_accuracy_alnum": scores["word_accuracy_alnum"], "cer": scores["cer"],
+            "word_accuracy": scores["word_accuracy"], "images_per_second": speed["images_per_second"],
+            "how": how}
+
+
 def forward_speed(model_dir: str, batch: int = 64, rounds: int = 5) -> dict:
     code = f"""
 import os, time, json; os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -84,6 +101,7 @@ def main(argv=None) -> int:
     ours, ocr_ips = runs["greedy"]
     tess_texts, tess_ips = run_tesseract(paths)
     tess = summarize(zip(labels, tess_texts))
+    api = tesserocr_row(paths, labels)
     speed = forward_speed(args.model)
     result = {
         "n": len(paths), "images": str(root), "model": args.model, "loadavg": os.getloadavg(),
@@ -94,6 +112,7 @@ def main(argv=None) -> int:
                      "end_to_end_images_per_second": runs["beam"][1]},
         "tesseract": {"word_accuracy_alnum": tess["word_accuracy_alnum"], "cer": tess["cer"],
                       "word_accuracy": tess["word_accuracy"], "cli_images_per_second_2_procs": tess_ips},
+        "tesserocr": api,
         "forward_images_per_second": speed,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -102,6 +121,11 @@ def main(argv=None) -> int:
     for name, m, ips in [("ocr predict (greedy)", ours, ocr_ips), ("ocr predict (beam)", *runs["beam"]),
                          ("tesseract 5 --psm 8", tess, tess_ips)]:
         print(f"{name:24}{m['word_accuracy_alnum']:>18.3f}{m['cer']:>8.3f}{ips:>12.1f}")
+    if "images_per_second" in api:
+        print(f"{'tesserocr (in-process)':24}{api['word_accuracy_alnum']:>18.3f}{api['cer']:>8.3f}"
+              f"{api['images_per_second']:>12.1f}")
+    else:
+        print(f"tesserocr row skipped: {api['skipped']}")
     print(f"forward pass, batch 64: shipped {speed['shipped']:.0f} img/s, seed {speed['seed']:.0f} img/s "
           f"(ratio {speed['shipped'] / speed['seed']:.2f}); load average {os.getloadavg()[0]:.1f}")
     return 0
