@@ -229,7 +229,9 @@ def ocr_predict(bundle: str, pattern: str, out: Path, batch: int, workers: int, 
     patched = FIXED_BATCH in extra
     extra = [a for a in extra if a != FIXED_BATCH]
     args = ["predict", "--model", bundle, "--input", pattern, "--output", str(out),
-            "--batch-size", str(batch), "--workers", str(workers), *extra]
+            "--batch-size", str(batch), "--workers", str(workers),
+            # BatchElements logs its batch statistics at WARNING; `ocr predict` workers default to ERROR.
+            "--default_sdk_harness_log_level=WARNING", *extra]
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-c", FIXED_BATCH_DRIVER, *args[1:]] if patched else fixtures.ocr_command(*args)
     r = run_tree(cmd, fixtures.CACHE / "logs" / f"predict-{tag}.log")
