@@ -35,6 +35,11 @@ def run_tesseract(paths: list[str], procs: int = 2) -> tuple[list[str], float]:
     return texts, len(paths) / (time.perf_counter() - start)
 
 
+def scores(m: dict) -> dict:
+    """The three accuracy figures of a `summarize` / `ocr evaluate` result that the table reports."""
+    return {k: m[k] for k in ("word_accuracy_alnum", "cer", "word_accuracy")}
+
+
 def tesserocr_row(paths: list[str], labels: list[str]) -> dict:
     """Tesseract's in-process API (loaded once per process, 2 processes) on the same images.
 
@@ -46,10 +51,8 @@ def tesserocr_row(paths: list[str], labels: list[str]) -> dict:
     if where is None:
         return {"skipped": how}
     speed, texts = tesserocr_api(paths, 2, where)
-    scores = summarize(zip(labels, (texts[str(Path(p).resolve())] for p in paths)))
-    return {"word_accuracy_alnum": scores["word_accuracy_alnum"], "cer": scores["cer"],
-            "word_accuracy": scores["word_accuracy"], "images_per_second": speed["images_per_second"],
-            "how": how}
+    found = summarize(zip(labels, (texts[str(Path(p).resolve())] for p in paths)))
+    return {**scores(found), "images_per_second": speed["images_per_second"], "how": how}
 
 
 def forward_speed(model_dir: str, batch: int = 64, rounds: int = 5) -> dict:
@@ -105,13 +108,9 @@ def main(argv=None) -> int:
     speed = forward_speed(args.model)
     result = {
         "n": len(paths), "images": str(root), "model": args.model, "loadavg": os.getloadavg(),
-        "ocr": {"word_accuracy_alnum": ours["word_accuracy_alnum"], "cer": ours["cer"],
-                "word_accuracy": ours["word_accuracy"], "end_to_end_images_per_second": ocr_ips},
-        "ocr_beam": {"word_accuracy_alnum": runs["beam"][0]["word_accuracy_alnum"],
-                     "cer": runs["beam"][0]["cer"], "word_accuracy": runs["beam"][0]["word_accuracy"],
-                     "end_to_end_images_per_second": runs["beam"][1]},
-        "tesseract": {"word_accuracy_alnum": tess["word_accuracy_alnum"], "cer": tess["cer"],
-                      "word_accuracy": tess["word_accuracy"], "cli_images_per_second_2_procs": tess_ips},
+        "ocr": {**scores(ours), "end_to_end_images_per_second": ocr_ips},
+        "ocr_beam": {**scores(runs["beam"][0]), "end_to_end_images_per_second": runs["beam"][1]},
+        "tesseract": {**scores(tess), "cli_images_per_second_2_procs": tess_ips},
         "tesserocr": api,
         "forward_images_per_second": speed,
     }

@@ -43,19 +43,6 @@ from pathlib import Path  # noqa: E402
 import fixtures  # noqa: E402  (also puts the repo on sys.path)
 
 TINY = 100  # images of the fixed-cost run
-FIXED_BATCH = "fixed-batch"
-# `ocr predict` with RunInference's min_batch_size raised to --batch-size (the handler's batching kwargs are
-# pickled with it, so patching the constructor in the launching process reaches the workers). An experiment
-# for a proposed fix in pipelines/predict.py; the shipped command is measured as it is in (b).
-FIXED_BATCH_DRIVER = """
-import sys
-import pipelines.predict as p
-_init = p.CrnnModelHandler.__init__
-def init(self, bundle, min_batch_size=16, max_batch_size=128, intra_op_threads=0):
-    _init(self, bundle, max_batch_size, max_batch_size, intra_op_threads)
-p.CrnnModelHandler.__init__ = init
-sys.exit(p.run(sys.argv[1:]))
-"""
 TESSDATA_CANDIDATES = sorted(glob.glob("/usr/share/tesseract-ocr/*/tessdata"))
 TESSEROCR_DIRS = (fixtures.CACHE / "tesserocr_src", fixtures.CACHE / "tesserocr_pkg")
 
@@ -225,21 +212,18 @@ def read_predictions(out_dir: Path) -> dict[str, str | None]:
 
 def ocr_predict(bundle: str, pattern: str, out: Path, batch: int, workers: int, extra: list[str],
                 tag: str) -> dict:
-    """Runs `ocr predict` (flags in `extra` win; a FIXED_BATCH token runs it through FIXED_BATCH_DRIVER)."""
-    patched = FIXED_BATCH in extra
-    extra = [a for a in extra if a != FIXED_BATCH]
+    """Runs `ocr predict` (flags in `extra` win)."""
     args = ["predict", "--model", bundle, "--input", pattern, "--output", str(out),
             "--batch-size", str(batch), "--workers", str(workers),
             # BatchElements logs its batch statistics at WARNING; `ocr predict` workers default to ERROR.
             "--default_sdk_harness_log_level=WARNING", *extra]
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-c", FIXED_BATCH_DRIVER, *args[1:]] if patched else fixtures.ocr_command(*args)
-    r = run_tree(cmd, fixtures.CACHE / "logs" / f"predict-{tag}.log")
+    r = run_tree(fixtures.ocr_command(*args), fixtures.CACHE / "logs" / f"predict-{tag}.log")
     text = Path(r["log"]).read_text()
     if r["returncode"] != 0:
         raise RuntimeError(f"`ocr {' '.join(args)}` failed ({r['returncode']}):\n{text[-4000:]}")
     m = re.search(r"ocr predict: (\d+) rows .* in ([\d.]+)s", text)
-    r.update(command=("[min_batch_size patched] " if patched else "") + "ocr " + " ".join(args),
+    r.update(command="ocr " + " ".join(args),
              rows=int(m.group(1)) if m else None, job_seconds=float(m.group(2)) if m else None,
              batch_sizes=batch_histogram(text))
     return r
@@ -391,9 +375,8 @@ def main(argv=None) -> int:
                         "quick 100; 0 skips it): ~0.3 CPU-s per image, mostly start-up")
     p.add_argument("--no-tesserocr", action="store_true", help="skip the in-process Tesseract API")
     p.add_argument("--variant", action="append", default=None, metavar="FLAGS",
-                   help="extra `ocr predict` run with these flags, e.g. '--tf-threads 1'; the token "
-                        f"'{FIXED_BATCH}' runs it with min_batch_size = --batch-size (repeatable; default "
-                        f"in a full run: '{FIXED_BATCH}' and '--workers 1'; none in --quick)")
+                   help="extra `ocr predict` run with these flags, e.g. '--tf-threads 1' (repeatable; "
+                        "default in a full run: '--workers 1'; none in --quick)")
     p.add_argument("--windows", type=int, default=5, help="timed passes of the raw forward pass")
     p.add_argument("--tag",
                    help="results go to bench/results/predict_throughput-TAG.json (e.g. for another model)")
@@ -401,7 +384,7 @@ def main(argv=None) -> int:
     quick = args.quick
     n = args.n or (300 if quick else 5000)
     variants = args.variant if args.variant is not None else (
-        [] if quick else [FIXED_BATCH, "--workers 1"])
+        [] if quick else ["--workers 1"])
 
     started = fixtures.machine()
     say(f"predict_throughput: N={n}, batch {args.batch_size}, {args.workers} workers; load average "
