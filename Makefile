@@ -33,7 +33,7 @@ demo: $(STAMP)
 	$(VENV)/bin/ocr demo --workdir demo_out
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check ocr_core pipelines tests bench
+	$(VENV)/bin/ruff check ocr_core pipelines tests bench setup.py
 	$(PY) -m pytest tests
 
 bench: $(STAMP)

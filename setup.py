@@ -22,7 +22,8 @@ setup(
     ],
     extras_require={
         # Training and inference need TensorFlow; the dataset build does not.
-        "tf": ["tensorboard", "tensorflow-cpu>=2.16; platform_machine=='x86_64'", "tensorflow>=2.16; platform_machine!='x86_64'"],
+        "tf": ["tensorboard", "tensorflow-cpu>=2.16; platform_machine=='x86_64'",
+               "tensorflow>=2.16; platform_machine!='x86_64'"],
         "dask": ["dask[distributed]"],
         "dev": ["pytest", "pytest-timeout", "ruff"],
     },
