@@ -157,6 +157,34 @@ def test_splits_depend_on_names_only():
         assert a[f"Family {i}"] == a[f"Family {i + 1}"]
 
 
+def test_pinned_heldout_designs_survive_new_fonts():
+    base = {"EB Garamond": "EB Garamond", "C059": "C059", "TeX Gyre Schola": "C059", "Lato": "Lato",
+            "Roboto": "Roboto", "Carlito": "Carlito", "DejaVu Sans": "DejaVu Sans"}
+    pinned = frozenset({"EB Garamond", "C059", "TeX Gyre Schola"})
+    before = synth.assign_splits(base, pinned)
+    assert {f for f, s in before.items() if s == "heldout"} == set(pinned)
+    # More fonts, one of them a clone that joins (and renames) the C059 group: the pinned designs stay held
+    # out, with their new clone; the other new families train; nothing held out before moves to train.
+    more = {**base, "Aaa Schoolbook": "Aaa Schoolbook", "C059": "Aaa Schoolbook",
+            "TeX Gyre Schola": "Aaa Schoolbook",
+            **{f"New {i}": f"New {i}" for i in range(30)}}
+    after = synth.assign_splits(more, pinned)
+    assert {f for f, s in after.items() if s == "heldout"} == set(pinned) | {"Aaa Schoolbook"}
+    # Too few pinned families present: topped up to MIN_HELDOUT_FAMILIES; all pinned: one group still trains.
+    few = synth.assign_splits({"EB Garamond": "EB Garamond", **{f"New {i}": f"New {i}" for i in range(9)}},
+                              pinned)
+    assert sum(s == "heldout" for s in few.values()) == synth.MIN_HELDOUT_FAMILIES
+    assert few["EB Garamond"] == "heldout"
+    only = synth.assign_splits({f: f for f in pinned}, pinned)
+    assert sorted(only.values()) == ["heldout", "heldout", "train"]
+
+
+def test_default_fonts_hold_out_the_pinned_designs():
+    held = {f.family for f in synth.fonts("heldout")}
+    present = {f.family for f in synth.fonts("all")} & synth.PINNED_HELDOUT_FAMILIES
+    assert present and present <= held
+
+
 def test_heldout_fonts_render(tmp_path):
     out = tmp_path / "heldout"
     synth.generate(out, 20, seed=1, workers=1, font_split="heldout", progress=False)
