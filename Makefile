@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed
 # Tesseract for the benchmark comparison.
 DEBS   := wamerican fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-urw-base35 \
           fonts-crosextra-carlito fonts-crosextra-caladea fonts-linuxlibertine fonts-ebgaramond \
-          fonts-roboto-unhinted fonts-open-sans fonts-lato fonts-texgyre libfribidi0 tesseract-ocr
+          fonts-roboto-unhinted fonts-open-sans fonts-lato fonts-texgyre fonts-junicode fonts-cardo fonts-vollkorn \
+          fonts-fanwood fonts-goudybookletter fonts-oldstandard fonts-sil-charis libfribidi0 tesseract-ocr
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint system-deps install clean bench
