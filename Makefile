@@ -11,7 +11,7 @@ DEBS   := wamerican fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-
           fonts-fanwood fonts-goudybookletter fonts-oldstandard fonts-sil-charis libfribidi0 tesseract-ocr
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint system-deps install clean bench
+.PHONY: demo test lint system-deps install clean bench default-model
 
 $(STAMP): setup.py pyproject.toml
 	$(MAKE) system-deps
@@ -41,6 +41,65 @@ bench: $(STAMP)
 	$(PY) bench/build_dataset.py
 	$(PY) bench/train_throughput.py
 	$(PY) bench/predict_throughput.py
+
+# `make default-model`: the shipped model's whole recipe, five `ocr train` stages (about 7.5 h on 2 cores), then
+# the held-out benchmark. Each step leaves a stamp in $(RECIPE), so a stopped run starts again at the first
+# unfinished step, and an interrupted `ocr train` resumes from its last epoch checkpoint (OUTPUT/_backup).
+RECIPE := recipe
+OCR    := $(VENV)/bin/ocr
+
+default-model: $(RECIPE)/heldout_accuracy.json
+	@echo "model: $(RECIPE)/models/default; results: $<"
+
+# $(call synth,NAME,COUNT,SEED,FONTS) and $(call build,NAME,VAL_FRACTION,SHARDS) as recipe steps
+synth = $(OCR) synth --out $(RECIPE)/$(1) --count $(2) --seed $(3) --fonts $(4) --no-progress --overwrite
+build = $(OCR) build-dataset --input $(RECIPE)/synth$(1)/labels.tsv --output $(RECIPE)/ds$(1) \
+          --val-fraction $(2) --shards $(3) --overwrite
+# (a stage whose model is finished but whose stamp is missing is not trained again)
+train = test -f $(RECIPE)/models/$(2)/model.keras || $(OCR) train --config default --data $(RECIPE)/ds$(1) \
+          --output $(RECIPE)/models/$(2)
+
+$(RECIPE)/%.synth: $(STAMP)
+	@mkdir -p $(RECIPE)
+	$(call synth,synth$*,$(word 1,$(SYNTH_$*)),$(word 2,$(SYNTH_$*)),train)
+	touch $@
+SYNTH_300k := 300000 1
+SYNTH_120k := 120000 11
+SYNTH_160k := 160000 12
+SYNTH_150k := 150000 14
+
+$(RECIPE)/%.ds: $(RECIPE)/%.synth
+	$(call build,$*,$(word 1,$(BUILD_$*)),$(word 2,$(BUILD_$*)))
+	touch $@
+BUILD_300k := 0.02 32
+BUILD_120k := 0.03 16
+BUILD_160k := 0.02 16
+BUILD_150k := 0.02 16
+
+$(RECIPE)/e3.model: $(RECIPE)/300k.ds
+	$(call train,300k,e3) --epochs 3
+	touch $@
+$(RECIPE)/ft.model: $(RECIPE)/e3.model $(RECIPE)/300k.ds
+	$(call train,300k,ft) --init-from $(RECIPE)/models/e3 --epochs 8 --learning-rate 0.001 --seed 1
+	touch $@
+$(RECIPE)/ft2.model: $(RECIPE)/ft.model $(RECIPE)/120k.ds
+	$(call train,120k,ft2) --init-from $(RECIPE)/models/ft --epochs 10 --learning-rate 0.0005 --seed 2
+	touch $@
+$(RECIPE)/ft3.model: $(RECIPE)/ft2.model $(RECIPE)/160k.ds
+	$(call train,160k,ft3) --init-from $(RECIPE)/models/ft2 --epochs 9 --learning-rate 0.0003 --seed 3
+	touch $@
+$(RECIPE)/default.model: $(RECIPE)/ft3.model $(RECIPE)/150k.ds
+	$(call train,150k,default) --init-from $(RECIPE)/models/ft3 --epochs 8 --learning-rate 0.0003 --seed 5
+	touch $@
+
+$(RECIPE)/heldout5k.synth: $(STAMP)
+	@mkdir -p $(RECIPE)
+	$(call synth,heldout5k,5000,7,heldout)
+	touch $@
+$(RECIPE)/heldout_accuracy.json: $(RECIPE)/default.model $(RECIPE)/heldout5k.synth
+	$(PY) bench/heldout_accuracy.py --images $(RECIPE)/heldout5k --n 5000 --model $(RECIPE)/models/default --out $@
+
+.SECONDARY:
 
 clean:
 	rm -rf $(VENV) demo_out build *.egg-info

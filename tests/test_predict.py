@@ -140,3 +140,23 @@ def test_runners_end_to_end(bundle, folder, tmp_path, runner):
         return sorted((r["source"], r["text"], r["error"], round(r["confidence"] or 0, 5)) for r in rows)
 
     assert key(read_table(out)) == key(read_table(reference))
+
+
+def test_shipped_model_is_the_default_and_reads_heldout_fonts(tmp_path):
+    """A fresh clone's `ocr predict` without --model uses the shipped bundle, which reads words in fonts it
+    never trained on. The README table has its accuracy on 5k such images; 120 fixed images (seed 99) leave
+    room for sampling error, and an untrained or broken bundle scores near 0."""
+    from ocr_core import synth
+    from ocr_core.bundle import SHIPPED_MODEL
+    from ocr_core.metrics import summarize
+
+    labels = synth.generate(tmp_path / "heldout", count=120, seed=99, font_split="heldout", workers=1,
+                          progress=False)
+    out = tmp_path / "pred"
+    assert predict.run(["--input", str(labels), "--output", str(out), *IN_MEMORY]) == 0
+    rows = read_table(out)
+    assert len(rows) == 120 and not [r for r in rows if r["error"]]
+    assert {r["model"] for r in rows} == {f"default@{SHIPPED_MODEL.name}"}
+    accuracy = summarize((r["label"], r["text"]) for r in rows)["word_accuracy_alnum"]
+    print(f"shipped model, 120 held-out-font images: {accuracy:.3f}")
+    assert accuracy >= 0.88
