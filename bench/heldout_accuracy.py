@@ -5,6 +5,7 @@ processes) for the peer, scored with the same scene-text protocol (ocr_core.metr
 images/s of the shipped model vs the seed architecture on the same batch.
 
     python bench/heldout_accuracy.py --images DIR_WITH_labels.tsv [--n 1000] [--model MODEL_DIR]
+                                     [--baseline OTHER_MODEL_DIR]
 """
 from __future__ import annotations
 
@@ -77,11 +78,29 @@ print(json.dumps(out))
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def predict_and_score(model: str, decoder: str, tmp: Path, n: int) -> tuple[dict, float]:
+    """`ocr predict` (2 workers) + `ocr evaluate` on tmp/labels.tsv: (metrics, end-to-end images/s)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    out = tmp / f"pred-{len(list(tmp.glob('pred-*')))}"
+    start = time.perf_counter()
+    cmd = [sys.executable, "-m", "pipelines.cli", "predict", "--model", model, "--decoder", decoder,
+           "--input", str(tmp / "labels.tsv"), "--output", str(out), "--workers", "2"]
+    job = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if job.returncode:
+        sys.exit(f"ocr predict --model {model} failed ({job.returncode}):\n{job.stderr[-3000:]}")
+    ips = n / (time.perf_counter() - start)
+    ev = subprocess.run([sys.executable, "-m", "pipelines.cli", "evaluate", "--predictions", str(out)],
+                        cwd=REPO, env=env, check=True, capture_output=True, text=True)
+    return json.loads(ev.stdout), ips
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", required=True, help="directory with labels.tsv (ocr synth --fonts heldout)")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--model", default=str(REPO / "ocr_core" / "assets" / "default_model"))
+    ap.add_argument("--baseline", metavar="MODEL_DIR",
+                    help="also score this bundle (greedy), e.g. the previously shipped model")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "heldout_accuracy.json"))
     args = ap.parse_args(argv)
     root = Path(args.images)
@@ -89,18 +108,7 @@ def main(argv=None) -> int:
     paths, labels = [str(root / r[0]) for r in rows], [r[1] for r in rows]
     tmp = Path(tempfile.mkdtemp(prefix="heldout-"))
     (tmp / "labels.tsv").write_text("".join(f"{p}\t{lab}\n" for p, lab in zip(paths, labels)))
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    runs = {}
-    for decoder in ("greedy", "beam"):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pipelines.cli", "predict", "--model", args.model, "--input",
-                        str(tmp / "labels.tsv"), "--output", str(tmp / decoder), "--workers", "2",
-                        "--decoder", decoder], cwd=REPO, env=env, check=True, capture_output=True)
-        ips = len(paths) / (time.perf_counter() - start)
-        ev = subprocess.run([sys.executable, "-m", "pipelines.cli", "evaluate", "--predictions",
-                             str(tmp / decoder)], cwd=REPO, env=env, check=True, capture_output=True,
-                            text=True)
-        runs[decoder] = (json.loads(ev.stdout), ips)
+    runs = {dec: predict_and_score(args.model, dec, tmp, len(paths)) for dec in ("greedy", "beam")}
     ours, ocr_ips = runs["greedy"]
     tess_texts, tess_ips = run_tesseract(paths)
     tess = summarize(zip(labels, tess_texts))
@@ -114,12 +122,17 @@ def main(argv=None) -> int:
         "tesserocr": api,
         "forward_images_per_second": speed,
     }
+    if args.baseline:
+        base, _ = predict_and_score(args.baseline, "greedy", tmp, len(paths))
+        result["baseline"] = {**scores(base), "model": args.baseline}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"{'':24}{'word acc (alnum)':>18}{'CER':>8}{'images/s':>12}")
     for name, m, ips in [("ocr predict (greedy)", ours, ocr_ips), ("ocr predict (beam)", *runs["beam"]),
                          ("tesseract 5 --psm 8", tess, tess_ips)]:
         print(f"{name:24}{m['word_accuracy_alnum']:>18.3f}{m['cer']:>8.3f}{ips:>12.1f}")
+    if args.baseline:
+        print(f"{'baseline (greedy)':24}{base['word_accuracy_alnum']:>18.3f}{base['cer']:>8.3f}")
     if "images_per_second" in api:
         print(f"{'tesserocr (in-process)':24}{api['word_accuracy_alnum']:>18.3f}{api['cer']:>8.3f}"
               f"{api['images_per_second']:>12.1f}")
