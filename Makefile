@@ -42,7 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/train_throughput.py
 	$(PY) bench/predict_throughput.py
 
-# `make default-model`: the shipped model's whole recipe, five `ocr train` stages (about 7.5 h on 2 cores), then
+# `make default-model`: the shipped model's whole recipe, five `ocr train` stages (about 8 h on 2 cores), then
 # the held-out benchmark. Each step leaves a stamp in $(RECIPE), so a stopped run starts again at the first
 # unfinished step, and an interrupted `ocr train` resumes from its last epoch checkpoint (OUTPUT/_backup).
 RECIPE := recipe

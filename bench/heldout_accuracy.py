@@ -78,10 +78,11 @@ print(json.dumps(out))
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def predict_and_score(model: str, decoder: str, tmp: Path, n: int) -> tuple[dict, float]:
-    """`ocr predict` (2 workers) + `ocr evaluate` on tmp/labels.tsv: (metrics, end-to-end images/s)."""
+def predict_and_score(model: str, decoder: str, tmp: Path, name: str, n: int) -> tuple[dict, float]:
+    """`ocr predict` (2 workers) + `ocr evaluate` on tmp/labels.tsv, predictions in tmp/name:
+    (metrics, end-to-end images/s)."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    out = tmp / f"pred-{len(list(tmp.glob('pred-*')))}"
+    out = tmp / name
     start = time.perf_counter()
     cmd = [sys.executable, "-m", "pipelines.cli", "predict", "--model", model, "--decoder", decoder,
            "--input", str(tmp / "labels.tsv"), "--output", str(out), "--workers", "2"]
@@ -108,7 +109,7 @@ def main(argv=None) -> int:
     paths, labels = [str(root / r[0]) for r in rows], [r[1] for r in rows]
     tmp = Path(tempfile.mkdtemp(prefix="heldout-"))
     (tmp / "labels.tsv").write_text("".join(f"{p}\t{lab}\n" for p, lab in zip(paths, labels)))
-    runs = {dec: predict_and_score(args.model, dec, tmp, len(paths)) for dec in ("greedy", "beam")}
+    runs = {dec: predict_and_score(args.model, dec, tmp, dec, len(paths)) for dec in ("greedy", "beam")}
     ours, ocr_ips = runs["greedy"]
     tess_texts, tess_ips = run_tesseract(paths)
     tess = summarize(zip(labels, tess_texts))
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
         "forward_images_per_second": speed,
     }
     if args.baseline:
-        base, _ = predict_and_score(args.baseline, "greedy", tmp, len(paths))
+        base, _ = predict_and_score(args.baseline, "greedy", tmp, "baseline", len(paths))
         result["baseline"] = {**scores(base), "model": args.baseline}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
