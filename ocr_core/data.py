@@ -63,6 +63,67 @@ class DatasetInfo:
         return out
 
 
+@dataclass
+class DataMix:
+    """Training data drawn from several datasets: train splits sampled by weight, val splits pooled.
+
+    Built with `ocr train --data A --data B --data-weights 1,3 --val-data DEV`: every train batch draws its
+    records from A and B in proportion 1:3 (oversampling the small one, e.g. real crops beside a large
+    synthetic set), and validation (model selection) runs on the val splits of the --val-data datasets.
+    """
+
+    train_sets: list[DatasetInfo]
+    weights: list[float]
+    val_sets: list[DatasetInfo]
+
+    @classmethod
+    def load(cls, data: list[str], weights: list[float] | None = None,
+             val_data: list[str] | None = None) -> DataMix:
+        train_sets = [DatasetInfo.load(d) for d in data]
+        if weights is None:
+            weights = [float(max(1, t.count("train"))) for t in train_sets]
+        if len(weights) != len(train_sets):
+            raise DatasetError(f"--data-weights has {len(weights)} values for {len(train_sets)} --data "
+                               "datasets")
+        if any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise DatasetError("--data-weights must be >= 0 with a positive sum")
+        val_sets = [DatasetInfo.load(d) for d in val_data] if val_data else train_sets
+        mix = cls(train_sets, [float(w) for w in weights], val_sets)
+        first = train_sets[0]
+        for other in train_sets[1:] + val_sets:
+            if (other.charset, other.image_shape) != (first.charset, first.image_shape):
+                raise DatasetError(f"{other.root}: charset or image shape differs from {first.root}; "
+                                   "datasets trained together must share both")
+        return mix
+
+    @property
+    def root(self) -> str:
+        return ",".join(t.root for t in self.train_sets)
+
+    @property
+    def charset(self) -> str:
+        return self.train_sets[0].charset
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return self.train_sets[0].image_shape
+
+    def _sets(self, split: str) -> list[DatasetInfo]:
+        if split == "val":
+            return self.val_sets
+        return [t for t, w in zip(self.train_sets, self.weights) if w > 0]
+
+    def count(self, split: str) -> int:
+        return sum(d.count(split) for d in self._sets(split))
+
+    def shards(self, split: str) -> list[str]:
+        return [s for d in self._sets(split) for s in d.shards(split)]
+
+    def train_groups(self) -> list[tuple[list[str], float]]:
+        """(shard files, weight) per train dataset with a positive weight."""
+        return [(t.shards("train"), w) for t, w in zip(self.train_sets, self.weights) if w > 0]
+
+
 def parse_batch(serialized, height: int, width: int, max_label_len: int):
     """Parses a batch of serialized Examples into (images [B,H,W,1] uint8, labels [B,max_label_len] int32)."""
     spec = {
@@ -108,11 +169,13 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
                  max_label_len: int = 31, training: bool = False, shuffle_buffer: int = 4096,
                  augment: bool = False, deterministic: bool = False, seed: int | None = None,
                  input_context: tf.distribute.InputContext | None = None, drop_remainder: bool | None = None,
-                 pad_forever: bool = False):
+                 pad_forever: bool = False, groups: list[tuple[list[str], float]] | None = None):
     """Builds the tf.data pipeline over TFRecord shard files.
 
     Args:
         files: shard paths (local or gs://).
+        groups: (training) instead of `files`, several sets of shards with sampling weights: records are
+            drawn from each set's own shuffled, repeated stream in proportion to its weight.
         batch_size: batch size of this input pipeline (per-replica batch times replicas it feeds).
         training: shuffle files and records, repeat forever, drop the last partial batch.
         augment: photometric augmentation (only meaningful with training=True).
@@ -129,27 +192,18 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
     Returns:
         A `tf.data.Dataset` of (images, labels).
     """
-    if not files:
-        raise DatasetError("no shard files to read")
-    ds = tf.data.Dataset.from_tensor_slices(sorted(files))
-    by_record = False
-    if input_context is not None and input_context.num_input_pipelines > 1:
-        n, i = input_context.num_input_pipelines, input_context.input_pipeline_id
-        if len(files) >= n and training:
-            ds = ds.shard(n, i)
-        else:
-            by_record = True
-    if training:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     opts = tf.data.Options()
     opts.deterministic = deterministic
     opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    if by_record:
-        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    if training:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    if groups and len(groups) > 1 and training:
+        streams = [_records(g, training, shuffle_buffer, deterministic, seed, input_context)
+                   for g, _ in groups]
+        total = sum(w for _, w in groups)
+        ds = tf.data.Dataset.sample_from_datasets(streams, [w / total for _, w in groups], seed=seed,
+                                                  stop_on_empty_dataset=False)
+    else:
+        ds = _records(groups[0][0] if groups else files, training, shuffle_buffer, deterministic, seed,
+                      input_context)
     ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder,
                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     ds = ds.map(lambda s: parse_batch(s, height, width, max_label_len), num_parallel_calls=tf.data.AUTOTUNE,
@@ -170,3 +224,26 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
                                                 tf.zeros([batch_size, max_label_len], tf.int32)))
         ds = ds.map(pad_rows).concatenate(padding.repeat())
     return ds.with_options(opts).prefetch(tf.data.AUTOTUNE)
+
+
+def _records(files, training, shuffle_buffer, deterministic, seed, input_context):
+    """Serialized records of `files`: sharded for this input pipeline; shuffled and repeated in training."""
+    if not files:
+        raise DatasetError("no shard files to read")
+    ds = tf.data.Dataset.from_tensor_slices(sorted(files))
+    by_record = False
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        n, i = input_context.num_input_pipelines, input_context.input_pipeline_id
+        if len(files) >= n and training:
+            ds = ds.shard(n, i)
+        else:
+            by_record = True
+    if training:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if by_record:
+        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    return ds

@@ -22,7 +22,7 @@ import tensorflow as tf
 from ocr_core.charset import Charset
 from ocr_core.config import OcrConfig
 from ocr_core.ctc import ctc_loss
-from ocr_core.data import DatasetError, DatasetInfo, make_dataset
+from ocr_core.data import DataMix, DatasetError, DatasetInfo, make_dataset
 from ocr_core.model import build_crnn
 
 BACKUP_DIR = "_backup"
@@ -55,8 +55,8 @@ def current_task(strategy) -> tuple[str | None, int]:
     return resolver.task_type, int(resolver.task_id or 0)
 
 
-def check_compatible(cfg: OcrConfig, data: DatasetInfo) -> None:
-    """Clear errors for a config that cannot train on a dataset."""
+def check_compatible(cfg: OcrConfig, data: DatasetInfo | DataMix) -> None:
+    """Clear errors for a config that cannot train on a dataset (or a mix of them)."""
     if cfg.charset != data.charset:
         raise DatasetError(f"charset of config {cfg.name!r} ({len(cfg.charset)} chars) differs from "
                            "the dataset's "
@@ -135,13 +135,13 @@ def _make_optimizer(cfg: OcrConfig, steps_per_epoch: int):
     raise ValueError(f"unknown optimizer {cfg.train.optimizer!r} (adam | rmsprop)")
 
 
-def train(cfg: OcrConfig, data: DatasetInfo, output: str, strategy: tf.distribute.Strategy,
+def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf.distribute.Strategy,
           seed: int = 0, log=print, init_weights: list | None = None) -> tuple[keras.Model, TrainState]:
     """Trains `cfg` on `data`, checkpointing into `output/_backup` every epoch and resuming from it.
 
     Args:
         cfg: model + recipe.
-        data: the dataset (train and val splits used).
+        data: the dataset (train and val splits used), or a `DataMix` of several.
         output: model directory; the chief writes history.csv, TensorBoard logs and best weights there.
         strategy: any tf.distribute strategy.
         seed: shuffling / augmentation / initialisation seed.
@@ -168,11 +168,13 @@ def train(cfg: OcrConfig, data: DatasetInfo, output: str, strategy: tf.distribut
     h, w = cfg.model.height, cfg.model.width
     t_steps = cfg.model.time_steps
     train_files, val_files = data.shards("train"), data.shards("val")
+    groups = data.train_groups() if isinstance(data, DataMix) else None
 
     def train_input(ctx):
         return make_dataset(train_files, ctx.get_per_replica_batch_size(global_batch), height=h, width=w,
                             max_label_len=t_steps, training=True, augment=cfg.train.augment,
-                            shuffle_buffer=cfg.train.shuffle_buffer, seed=seed, input_context=ctx)
+                            shuffle_buffer=cfg.train.shuffle_buffer, seed=seed, input_context=ctx,
+                            groups=groups)
 
     # Validation runs a fixed number of full global batches on every worker (collectives need the same
     # count everywhere); the datasets pad the tail, and padding rows are not counted.

@@ -326,8 +326,15 @@ class SplitPlan:
     val_fraction: float = 0.1
     test_fraction: float = 0.0
     train_shards: int = 8
+    only: str | None = None  # every record into this split (a fixed dev or test list), --shards shards
 
     def __post_init__(self):
+        if self.only is not None:
+            if self.only not in SPLITS:
+                raise BuildError(f"--split must be one of {', '.join(SPLITS)}")
+            if self.train_shards < 1:
+                raise BuildError("--shards must be >= 1")
+            return
         if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1):
             raise BuildError("--val-fraction and --test-fraction must be in [0, 1)")
         if self.val_fraction + self.test_fraction >= 1:
@@ -337,12 +344,16 @@ class SplitPlan:
 
     @property
     def fractions(self) -> dict[str, float]:
+        if self.only is not None:
+            return {split: float(split == self.only) for split in SPLITS}
         train = 1.0 - self.val_fraction - self.test_fraction
         return {"train": train, "val": self.val_fraction, "test": self.test_fraction}
 
     @cached_property
     def num_shards(self) -> dict[str, int]:
         """Shards per split that gets data: train has --shards, val/test a proportional share (>= 1)."""
+        if self.only is not None:
+            return {self.only: self.train_shards}
         train = self.fractions["train"]
         out = {"train": self.train_shards}
         for split in ("val", "test"):
@@ -352,6 +363,8 @@ class SplitPlan:
         return out
 
     def split_of(self, id_: str) -> str:
+        if self.only is not None:
+            return self.only
         u = _unit_hash("split", id_) / 2.0**64
         if u < self.test_fraction:
             return "test"
@@ -712,6 +725,9 @@ def parse_args(argv):
     parser.add_argument("--test-fraction", type=float, default=0.0)
     parser.add_argument("--shards", type=int, default=8,
                         help="train shards (val/test get a proportional share)")
+    parser.add_argument("--split", choices=SPLITS, dest="only_split",
+                        help="put every input into this one split instead of splitting by hash (a fixed "
+                             "dev or test list, e.g. `--split val` for a dev set); --shards shards")
     parser.add_argument("--charset", default=DEFAULT_CHARACTERS, help="the alphabet (default 0-9a-zA-Z)")
     parser.add_argument("--oov", choices=OOV_POLICIES, default="reject",
                         help="labels with characters outside the charset: reject (default), lowercase then "
@@ -873,7 +889,7 @@ def _run(argv, test_pipeline):
     args, beam_args = parse_args(argv)
     started = time.time()
     spec = PreprocessSpec()
-    plan = SplitPlan(args.val_fraction, args.test_fraction, args.shards)
+    plan = SplitPlan(args.val_fraction, args.test_fraction, args.shards, args.only_split)
     charset = Charset(args.charset)
     inputs = resolve_inputs(args.input)
     out_dir = args.output if _is_uri(args.output) else os.path.abspath(args.output)

@@ -17,7 +17,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="ocr train", description=__doc__)
-    p.add_argument("--data", required=True, help="dataset directory written by `ocr build-dataset`")
+    p.add_argument("--data", required=True, action="append",
+                   help="dataset directory written by `ocr build-dataset`; repeat it to train on several "
+                        "(see --data-weights)")
+    p.add_argument("--data-weights", metavar="W1,W2,...",
+                   help="with several --data: sampling weight of each dataset's train split (default: "
+                        "their sizes); e.g. 1,1 draws half of every batch from a small real set")
+    p.add_argument("--val-data", action="append", metavar="DIR",
+                   help="validate (and keep the best epoch) on the val split of these datasets instead of "
+                        "the --data ones; repeatable")
     p.add_argument("--config", default="small", help="configs/NAME.yaml name or a YAML path (default: small)")
     p.add_argument("--output", required=True, help="model bundle directory to write")
     p.add_argument("--epochs", type=int, help="override train.epochs")
@@ -103,7 +111,7 @@ def run(argv=None) -> int:
     args = parse_args(argv)
     from ocr_core.bundle import save_bundle
     from ocr_core.config import load_config
-    from ocr_core.data import DatasetError, DatasetInfo
+    from ocr_core.data import DataMix, DatasetError, DatasetInfo
     from ocr_core.training import BACKUP_DIR, check_compatible, current_task, finish, is_chief, train
 
     try:
@@ -113,7 +121,16 @@ def run(argv=None) -> int:
                              ("max_steps_per_epoch", args.max_steps_per_epoch)):
             if value is not None:
                 setattr(cfg.train, field, value)
-        data = DatasetInfo.load(args.data)
+        weights = None
+        if args.data_weights:
+            try:
+                weights = [float(w) for w in args.data_weights.split(",")]
+            except ValueError:
+                raise ValueError(f"--data-weights {args.data_weights!r}: comma-separated numbers") from None
+        if len(args.data) == 1 and not weights and not args.val_data:
+            data = DatasetInfo.load(args.data[0])
+        else:
+            data = DataMix.load(args.data, weights, args.val_data)
         check_compatible(cfg, data)  # before anything is written to --output
         init_weights = initial_weights(args.init_from, cfg) if args.init_from else None
     except (FileNotFoundError, ValueError) as e:
@@ -125,7 +142,8 @@ def run(argv=None) -> int:
     if chief:
         check_output(output, cfg, args.overwrite)
         (output / BACKUP_DIR).mkdir(parents=True, exist_ok=True)
-        stamp = {"config": cfg.to_dict(), "data": args.data}
+        stamp = {"config": cfg.to_dict(), "data": args.data, "data_weights": args.data_weights,
+                 "val_data": args.val_data}
         (output / BACKUP_DIR / "run.json").write_text(json.dumps(stamp))
     print(f"ocr train: config {cfg.name!r}, {data.count('train')} train / {data.count('val')} val images, "
           f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)", flush=True)
@@ -137,7 +155,9 @@ def run(argv=None) -> int:
         return 2
     if not chief:
         return 0
-    metrics = {"config": cfg.name, "dataset": str(Path(args.data).resolve()), "init_from": args.init_from,
+    metrics = {"config": cfg.name, "dataset": ",".join(str(Path(d).resolve()) for d in args.data),
+               "data_weights": data.weights if isinstance(data, DataMix) else None,
+               "val_data": args.val_data, "init_from": args.init_from,
                "best_epoch": state.best_epoch,
                "best": state.best, "epochs_run": state.epochs_run + state.start_epoch,
                "stopped_early": state.stopped_early, "train_images_per_second": state.images_per_second,
