@@ -9,9 +9,39 @@ DEBS   := wamerican fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-
           fonts-crosextra-carlito fonts-crosextra-caladea fonts-linuxlibertine fonts-ebgaramond \
           fonts-roboto-unhinted fonts-open-sans fonts-lato fonts-texgyre fonts-junicode fonts-cardo fonts-vollkorn \
           fonts-fanwood fonts-goudybookletter fonts-oldstandard fonts-sil-charis libfribidi0 tesseract-ocr
+# Synth version 3's assets, for training only (`make synth-assets`; tests and the demo do not need them):
+# 136 more Latin font packages, Debian's wallpapers as natural backgrounds, and the trdg wheel's Latin fonts.
+SCENE_DEBS := gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers \
+          fonts-adf-accanthis fonts-adf-baskervald fonts-adf-berenis fonts-adf-gillius fonts-adf-ikarius \
+          fonts-adf-irianis fonts-adf-libris fonts-adf-mekanus fonts-adf-oldania fonts-adf-romande \
+          fonts-adf-solothurn fonts-adf-switzera fonts-adf-tribun fonts-adf-universalis fonts-adf-verana \
+          fonts-aenigma fonts-alee fonts-allerta fonts-apropal fonts-arapey fonts-averia-gwf \
+          fonts-averia-sans-gwf fonts-averia-serif-gwf fonts-b612 fonts-bajaderka fonts-bebas-neue \
+          fonts-beteckna fonts-blankenburg fonts-breip fonts-cabin fonts-cabinsketch fonts-campania \
+          fonts-cantarell fonts-century-catalogue fonts-cherrybomb fonts-clear-sans fonts-cmu fonts-comfortaa \
+          fonts-comic-neue fonts-courier-prime fonts-croscore fonts-dancingscript fonts-dkg-handwriting \
+          fonts-dosis fonts-ecolier-court fonts-elstob fonts-engadget fonts-essays1743 fonts-eurofurence \
+          fonts-f500 fonts-fantasque-sans fonts-femkeklaver fonts-firacode fonts-georgewilliams \
+          fonts-gfs-artemisia fonts-gfs-baskerville fonts-gfs-bodoni-classic fonts-gfs-didot \
+          fonts-gfs-didot-classic fonts-gfs-gazis fonts-gfs-neohellenic fonts-gfs-olga fonts-gfs-porson \
+          fonts-gfs-solomos fonts-gfs-theokritos fonts-gnutypewriter fonts-go fonts-gotico-antiqua \
+          fonts-hack-ttf fonts-hermit fonts-humor-sans fonts-inconsolata fonts-inter fonts-isabella \
+          fonts-jetbrains-mono fonts-junction fonts-jura fonts-karla fonts-karmilla fonts-kaushanscript \
+          fonts-klaudia-berenika fonts-klee fonts-kristi fonts-le-murmure fonts-league-mono \
+          fonts-league-spartan fonts-leckerli-one fonts-lemonada fonts-levien-museum fonts-levien-typoscript \
+          fonts-lindenhill fonts-linex fonts-lobster fonts-lobstertwo fonts-manrope fonts-millimetre \
+          fonts-monofur fonts-mononoki fonts-mph-2b-damase fonts-national-park fonts-ocr-a fonts-ocr-b \
+          fonts-oflb-euterpe fonts-okolaks fonts-opendin fonts-oxygen fonts-paratype fonts-play \
+          fonts-prociono fonts-quattrocento fonts-quicksand fonts-radisnoir fonts-rampart fonts-reggae \
+          fonts-roadgeek fonts-roboto-slab fonts-rocknroll fonts-routed-gothic fonts-rufscript \
+          fonts-sil-andika fonts-sil-andikanewbasic fonts-sil-doulos fonts-sil-gentiumplus fonts-sixtyfour \
+          fonts-solide-mirage fonts-sora fonts-staypuft fonts-stick fonts-summersby fonts-tiresias \
+          fonts-tomsontalks fonts-tuffy fonts-ubuntu-title fonts-uralic fonts-yanone-kaffeesatz \
+          fonts-yrsa-rasa
+TRDG   := trdg==1.8.0
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint system-deps install clean bench default-model
+.PHONY: demo test lint system-deps synth-assets install clean bench default-model
 
 $(STAMP): setup.py pyproject.toml
 	$(MAKE) system-deps
@@ -23,12 +53,22 @@ $(STAMP): setup.py pyproject.toml
 install: $(STAMP)
 
 # Installs the Debian packages only when one is missing (no network needed on a prepared machine).
-system-deps:
-	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+apt_install = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
+system-deps:
+	@$(call apt_install,$(DEBS))
+
+# The trdg fonts go where ocr_core.synth looks (<venv>/share/ocr-fonts); the wheel is only unpacked.
+synth-assets: $(STAMP)
+	@$(call apt_install,$(SCENE_DEBS))
+	@test -d $(VENV)/share/ocr-fonts/trdg || { \
+	  tmp=$$(mktemp -d) && $(PY) -m pip download -q --no-deps -d $$tmp '$(TRDG)' && \
+	  mkdir -p $(VENV)/share/ocr-fonts/trdg && \
+	  $(PY) -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); [open(sys.argv[2] + '/' + n.rsplit('/', 1)[1], 'wb').write(z.read(n)) for n in z.namelist() if n.startswith('trdg/fonts/latin/') and n.lower().endswith(('.ttf', '.otf'))]" $$tmp/*.whl $(VENV)/share/ocr-fonts/trdg && \
+	  rm -rf $$tmp; }
 
 demo: $(STAMP)
 	$(VENV)/bin/ocr demo --workdir demo_out

@@ -48,6 +48,8 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     early_stopping_patience: int = 5
     augment: bool = True
+    # RandAugment-like geometry (PARSeq): small rotation, shear, scale and shift of each image
+    augment_geometry: bool = False
     shuffle_buffer: int = 4096
     max_steps_per_epoch: int | None = None  # cap for quick runs
     max_val_batches: int | None = None

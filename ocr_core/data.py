@@ -165,17 +165,53 @@ def augment_batch(images, labels, seed):
     return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8), labels
 
 
+def geometry_batch(images, seed, probability: float = 0.5):
+    """Random rotation (±4°), horizontal shear (±0.25), scale (0.9-1.05) and shift (±2 px up/down) of a share
+    of a uint8 batch, as PARSeq's RandAugment does with its geometric operations.
+
+    Kept small for a 32-px-high canvas: the word's tall letters must not leave it. Borders are extended
+    (nearest pixel), like the padding of preprocessing.
+    """
+    b = tf.shape(images)[0]
+    h, w = tf.cast(tf.shape(images)[1], tf.float32), tf.cast(tf.shape(images)[2], tf.float32)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 6)
+
+    def uniform(i, lo, hi):
+        return tf.random.stateless_uniform([b], seeds[i], lo, hi)
+
+    on = tf.cast(uniform(0, 0.0, 1.0) < probability, tf.float32)
+    angle = uniform(1, -4.0, 4.0) * (3.14159265 / 180.0) * on
+    shear = uniform(2, -0.25, 0.25) * on
+    scale = 1.0 + (uniform(3, 0.9, 1.05) - 1.0) * on
+    dy = uniform(4, -2.0, 2.0) * on
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    # output (x, y) -> input: centre, undo scale, rotation and shear, move back (row-major 3x3 without 1)
+    a0, a1 = cos / scale, (sin + shear * cos) / scale
+    b0, b1 = -sin / scale, (cos - shear * sin) / scale
+    cx, cy = w / 2.0, h / 2.0
+    a2 = cx - a0 * cx - a1 * cy
+    b2 = cy - b0 * cx - b1 * cy - dy
+    zeros = tf.zeros_like(a0)
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.cast(images, tf.float32), transforms=transforms, output_shape=tf.shape(images)[1:3],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST")
+    return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
+
+
 def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: int = 128,
                  max_label_len: int = 31, training: bool = False, shuffle_buffer: int = 4096,
                  augment: bool = False, deterministic: bool = False, seed: int | None = None,
                  input_context: tf.distribute.InputContext | None = None, drop_remainder: bool | None = None,
-                 pad_forever: bool = False, groups: list[tuple[list[str], float]] | None = None):
+                 pad_forever: bool = False, groups: list[tuple[list[str], float]] | None = None,
+                 geometry: bool = False):
     """Builds the tf.data pipeline over TFRecord shard files.
 
     Args:
         files: shard paths (local or gs://).
         groups: (training) instead of `files`, several sets of shards with sampling weights: records are
             drawn from each set's own shuffled, repeated stream in proportion to its weight.
+        geometry: (with augment) also `geometry_batch`.
         batch_size: batch size of this input pipeline (per-replica batch times replicas it feeds).
         training: shuffle files and records, repeat forever, drop the last partial batch.
         augment: photometric augmentation (only meaningful with training=True).
@@ -210,8 +246,13 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
                 deterministic=deterministic)
     if training and augment:
         base = tf.constant(seed or 0, tf.int64)
-        ds = ds.enumerate().map(lambda i, xy: augment_batch(*xy, tf.stack([base, i])),
-                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+        def augment(i, xy):
+            images, labels = augment_batch(*xy, tf.stack([base, i]))
+            if geometry:
+                images = geometry_batch(images, tf.stack([base + 7919, i]))
+            return images, labels
+
+        ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if pad_forever:
         def pad_rows(images, labels):
             extra = batch_size - tf.shape(images)[0]

@@ -20,12 +20,16 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, features
 
+from ocr_core import scene
 from ocr_core.charset import DEFAULT_CHARACTERS, Charset, ctc_min_steps
 from ocr_core.preprocess import GRAY_WEIGHTS
 
-SYNTH_VERSION = 2  # 2: old-style figures
+SYNTH_VERSION = 3  # 2: old-style figures; 3: natural backgrounds, signage looks, detector-like crops
+SYNTH_VERSIONS = (1, 2, 3)  # 1 is 2 without old-style figures (on a machine without Raqm)
 # TeX Gyre lives under texmf on Debian (fonts-texgyre), not under /usr/share/fonts.
-DEFAULT_FONT_DIRS = ("/usr/share/fonts", "/usr/share/texmf/fonts/opentype")
+# `make synth-assets` unpacks the Latin fonts of the `trdg` wheel into <venv>/share/ocr-fonts.
+DEFAULT_FONT_DIRS = ("/usr/share/fonts", "/usr/share/texmf/fonts/opentype",
+                     os.path.join(sys.prefix, "share", "ocr-fonts"))
 DEFAULT_WORDS = "/usr/share/dict/words"
 FONT_SPLITS = ("train", "heldout", "all")
 LAYOUTS = ("tsv", "mjsynth")
@@ -41,6 +45,17 @@ MIN_HELDOUT_FAMILIES = 3
 PINNED_HELDOUT_FAMILIES = frozenset({
     "C059", "DejaVu Sans", "DejaVu Sans Mono", "EB Garamond", "Linux Biolinum O", "Linux Libertine Mono O",
     "TeX Gyre Schola"})
+# ... and their files: a package that adds a file to a held-out family (fonts-dejavu-extra adds DejaVu Sans
+# Condensed and ExtraLight) must not change the held-out images either, so other files of these families
+# are used by neither split.
+PINNED_HELDOUT_FILES = frozenset({
+    "C059-BdIta.otf", "C059-Bold.otf", "C059-Italic.otf", "C059-Roman.otf", "DejaVuSans-Bold.ttf",
+    "DejaVuSans.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansMono.ttf", "EBGaramond08-Italic.otf",
+    "EBGaramond08-Regular.otf", "EBGaramond12-Bold.otf", "EBGaramond12-Italic.otf",
+    "EBGaramond12-Regular.otf", "LinBiolinum_R.otf", "LinBiolinum_RB.otf", "LinBiolinum_RI.otf",
+    "LinLibertine_M.otf",
+    "texgyreschola-bold.otf", "texgyreschola-bolditalic.otf", "texgyreschola-italic.otf",
+    "texgyreschola-regular.otf"})
 OLDSTYLE_FEATURE = "onum"
 OLDSTYLE_SHARE = 0.3  # of the texts with digits, in fonts that have old-style figures
 FILES_PER_DIR = 10_000
@@ -206,6 +221,10 @@ def assign_splits(groups: dict[str, str],
     order = sorted(members, key=lambda g: (stable_hash(g), g))
     pinned_groups = [g for g in order if any(f in pinned for f in members[g])][: len(order) - 1]
     heldout = {f for g in pinned_groups for f in members[g]}
+    # A family installed later that clones a pinned held-out design (Hack is DejaVu Sans Mono, ADF Verana
+    # is DejaVu Sans) is used by neither split: in training it would leak the held-out design, and held out
+    # it would change the pinned benchmark images.
+    quarantined = {f for f in heldout if f not in pinned} if pinned_groups else set()
     target = (MIN_HELDOUT_FAMILIES if pinned_groups
               else max(MIN_HELDOUT_FAMILIES, round(HELDOUT_FRACTION * len(groups))))
     free = [g for g in order if g not in pinned_groups]
@@ -213,7 +232,7 @@ def assign_splits(groups: dict[str, str],
         if len(heldout) >= target:
             break
         heldout.update(members[group])
-    return {f: ("heldout" if f in heldout else "train") for f in groups}
+    return {f: ("excluded" if f in quarantined else "heldout" if f in heldout else "train") for f in groups}
 
 
 @functools.lru_cache(maxsize=8)
@@ -251,8 +270,12 @@ def discover_fonts(font_dirs: tuple[str, ...] = DEFAULT_FONT_DIRS,
     groups = _design_groups([p[3] for p in probed], prints)
     splits = assign_splits(groups)
     median_ink = float(np.median([p[2] for p in probed]))
+    pinned_files = any(f in PINNED_HELDOUT_FAMILIES for f in splits if splits[f] == "heldout")
     found = [FontInfo(path, family, style, groups[family], splits[family],
-                      thin=ink < THIN_INK * median_ink) for path, _, ink, family, style in probed]
+                      thin=ink < THIN_INK * median_ink) for path, _, ink, family, style in probed
+             if splits[family] != "excluded" and not (
+                 pinned_files and splits[family] == "heldout" and os.path.basename(path) not in
+                 PINNED_HELDOUT_FILES)]
     return tuple(sorted(found, key=lambda f: f.path))
 
 
@@ -396,10 +419,21 @@ class TextSampler:
             return word + str(int(rng.integers(1, 100)))  # Route66, room12
         return str(int(rng.integers(1, 1000))) + _UNITS[rng.integers(len(_UNITS))]  # 24h, 5km, 3rd
 
-    def sample(self, rng: np.random.Generator) -> str:
-        """One label: 70% words, 30% numbers/codes/strings; always fits the charset and MAX_CTC_STEPS."""
+    def sample(self, rng: np.random.Generator, upper_share: float | None = None) -> str:
+        """One label: 70% words, 30% numbers/codes/strings; always fits the charset and MAX_CTC_STEPS.
+
+        `upper_share`: the share of words set in capitals instead of the dictionary's own mix (v3: signs and
+        posters are mostly capitals).
+        """
         while True:
-            text = self._case(self.word(rng), rng) if rng.random() < 0.7 else self._synthetic(rng)
+            if rng.random() < 0.7:
+                word = self.word(rng)
+                if upper_share is not None and rng.random() < upper_share:
+                    text = word.upper()
+                else:
+                    text = self._case(word, rng)
+            else:
+                text = self._synthetic(rng)
             if self.charset.unknown(text) and not self.charset.unknown(text.lower()):
                 text = text.lower()
             if fits_ctc(text, self.charset):
@@ -587,10 +621,10 @@ def _draw_text(rng: np.random.Generator, text: str, path: str, size: int, stroke
                    gaps[0] if left else -1.0, gaps[1] if right else -1.0)
 
 
-def _warp(rng: np.random.Generator, stack: np.ndarray, size: int) -> np.ndarray:
+def _warp(rng: np.random.Generator, stack: np.ndarray, size: int, version: int = 2) -> np.ndarray:
     """Arc, rotation, shear and perspective of the stacked masks; the canvas grows to keep every pixel."""
     h, w = stack.shape[:2]
-    if rng.random() < 0.12:  # text along an arc
+    if rng.random() < (0.12 if version < 3 else 0.18):  # text along an arc
         amp = rng.uniform(-0.25, 0.25) * size
         xx = (np.arange(w, dtype=np.float32) - w / 2) / (w / 2)
         map_x, map_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
@@ -600,8 +634,10 @@ def _warp(rng: np.random.Generator, stack: np.ndarray, size: int) -> np.ndarray:
     src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     dst = src.copy()
     changed = False
-    if rng.random() < 0.5:
-        angle = np.deg2rad(float(np.clip(rng.normal(0, 2.5), -7, 7)))
+    if rng.random() < (0.5 if version < 3 else 0.65):
+        # v3: as the real crops, mostly a few degrees, sometimes up to 15 (incidental text)
+        spread, limit = (2.5, 7) if version < 3 else (5.0, 15)
+        angle = np.deg2rad(float(np.clip(rng.normal(0, spread), -limit, limit)))
         c, s = np.cos(angle), np.sin(angle)
         centre = np.float32([w / 2, h / 2])
         dst = (dst - centre) @ np.float32([[c, s], [-s, c]]) + centre
@@ -622,7 +658,7 @@ def _warp(rng: np.random.Generator, stack: np.ndarray, size: int) -> np.ndarray:
 
 
 def render_word(text: str, font: FontInfo, rng: np.random.Generator, left: str = "",
-                right: str = "") -> np.ndarray:
+                right: str = "", version: int = 2, backgrounds: tuple[str, ...] = ()) -> np.ndarray:
     """One MJSynth-like crop of `text`, RGB uint8, 20-80 px high and as wide as the text needs.
 
     Args:
@@ -631,11 +667,17 @@ def render_word(text: str, font: FontInfo, rng: np.random.Generator, left: str =
         rng: every random choice comes from here, so the same generator state gives the same image.
         left: text of a neighbouring word before this one; a part of it may show at the left edge.
         right: the same after the word.
+        version: synth version; 3 adds the looks of `ocr_core.scene` (versions 1 and 2 draw the same).
+        backgrounds: (version 3) picture files to crop natural backgrounds from.
 
     Returns:
         The image (H, W, 3), RGB.
     """
-    height = int(np.clip(round(rng.lognormal(np.log(34), 0.33)), 20, 80))
+    v3 = version >= 3
+    if v3:  # real crops: 17-116 px high (p10-p90), many small ones that get upscaled
+        height = int(np.clip(round(rng.lognormal(np.log(32), 0.45)), 12, 110))
+    else:
+        height = int(np.clip(round(rng.lognormal(np.log(34), 0.33)), 20, 80))
     size = int(np.clip(round(height * rng.uniform(0.75, 1.05)), 12, 96))
     if font.thin:
         size = max(size, 30)
@@ -648,12 +690,15 @@ def render_word(text: str, font: FontInfo, rng: np.random.Generator, left: str =
     reach_y = int(0.5 * size)
     ys, xs = slice(max(0, y - reach_y), y + bh + reach_y), slice(max(0, x - reach_x[0]), x + bw + reach_x[1])
     planes = [layout.fill[ys, xs], layout.box[ys, xs]] + ([layout.outer[ys, xs]] if stroke else [])
-    stack = _warp(rng, np.dstack(planes), size)
+    stack = _warp(rng, np.dstack(planes), size, version)
     x, y, bw, bh = cv2.boundingRect(stack[..., 1])
     pad_t, pad_b = (int(rng.uniform(0.0, 0.22) * bh) for _ in range(2))
     pads = []
+    loose = v3 and rng.random() < 0.25  # a detector's loose box, often off-centre
     for gap in (layout.gap_left, layout.gap_right):
         pad = rng.uniform(0.0, 0.35) * bh
+        if loose:
+            pad = rng.uniform(0.0, 0.7) * bh
         if gap >= 0:  # show a slice of the neighbouring word, cut by the crop edge
             pad = gap + rng.uniform(0.02, 0.12) * size
         pads.append(int(pad))
@@ -666,14 +711,27 @@ def render_word(text: str, font: FontInfo, rng: np.random.Generator, left: str =
 
     dark_text = rng.random() < 0.72
     contrast = rng.uniform(70, 200) if rng.random() < 0.85 else rng.uniform(55, 70)
+    if v3 and rng.random() < 0.08:  # faded, backlit, seen through glass
+        contrast = rng.uniform(35, 55)
     if dark_text:
         text_l = rng.uniform(0, 255 - contrast)
         back_l = rng.uniform(text_l + contrast, 255)
     else:
         back_l = rng.uniform(0, 255 - contrast)
         text_l = rng.uniform(back_l + contrast, 255)
-    img = _background(rng, h, w, back_l, 0.35 * contrast)
+    photo = scene.photo_patch(rng, h, w, backgrounds) if v3 and rng.random() < 0.55 else None
+    if photo is not None:  # text colour drawn against the picture's own palette
+        img, back_l = scene.fit_patch(photo, contrast, rng)
+        text_l, contrast = scene.text_luma_against(rng, back_l, contrast)
+    else:
+        img = _background(rng, h, w, back_l, 0.35 * contrast)
     text_rgb = _colour(rng, text_l)
+    look = rng.random() if v3 else 1.0
+    if look < 0.04:  # LED / dot-matrix sign: bright dots on a dark ground
+        fill = outer = scene.dot_matrix(fill, size, rng)
+    elif look < 0.14:  # painted or worn letters
+        fill = scene.rough_edges(fill, size, rng)
+        outer = fill if not stroke else np.maximum(outer, fill)
 
     if rng.random() < 0.12:  # drop shadow
         shift = rng.uniform(0.03, 0.1) * size
@@ -694,7 +752,14 @@ def render_word(text: str, font: FontInfo, rng: np.random.Generator, left: str =
         other = _colour(rng, float(np.clip(text_l + rng.uniform(-25, 25), 0, 255)))
         t = np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
         text_rgb = text_rgb * (1 - t) + other * t
+    if v3 and photo is not None and rng.random() < 0.3:  # paint on the surface: the texture shows through
+        text_rgb = text_rgb * (0.75 + 0.25 * img / (img.mean(axis=(0, 1), keepdims=True) + 1.0))
     img = img * (1 - fill) + text_rgb * fill
+    if 0.14 <= look < 0.24:  # embossed or engraved: the face barely differs, its edges catch the light
+        img = img * (1 - 0.3 * fill) + img.mean(axis=(0, 1)) * 0.3 * fill
+        img = img + scene.bevel(fill, size, rng) * rng.uniform(60, 140)
+    if v3 and rng.random() < 0.1:  # a reflection across the sign
+        img = img + scene.reflection(h, w, rng) * rng.uniform(30, 110)
 
     if rng.random() < 0.3:  # uneven lighting
         theta = rng.uniform(0, 2 * np.pi)
@@ -707,8 +772,9 @@ def render_word(text: str, font: FontInfo, rng: np.random.Generator, left: str =
     out_w = max(1, round(w * height / h * (rng.uniform(0.8, 1.2) if rng.random() < 0.3 else 1.0)))
     shrink = height < h
     img = cv2.resize(img, (out_w, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    if rng.random() < 0.2:  # low resolution: captured small, shown large; below ~11 px/em nobody reads it
-        f = min(rng.uniform(1.5, 3.0), size * height / h / 11)
+    if rng.random() < (0.2 if not v3 else 0.3):  # low resolution: captured small, shown large
+        # below ~11 px/em nobody reads it
+        f = min(rng.uniform(1.5, 3.0 if not v3 else 4.0), size * height / h / 11)
         if f > 1.2:
             small = cv2.resize(img, (max(1, round(out_w / f)), round(height / f)),
                                interpolation=cv2.INTER_AREA)
@@ -724,6 +790,12 @@ def render_word(text: str, font: FontInfo, rng: np.random.Generator, left: str =
         rot = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), rng.uniform(0, 180), 1.0)
         kernel = cv2.warpAffine(kernel, rot, (k, k))
         img = cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
+    if v3:
+        u = rng.random()
+        if u < 0.08:  # out of focus
+            img = scene.defocus(img, rng.uniform(0.6, 1.6) * height / 32)
+        elif u < 0.16:  # camera shake, longer than above
+            img = scene.motion_blur(img, int(rng.integers(5, 10)), rng.uniform(0, 180))
     if rng.random() < 0.35:
         sigma = rng.uniform(2, 10)
         noise = rng.normal(0, sigma, size=(height, out_w, 1 if rng.random() < 0.7 else 3)).astype(np.float32)
@@ -731,20 +803,23 @@ def render_word(text: str, font: FontInfo, rng: np.random.Generator, left: str =
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def _jpeg_quality(rng: np.random.Generator) -> int:
+def _jpeg_quality(rng: np.random.Generator, version: int = 2) -> int:
     u = rng.random()
     low, high = (75, 96) if u < 0.7 else (50, 75) if u < 0.95 else (30, 50)
+    if version >= 3 and rng.random() < 0.1:  # heavily compressed web and video frames
+        low, high = 8, 30
     return int(rng.integers(low, high))
 
 
-def encode_image(rgb: np.ndarray, image_format: str, rng: np.random.Generator) -> bytes:
-    """JPEG at a random quality 30-95, or PNG (a third of them carrying JPEG artefacts from a round trip)."""
+def encode_image(rgb: np.ndarray, image_format: str, rng: np.random.Generator, version: int = 2) -> bytes:
+    """JPEG at a random quality 30-95 (v3: 1 in 10 at 8-30), or PNG (a third of them carrying JPEG
+    artefacts from a round trip)."""
     bgr = np.ascontiguousarray(rgb[..., ::-1])
     if image_format == "jpg":
-        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, _jpeg_quality(rng)])
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, _jpeg_quality(rng, version)])
     else:
         if rng.random() < 0.33:
-            ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, _jpeg_quality(rng)])
+            ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, _jpeg_quality(rng, version)])
             bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
         ok, buf = cv2.imencode(".png", bgr)
     if not ok:
@@ -776,10 +851,13 @@ class SampleMaker:
         font_list: the fonts to draw with.
         image_format: "jpg" or "png".
         words_path: the dictionary.
+        version: synth version (see SYNTH_VERSIONS).
+        backgrounds: (version 3) picture files for natural backgrounds.
     """
 
     def __init__(self, seed: int, font_list: tuple[FontInfo, ...], image_format: str = "jpg",
-                 words_path: str = DEFAULT_WORDS):
+                 words_path: str = DEFAULT_WORDS, version: int = SYNTH_VERSION,
+                 backgrounds: tuple[str, ...] = ()):
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         if not font_list:
@@ -787,7 +865,10 @@ class SampleMaker:
         if image_format not in IMAGE_FORMATS:
             raise ValueError(f"image format {image_format!r} is not one of {', '.join(IMAGE_FORMATS)}")
         self.seed, self.font_list = seed, font_list
+        if version not in SYNTH_VERSIONS:
+            raise ValueError(f"synth version {version} is not one of {SYNTH_VERSIONS}")
         self.image_format, self.words_path = image_format, words_path
+        self.version, self.backgrounds = version, tuple(backgrounds)
         tree: dict[str, dict[str, list[FontInfo]]] = {}
         for f in sorted(font_list, key=lambda f: f.path):
             tree.setdefault(f.group, {}).setdefault(f.family, []).append(f)
@@ -807,12 +888,12 @@ class SampleMaker:
 
     def __call__(self, index: int) -> Sample:
         rng = np.random.default_rng([self.seed, index])
-        label = self.sampler.sample(rng)
+        label = self.sampler.sample(rng, upper_share=0.35 if self.version >= 3 else None)
         font = self.pick_font(rng)
         left = self.sampler.word(rng)[-3:] if rng.random() < 0.08 else ""
         right = self.sampler.word(rng)[:3] if rng.random() < 0.08 else ""
-        rgb = render_word(label, font, rng, left, right)
-        return Sample(index, label, font, encode_image(rgb, self.image_format, rng))
+        rgb = render_word(label, font, rng, left, right, self.version, self.backgrounds)
+        return Sample(index, label, font, encode_image(rgb, self.image_format, rng, self.version))
 
 
 # A pool worker's SampleMaker, set once by the pool initializer so tasks carry only an index.
@@ -872,7 +953,8 @@ def labels_file(out_dir: str | os.PathLike, layout: str) -> Path:
 
 def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str = "tsv", workers: int = 2,
              font_split: str = "train", progress: bool = True, image_format: str = "jpg",
-             font_dir: str | None = None, words_path: str = DEFAULT_WORDS, overwrite: bool = False) -> Path:
+             font_dir: str | None = None, words_path: str = DEFAULT_WORDS, overwrite: bool = False,
+             version: int = SYNTH_VERSION, background_dirs: tuple[str, ...] = scene.BACKGROUND_DIRS) -> Path:
     """Writes `count` synthetic word images and their labels; the same seed gives byte-identical files.
 
     Layouts:
@@ -893,6 +975,9 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str 
         font_dir: another directory of fonts besides the system ones.
         words_path: the dictionary.
         overwrite: replace an earlier dataset in out_dir instead of refusing.
+        version: synth version; 2 reproduces the pinned held-out benchmark images.
+        background_dirs: (version 3) where to find background pictures; without any, version 3 draws the
+            procedural backgrounds only (synth.json lists the pictures used).
 
     Returns:
         The labels file (labels.tsv or annotation.txt).
@@ -908,7 +993,8 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str 
     if overwrite:
         _clear_previous(out)
     font_list = fonts(font_split, font_dir)
-    maker = SampleMaker(seed, font_list, image_format, words_path)
+    backgrounds = scene.background_files(tuple(background_dirs)) if version >= 3 else ()
+    maker = SampleMaker(seed, font_list, image_format, words_path, version, backgrounds)
     out.mkdir(parents=True, exist_ok=True)
 
     from tqdm import tqdm
@@ -945,10 +1031,11 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str 
     if layout == "mjsynth":
         (out / "lexicon.txt").write_text("".join(f"{w}\n" for w in lexicon))
     meta = {
-        "synth_version": SYNTH_VERSION, "count": count, "seed": seed, "layout": layout,
+        "synth_version": version, "count": count, "seed": seed, "layout": layout,
         "image_format": image_format, "font_split": font_split, "font_dirs": list(DEFAULT_FONT_DIRS) + (
             [str(font_dir)] if font_dir else []),
         "words": {"path": str(words_path), "usable": len(maker.sampler.words)},
+        "backgrounds": list(backgrounds),
         "font_usage": dict(sorted(usage.items())),
         "fonts": [asdict(f) for f in font_list],
         # Without libraqm (Debian libfribidi0) no font gets old-style figures: a different dataset.

@@ -174,7 +174,7 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
         return make_dataset(train_files, ctx.get_per_replica_batch_size(global_batch), height=h, width=w,
                             max_label_len=t_steps, training=True, augment=cfg.train.augment,
                             shuffle_buffer=cfg.train.shuffle_buffer, seed=seed, input_context=ctx,
-                            groups=groups)
+                            groups=groups, geometry=cfg.train.augment_geometry)
 
     # Validation runs a fixed number of full global batches on every worker (collectives need the same
     # count everywhere); the datasets pad the tail, and padding rows are not counted.

@@ -46,7 +46,8 @@ def run(argv=None) -> int:
                           "--workers", str(args.workers), "--overwrite")
     times["synth"] += step("2. generate test images (fonts held out from training)", "synth", "--out",
                            str(test_dir), "--count", str(args.test_count), "--seed", "1",
-                           "--fonts", "heldout", "--workers", str(args.workers), "--overwrite")
+                           "--fonts", "heldout", "--version", "2", "--workers", str(args.workers),
+                           "--overwrite")
     times["build"] = step("3. build the TFRecord dataset (Beam, DirectRunner)", "build-dataset", "--input",
                           str(train_dir / "labels.tsv"), "--output", str(dataset), "--val-fraction", "0.1",
                           "--workers", str(args.workers), "--overwrite")

@@ -26,6 +26,13 @@ def parse_args(argv):
     p.add_argument("--font-dir", help="another directory of .ttf/.otf fonts besides the system ones")
     p.add_argument("--words", default=synth.DEFAULT_WORDS, help="dictionary, one word a line")
     p.add_argument("--format", choices=synth.IMAGE_FORMATS, default="jpg", help="image format (default: jpg)")
+    p.add_argument("--version", type=int, choices=synth.SYNTH_VERSIONS, default=synth.SYNTH_VERSION,
+                   help="generator version (default %(default)s: natural backgrounds, signage looks, "
+                        "detector-like crops); 2 reproduces the pinned held-out benchmark images")
+    p.add_argument("--backgrounds", action="append", metavar="DIR",
+                   help="(version 3) folders of background pictures, repeatable (default: Debian's "
+                        "/usr/share/backgrounds and /usr/share/wallpapers; `make synth-assets` installs "
+                        "them)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     return p.parse_args(argv)
@@ -44,7 +51,8 @@ def run(argv=None) -> int:
         labels = synth.generate(
             args.out, args.count, seed=args.seed, layout=args.layout, workers=args.workers,
             font_split=args.fonts, progress=not args.no_progress, image_format=args.format,
-            font_dir=args.font_dir, words_path=args.words, overwrite=args.overwrite)
+            font_dir=args.font_dir, words_path=args.words, overwrite=args.overwrite, version=args.version,
+            background_dirs=tuple(args.backgrounds or synth.scene.BACKGROUND_DIRS))
     except FileExistsError as e:
         print(f"ocr synth: {e}; pass --overwrite to replace it", file=sys.stderr)
         return 2
@@ -58,7 +66,8 @@ def run(argv=None) -> int:
     print(f"ocr synth: {args.count} images -> {labels} in {seconds:.1f} s "
           f"({args.count / seconds:.0f} images/s, {args.workers} workers); "
           f"fonts: {args.fonts} split, {len(meta['fonts'])} files, "
-          f"{len(families)} families, {len(meta['font_usage'])} used (found in {found - start:.1f} s)")
+          f"{len(families)} families, {len(meta['font_usage'])} used (found in {found - start:.1f} s); "
+          f"version {meta['synth_version']}, {len(meta['backgrounds'])} background pictures")
     return 0
 
 

@@ -76,3 +76,21 @@ def test_train_on_a_mix_validates_on_the_dev_set(two_sets, tmp_path):
     bad = ocr("train", "--data", big, "--data", small, "--data-weights", "1,x", "--config", "demo",
               "--output", tmp_path / "m2", check=False)
     assert bad.returncode == 2 and "comma-separated" in bad.stderr
+
+
+def test_geometry_moves_pixels_but_keeps_shape_and_range():
+    import tensorflow as tf
+
+    from ocr_core.data import geometry_batch
+
+    rng = np.random.default_rng(0)
+    images = np.full((16, 32, 128, 1), 200, np.uint8)
+    images[:, 10:22, 20:100] = rng.integers(0, 60, size=(16, 12, 80, 1))
+    out = geometry_batch(tf.constant(images), tf.constant([1, 2], tf.int64), probability=1.0).numpy()
+    assert out.shape == images.shape and out.dtype == np.uint8
+    changed = np.mean(np.any(out != images, axis=(1, 2, 3)))
+    assert changed == 1.0
+    # small moves: the ink stays on the canvas (the word's rows are not pushed out)
+    assert np.all((out < 100).sum(axis=(1, 2, 3)) > 0.6 * (images < 100).sum(axis=(1, 2, 3)))
+    same = geometry_batch(tf.constant(images), tf.constant([1, 2], tf.int64), probability=0.0).numpy()
+    assert np.array_equal(same, images)

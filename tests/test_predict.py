@@ -151,7 +151,7 @@ def test_shipped_model_is_the_default_and_reads_heldout_fonts(tmp_path):
     from ocr_core.metrics import summarize
 
     labels = synth.generate(tmp_path / "heldout", count=120, seed=99, font_split="heldout", workers=1,
-                          progress=False)
+                            progress=False, version=2)
     out = tmp_path / "pred"
     assert predict.run(["--input", str(labels), "--output", str(out), *IN_MEMORY]) == 0
     rows = read_table(out)

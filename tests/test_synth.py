@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -118,7 +120,7 @@ def test_image_heights_and_fonts_are_varied(datasets):
 
     out = datasets["seed3_pool"]
     heights = [cv2.imread(str(p)).shape[0] for p in (out / "images").rglob("*.jpg")]
-    assert min(heights) >= 20 and max(heights) <= 80 and len(set(heights)) > 10
+    assert min(heights) >= 12 and max(heights) <= 110 and len(set(heights)) > 10  # version 3 ranges
     used = [line.split("\t") for line in (out / "fonts.tsv").read_text().splitlines()]
     assert len(used) == COUNT
     assert len({family for _, family, _ in used}) >= 8
@@ -164,12 +166,14 @@ def test_pinned_heldout_designs_survive_new_fonts():
     before = synth.assign_splits(base, pinned)
     assert {f for f, s in before.items() if s == "heldout"} == set(pinned)
     # More fonts, one of them a clone that joins (and renames) the C059 group: the pinned designs stay held
-    # out, with their new clone; the other new families train; nothing held out before moves to train.
+    # out; their new clone is used by neither split (training on it would leak the design, holding it out
+    # would change the pinned images); the other new families train; nothing held out moves to train.
     more = {**base, "Aaa Schoolbook": "Aaa Schoolbook", "C059": "Aaa Schoolbook",
             "TeX Gyre Schola": "Aaa Schoolbook",
             **{f"New {i}": f"New {i}" for i in range(30)}}
     after = synth.assign_splits(more, pinned)
-    assert {f for f, s in after.items() if s == "heldout"} == set(pinned) | {"Aaa Schoolbook"}
+    assert {f for f, s in after.items() if s == "heldout"} == set(pinned)
+    assert after["Aaa Schoolbook"] == "excluded"
     # Too few pinned families present: topped up to MIN_HELDOUT_FAMILIES; all pinned: one group still trains.
     few = synth.assign_splits({"EB Garamond": "EB Garamond", **{f"New {i}": f"New {i}" for i in range(9)}},
                               pinned)
@@ -183,6 +187,42 @@ def test_default_fonts_hold_out_the_pinned_designs():
     held = {f.family for f in synth.fonts("heldout")}
     present = {f.family for f in synth.fonts("all")} & synth.PINNED_HELDOUT_FAMILIES
     assert present and present <= held
+
+
+def test_a_new_file_of_a_heldout_family_changes_nothing(tmp_path):
+    """A package that adds a weight to a held-out family (fonts-dejavu-extra: DejaVu Sans Condensed) must not
+    change the pinned held-out images, nor put that design into training."""
+    held = synth.fonts("heldout")
+    dejavu = [f for f in held if f.family == "DejaVu Sans"]
+    if not dejavu:
+        pytest.skip("DejaVu Sans (fonts-dejavu-core) is not installed")
+    shutil.copy(dejavu[0].path, tmp_path / "DejaVuSansNewWeight.ttf")
+    with_copy = synth.fonts("all", str(tmp_path))
+    assert not [f for f in with_copy if f.path.startswith(str(tmp_path))]
+    assert synth.fonts("heldout", str(tmp_path)) == held
+
+
+def test_version_3_uses_background_pictures_and_version_2_ignores_them(tmp_path):
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):  # smooth colour fields as stand-in photographs
+        img = cv2.resize(rng.integers(0, 256, size=(6, 9, 3), dtype=np.uint8), (1200, 800))
+        cv2.imwrite(str(pictures / f"p{i}.jpg"), img)
+    kw = dict(seed=4, workers=1, progress=False)
+    v3 = synth.generate(tmp_path / "v3", 40, background_dirs=(str(pictures),), **kw).parent
+    meta = json.loads((v3 / "synth.json").read_text())
+    assert meta["synth_version"] == 3 and len(meta["backgrounds"]) == 3
+    plain = synth.generate(tmp_path / "v3plain", 40, background_dirs=(), **kw).parent
+    assert _images(v3) != _images(plain)  # the pictures are drawn on
+    a = synth.generate(tmp_path / "v2a", 20, version=2, background_dirs=(str(pictures),), **kw).parent
+    b = synth.generate(tmp_path / "v2b", 20, version=2, background_dirs=(), **kw).parent
+    assert _images(a) == _images(b) and json.loads((a / "synth.json").read_text())["synth_version"] == 2
+    assert (a / "labels.tsv").read_text() == (b / "labels.tsv").read_text()
+
+
+def _images(root):
+    return [p.read_bytes() for p in sorted((root / "images").rglob("*.jpg"))]
 
 
 def test_heldout_fonts_render(tmp_path):
