@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from ocr_core.errors import InputError
+
 PREPROCESS_VERSION = 1
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # R, G, B
 
@@ -32,15 +34,6 @@ class PreprocessSpec:
     def to_dict(self) -> dict:
         return {**asdict(self), "version": PREPROCESS_VERSION, "gray_weights_rgb": list(GRAY_WEIGHTS),
                 "resize": "area", "pad": "median_of_border", "normalisation": "inside the model (x / 255)"}
-
-
-class ImageError(ValueError):
-    """An input that cannot become a model image. `reason` is a short stable code for rejects/error rows."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 _MAGIC = (
@@ -76,30 +69,30 @@ def declared_size(data: bytes) -> tuple[int, int]:
             with Image.open(io.BytesIO(data)) as im:
                 return im.size
         except Exception as e:  # header unreadable: report as corrupt
-            raise ImageError("corrupt", f"unreadable image header ({type(e).__name__}: {e})") from e
+            raise InputError("corrupt", f"unreadable image header ({type(e).__name__}: {e})") from e
         finally:
             Image.MAX_IMAGE_PIXELS = saved
 
 
 def check_image_bytes(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> str:
-    """Cheap structural checks before decoding. Returns the format; raises ImageError."""
+    """Cheap structural checks before decoding. Returns the format; raises InputError."""
     if len(data) == 0:
-        raise ImageError("empty_file", "file has 0 bytes")
+        raise InputError("empty_file", "file has 0 bytes")
     if len(data) > spec.max_bytes:
-        raise ImageError("too_large", f"{len(data)} bytes > max_bytes {spec.max_bytes}")
+        raise InputError("too_large", f"{len(data)} bytes > max_bytes {spec.max_bytes}")
     fmt = sniff_format(data)
     if fmt is None:
-        raise ImageError("not_an_image", f"unknown file signature {data[:8]!r}")
+        raise InputError("not_an_image", f"unknown file signature {data[:8]!r}")
     # Decoders happily return half-grey pictures for cut-off files, so look for the end marker.
     if fmt == "jpeg" and b"\xff\xd9" not in data[-1024:]:
-        raise ImageError("truncated", "JPEG has no end-of-image marker")
+        raise InputError("truncated", "JPEG has no end-of-image marker")
     if fmt == "png" and b"IEND" not in data[-64:]:
-        raise ImageError("truncated", "PNG has no IEND chunk")
+        raise InputError("truncated", "PNG has no IEND chunk")
     w, h = declared_size(data)
     if w <= 0 or h <= 0:
-        raise ImageError("corrupt", f"declared size {w}x{h}")
+        raise InputError("corrupt", f"declared size {w}x{h}")
     if w * h > spec.max_pixels:
-        raise ImageError("too_large", f"declared size {w}x{h} exceeds max_pixels {spec.max_pixels}")
+        raise InputError("too_large", f"declared size {w}x{h} exceeds max_pixels {spec.max_pixels}")
     return fmt
 
 
@@ -110,7 +103,7 @@ def _to_gray(img: np.ndarray) -> np.ndarray:
     elif img.dtype == np.uint16:
         x = img.astype(np.float32) / np.float32(257.0)
     else:
-        raise ImageError("unsupported", f"pixel type {img.dtype}")
+        raise InputError("unsupported", f"pixel type {img.dtype}")
     if x.ndim == 2:
         return x
     ch = x.shape[2]
@@ -129,11 +122,11 @@ def _to_gray(img: np.ndarray) -> np.ndarray:
 
 
 def decode_gray(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
-    """Checks and decodes encoded image bytes to float32 gray [0, 255]. Raises ImageError."""
+    """Checks and decodes encoded image bytes to float32 gray [0, 255]. Raises InputError."""
     check_image_bytes(data, spec)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
-        raise ImageError("corrupt", "decoder could not read the pixels")
+        raise InputError("corrupt", "decoder could not read the pixels")
     return _to_gray(img)
 
 
@@ -172,7 +165,7 @@ def resize_and_pad(gray: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) ->
 
 
 def preprocess_word_image(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> tuple[np.ndarray, int]:
-    """Encoded image bytes -> (uint8 array spec.height x spec.width, content width). Raises ImageError.
+    """Encoded image bytes -> (uint8 array spec.height x spec.width, content width). Raises InputError.
 
     Args:
         data: the file's bytes (JPEG, PNG, BMP, TIFF, WebP; any depth, gray/RGB/RGBA/palette/CMYK).

@@ -38,7 +38,9 @@ from apache_beam.metrics import Metrics
 import ocr_core
 from ocr_core.charset import BLANK_ID, DEFAULT_CHARACTERS, Charset, ctc_min_steps
 from ocr_core.config import ModelConfig
-from ocr_core.preprocess import ImageError, PreprocessSpec, preprocess_word_image
+from ocr_core.errors import InputError
+from ocr_core.inputs import read_image_bytes
+from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import SCHEMA, SCHEMA_VERSION, WordRecord, record_id
 from pipelines.beam_options import add_runner_arguments, pipeline_options, runner_name
 
@@ -96,8 +98,13 @@ class Reject(NamedTuple):
                            "reason": self.reason, "detail": self.detail}, ensure_ascii=False)
 
 
-def _reject(entry: Entry, reason: str, detail: str) -> Reject:
-    return Reject(entry.source, entry.origin, entry.label, reason, detail, entry.order)
+def _reject(entry: Entry, err: InputError) -> Reject:
+    return Reject(entry.source, entry.origin, entry.label, err.reason, err.detail, entry.order)
+
+
+def _line_reject(origin: str, order: tuple, detail: str) -> Reject:
+    """A manifest line that names no image and label."""
+    return _reject(Entry("", "", None, (), origin, order), InputError("malformed_line", detail))
 
 
 # --- inputs: pure functions, testable without Beam -------------------------------------------------
@@ -222,8 +229,9 @@ def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
             entry = Entry("", meta.path, label, (), meta.path, (spec.index, n),
                           location_key(meta.path, spec.root or input_dir(spec.uri, spec.kind)))
             if label is None:
-                yield _reject(entry, "malformed_name",
-                              f"file name {posixpath.basename(meta.path)!r} is not <n>_<label>_<n>.<ext>")
+                name = posixpath.basename(meta.path)
+                yield _reject(entry, InputError("malformed_name",
+                                                f"file name {name!r} is not <n>_<label>_<n>.<ext>"))
             else:
                 yield entry
         return
@@ -253,12 +261,12 @@ def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
                 continue
             order = (spec.index, line_no)
             if line is None:
-                yield Reject("", origin, None, "malformed_line", f"line is not UTF-8 ({bad_encoding})", order)
+                yield _line_reject(origin, order, f"line is not UTF-8 ({bad_encoding})")
                 continue
             try:
                 path, label = parse_line(spec.kind, line)
             except ValueError as e:
-                yield Reject("", origin, None, "malformed_line", f"{e}: {line[:200]!r}", order)
+                yield _line_reject(origin, order, f"{e}: {line[:200]!r}")
                 continue
             source = resolve_path(base_dir, path)
             yield Entry("", source, label, (), origin, order, location_key(source, spec.root or base_dir))
@@ -267,14 +275,8 @@ def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
 # --- labels ---------------------------------------------------------------------------------------
 
 
-class LabelError(ValueError):
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail = reason, detail
-
-
 def check_label(label: str, charset: Charset, oov: str, max_steps: int) -> tuple[str, list[int]]:
-    """The label as stored and its ids; raises LabelError(empty_label | oov_characters | label_too_long).
+    """The label as stored and its ids; raises InputError(empty_label | oov_characters | label_too_long).
 
     Args:
         label: the raw label.
@@ -284,7 +286,7 @@ def check_label(label: str, charset: Charset, oov: str, max_steps: int) -> tuple
         max_steps: CTC time steps of the model; a label needing more can never be emitted.
     """
     if label == "":
-        raise LabelError("empty_label", "label is empty")
+        raise InputError("empty_label", "label is empty")
     text = label
     bad = charset.unknown(text)
     if bad and oov == "lowercase":
@@ -293,16 +295,16 @@ def check_label(label: str, charset: Charset, oov: str, max_steps: int) -> tuple
     elif bad and oov == "drop":
         text = "".join(c for c in text if c not in bad)
         if not text:
-            raise LabelError("oov_characters", f"label {label!r} has no characters in the charset")
+            raise InputError("oov_characters", f"label {label!r} has no characters in the charset")
         bad = ""
     if bad:
         hint = "extend --charset" if oov == "lowercase" else "use --oov lowercase|drop or extend --charset"
-        raise LabelError("oov_characters",
+        raise InputError("oov_characters",
                          f"label {label!r} has characters outside the charset ({bad}); {hint}")
     ids = charset.encode(text)
     steps = ctc_min_steps(ids)
     if steps > max_steps:
-        raise LabelError("label_too_long", f"label {text!r} needs {steps} CTC time steps "
+        raise InputError("label_too_long", f"label {text!r} needs {steps} CTC time steps "
                                            f"(characters + repeats) but the model has {max_steps}")
     return text, ids
 
@@ -452,8 +454,8 @@ class ValidateLabel(beam.DoFn):
     def process(self, entry: Entry):
         try:
             label, ids = check_label(entry.label, self.charset, self.oov, self.max_steps)
-        except LabelError as e:
-            yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(entry, e.reason, e.detail))
+        except InputError as e:
+            yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(entry, e))
             return
         yield entry._replace(id=record_id(entry.source, label), label=label, label_ids=tuple(ids))
 
@@ -469,13 +471,15 @@ class KeepFirstOrigin(beam.DoFn):
         yield kept
         for e in others:
             yield beam.pvalue.TaggedOutput(
-                self.REJECTS, _reject(e, "duplicate", f"same image and label as {kept.origin} (kept)"))
+                self.REJECTS,
+                _reject(e, InputError("duplicate", f"same image and label as {kept.origin} (kept)")))
 
 
 class WriteShard(beam.DoFn):
     """((split, shard), entries) -> writes the shard file in id order; yields its summary.
 
-    Image problems (missing, empty, not an image, truncated, too large, corrupt) leave as dead letters.
+    Image problems (missing, unreadable, empty, not an image, truncated, too large, corrupt) leave as dead
+    letters.
     The file is written under a unique temporary name and renamed, so a retried bundle just rewrites the
     same bytes.
     """
@@ -487,26 +491,6 @@ class WriteShard(beam.DoFn):
 
     def setup(self):
         self.written = {s: Metrics.counter(METRICS_NAMESPACE, f"written_{s}") for s in SPLITS}
-        self.filesystems = {}  # scheme -> FileSystem: FileSystems.open looks it up anew on every call
-
-    def _open(self, uri: str):
-        scheme = FileSystems.get_scheme(uri)
-        if scheme not in self.filesystems:
-            self.filesystems[scheme] = FileSystems.get_filesystem(uri)
-        return self.filesystems[scheme].open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
-
-    def _read(self, uri: str) -> bytes:
-        try:
-            with self._open(uri) as fh:
-                return fh.read(self.spec.max_bytes + 1)  # one byte more is enough to say "too large"
-        except FileNotFoundError as e:
-            raise ImageError("missing_file", f"no such file: {uri}") from e
-        except IsADirectoryError as e:
-            raise ImageError("not_an_image", f"is a directory: {uri}") from e
-        except Exception as e:
-            if type(e).__name__ == "NotFound":  # object stores (google.api_core.exceptions.NotFound)
-                raise ImageError("missing_file", f"no such object: {uri}") from e
-            raise  # anything else is infrastructure: let the runner retry or fail the job
 
     def process(self, keyed):
         (split, shard), entries = keyed
@@ -518,9 +502,10 @@ class WriteShard(beam.DoFn):
         with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
             for e in entries:
                 try:
-                    image, content_width = preprocess_word_image(self._read(e.source), self.spec)
-                except ImageError as err:
-                    yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(e, err.reason, err.detail))
+                    image, content_width = preprocess_word_image(
+                        read_image_bytes(e.source, self.spec.max_bytes), self.spec)
+                except InputError as err:
+                    yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(e, err))
                     continue
                 frame = tfrecord_frame(WordRecord(e.id, e.source, image, content_width, e.label,
                                                   list(e.label_ids)).encode())

@@ -3,6 +3,7 @@ and unusual-but-valid images (16-bit, RGBA, palette, CMYK) are accepted with the
 from __future__ import annotations
 
 import json
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import images
 import numpy as np
 import pytest
 
-from ocr_core.preprocess import ImageError, preprocess_word_image
+from ocr_core.errors import REASONS, InputError
+from ocr_core.inputs import read_image_bytes
+from ocr_core.preprocess import preprocess_word_image
 from ocr_core.records import WordRecord, iter_tfrecords
 from pipelines import build_dataset
 
@@ -84,6 +87,7 @@ def test_every_bad_entry_is_rejected_with_its_own_reason(bad_build):
                      ("nolabel.png", "malformed_name")]
     for r in rows:
         assert set(r) == {"source", "origin", "label", "reason", "detail"} and r["detail"]
+        assert r["reason"] in REASONS
     assert sorted(records(out, m)) == ["9_ok_1.png", "dup.png", "good.png"]
 
 
@@ -110,7 +114,7 @@ def test_huge_png_is_refused_without_allocating_it():
     assert len(data) < 200_000
     tracemalloc.start()
     try:
-        with pytest.raises(ImageError) as e:
+        with pytest.raises(InputError) as e:
             preprocess_word_image(data)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -159,3 +163,58 @@ def test_oov_lowercase_and_drop(tmp_path):
                                                                   "--val-fraction", "0"])
     assert sorted(r.text for r in records(tmp_path / "drop", m).values()) == ["Hello", "word"]
     assert m["rejects"] == {"oov_characters": 1} and m["charset"] == lower + "H"
+
+
+# --- files that cannot even be opened or read --------------------------------------------------------
+
+
+def unreadable_files(root: Path) -> dict[str, str]:
+    """Manifest paths that no one can read -> the errno name their reject must name."""
+    images.write_word(root / "good.png", "ok")
+    (root / "loop.png").symlink_to("loop.png")
+    return {"loop.png": "ELOOP", "x" * 300 + ".png": "ENAMETOOLONG", "good.png/inner.png": "ENOTDIR"}
+
+
+def test_read_image_bytes_maps_every_os_error_to_a_reason(tmp_path):
+    for rel, errno_name in unreadable_files(tmp_path).items():
+        with pytest.raises(InputError) as e:
+            read_image_bytes(str(tmp_path / rel))
+        assert e.value.reason == "unreadable" and e.value.detail.startswith(errno_name), rel
+    os.mkfifo(tmp_path / "pipe.png")  # a blocking open would hang the worker forever
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "dangling.png").symlink_to("nowhere.png")
+    for rel, reason, words in [("pipe.png", "not_an_image", "FIFO"),
+                               ("folder.png", "not_an_image", "directory"),
+                               ("dangling.png", "missing_file", "no such file"),
+                               ("nope.png", "missing_file", "no such file")]:
+        with pytest.raises(InputError) as e:
+            read_image_bytes(str(tmp_path / rel))
+        assert e.value.reason == reason and words in e.value.detail, rel
+    if os.path.exists("/proc/self/mem"):  # a regular-looking file whose read fails (EIO), even for root
+        with pytest.raises(InputError) as e:
+            read_image_bytes("/proc/self/mem")
+        assert e.value.reason == "unreadable"
+    good = (tmp_path / "good.png").read_bytes()
+    assert read_image_bytes(str(tmp_path / "good.png")) == good
+    assert read_image_bytes(str(tmp_path / "good.png"), max_bytes=10) == good[:11]
+
+
+def test_unreadable_files_are_rejects_not_a_crash(tmp_path):
+    paths = unreadable_files(tmp_path)
+    os.mkfifo(tmp_path / "pipe.png")
+    images.write_manifest(tmp_path / "labels.tsv", [("good.png", "ok"), *paths.items(), ("pipe.png", "pipe")])
+    m = build(tmp_path / "out", tmp_path / "labels.tsv", extra=["--val-fraction", "0"])
+    assert m["totals"]["written"] == 1 and m["totals"]["inputs_equal_written_plus_rejected"]
+    assert m["rejects"] == {"unreadable": 3, "not_an_image": 1}
+    got = {r["label"]: r for r in rejects(tmp_path / "out", m)}  # labelled with the errno name they expect
+    assert got.pop("pipe")["reason"] == "not_an_image"
+    assert {label: r["detail"].split(" ")[0] for label, r in got.items()} == {e: e for e in paths.values()}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_permission_denied_is_unreadable(tmp_path):
+    images.write_word(tmp_path / "secret.png", "secret").chmod(0)
+    images.write_manifest(tmp_path / "labels.tsv", [("secret.png", "secret")])
+    m = build(tmp_path / "out", tmp_path / "labels.tsv")
+    [r] = rejects(tmp_path / "out", m)
+    assert r["reason"] == "unreadable" and r["detail"].startswith("EACCES")

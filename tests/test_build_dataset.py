@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from ocr_core.charset import Charset
+from ocr_core.errors import InputError
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import WordRecord, iter_tfrecords, record_id
 from pipelines import build_dataset, inspect_dataset
 from pipelines.build_dataset import (
     BuildError,
-    LabelError,
     SplitPlan,
     check_label,
     input_kind,
@@ -118,7 +118,7 @@ def test_label_policies():
                                ("a" * 16, "reject", "label_too_long")]:
         try:
             check_label(label, lower, oov, 30)
-        except LabelError as e:
+        except InputError as e:
             assert e.reason == reason, (label, e)
         else:
             pytest.fail(f"{label!r} accepted")
@@ -126,9 +126,9 @@ def test_label_policies():
     assert max_time_steps(PreprocessSpec()) == 31
     check_label("a" * 16, lower, "reject", 31)
     check_label("abcdefghijklmnopqrstuvwxyzabcde", lower, "reject", 31)
-    with pytest.raises(LabelError, match="33 CTC time steps"):
+    with pytest.raises(InputError, match="33 CTC time steps"):
         check_label("a" * 17, lower, "reject", 31)
-    with pytest.raises(LabelError, match="32 CTC time steps"):
+    with pytest.raises(InputError, match="32 CTC time steps"):
         check_label("abcdefghijklmnopqrstuvwxyzabcdef", lower, "reject", 31)
 
 
