@@ -1,7 +1,8 @@
 """THE image function shared by dataset build, training export and inference: encoded bytes -> uint8 H x W.
 
 Steps (the preprocessing contract, recorded in every dataset manifest and model bundle):
-1. sniff the format and read the declared size from the header; refuse huge images before decoding;
+1. sniff the format and read the declared size from the header; refuse huge images before decoding (the
+   total pixel count, not each side, is limited: see PreprocessSpec.max_pixels);
 2. decode any depth/channel layout to float gray in [0, 255]: 16-bit is divided by 257, colour uses
    0.299 R + 0.587 G + 0.114 B, alpha is composited over white;
 3. resize to height H keeping the aspect ratio (width rounded half up, clamped to [1, W]) with an exact
@@ -28,7 +29,11 @@ class PreprocessSpec:
 
     height: int = 32
     width: int = 128
-    max_pixels: int = 40_000_000  # declared width*height above this is rejected unread
+    # Declared width x height above this is rejected from the header, unread. The resize also builds a
+    # width x (content width <= `width`) float32 weight matrix, so width x `width` must fit too: together
+    # they bound what one image costs (~100 MB at 4 MP) whatever its shape. 4 MP is far more than a word crop
+    # needs (2000 x 2000, or 31250 x 128); a 1,000,000 x 38 strip would cost over a gigabyte.
+    max_pixels: int = 4_000_000
     max_bytes: int = 64 * 1024 * 1024
 
     def to_dict(self) -> dict:
@@ -91,8 +96,9 @@ def check_image_bytes(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> s
     w, h = declared_size(data)
     if w <= 0 or h <= 0:
         raise InputError("corrupt", f"declared size {w}x{h}")
-    if w * h > spec.max_pixels:
-        raise InputError("too_large", f"declared size {w}x{h} exceeds max_pixels {spec.max_pixels}")
+    if max(w * h, w * spec.width) > spec.max_pixels:
+        raise InputError("too_large", f"declared size {w}x{h} is too large: width x height and width x "
+                                      f"{spec.width} (the resize) must be <= max_pixels {spec.max_pixels}")
     return fmt
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -121,6 +122,35 @@ def test_huge_png_is_refused_without_allocating_it():
         tracemalloc.stop()
     assert e.value.reason == "too_large"
     assert peak < 5_000_000  # a decode would need 900 MB
+
+
+def test_a_long_thin_strip_is_refused_by_its_total_pixels():
+    """1,000,000 x 38: each side is plausible, the decode plus the resize matrices would need over 1 GB."""
+    data = images.huge_png(1_000_000, 38)
+    assert len(data) < 50_000
+    started = time.perf_counter()
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError) as e:
+            preprocess_word_image(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert e.value.reason == "too_large" and "1000000x38" in e.value.detail and "max_pixels" in e.value.detail
+    assert peak < 5_000_000 and time.perf_counter() - started < 2
+
+
+def test_a_bundle_saved_with_a_looser_limit_gets_this_ocrs_limit(tmp_path):
+    import shutil
+
+    from ocr_core.bundle import SHIPPED_MODEL, read_bundle_meta
+    from ocr_core.preprocess import PreprocessSpec
+
+    for name in ("config.yaml", "charset.json"):
+        shutil.copy(SHIPPED_MODEL / name, tmp_path / name)
+    (tmp_path / "model.keras").write_bytes(b"")  # read_bundle_meta does not load the model
+    assert "max_pixels: 40000000" in (tmp_path / "config.yaml").read_text()
+    assert read_bundle_meta(str(tmp_path))[2] == PreprocessSpec()
 
 
 def test_unusual_formats_are_accepted_with_the_right_pixels(tmp_path):
