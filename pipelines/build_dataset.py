@@ -1,6 +1,6 @@
 """`ocr build-dataset`: word images + labels -> validated, deduplicated, sharded TFRecords (Apache Beam).
 
-    ReadEntries -> ValidateLabels -> DedupById -> AssignSplitAndShard -> GroupByShard -> WriteShards
+    ReadEntries -> ValidateLabels -> DedupByImage -> AssignSplitAndShard -> GroupByShard -> WriteShards
     every reject (dead letter) -> WriteRejects;  counts of every stage -> WriteBuildSummary
 
 Only light entries (uri, label, id) are shuffled. The one DoFn that owns a shard reads, preprocesses and
@@ -460,14 +460,31 @@ class ValidateLabel(beam.DoFn):
         yield entry._replace(id=record_id(entry.source, label), label=label, label_ids=tuple(ids))
 
 
-class KeepFirstOrigin(beam.DoFn):
-    """(id, entries) -> the entry seen first in input order; the others are `duplicate` dead letters."""
+class KeepOnePerImage(beam.DoFn):
+    """(image source, its valid entries) -> at most one entry; the others are dead letters.
+
+    The same image with the same label more than once: the first in input order is kept, the others are
+    `duplicate`. The same image with different labels: which one is right cannot be known, and keeping the
+    first would make the dataset depend on input order, so *every* entry of that image is a
+    `conflicting_label` reject and the image is not written. Labels are compared as stored (after --oov), so
+    `Hello` and `hello` with --oov lowercase are duplicates. One entry per image means one split per image.
+    """
 
     REJECTS = "rejects"
+    SHOWN = 3  # origins named in a conflicting_label detail
 
     def process(self, keyed):
         _, entries = keyed
-        kept, *others = sorted(entries, key=lambda e: e.order)
+        entries = sorted(entries, key=lambda e: e.order)
+        if len({e.label for e in entries}) > 1:
+            for e in entries:
+                others = [f"{o.origin} ({o.label!r})" for o in entries if o.label != e.label]
+                more = f" and {len(others) - self.SHOWN} more" if len(others) > self.SHOWN else ""
+                err = InputError("conflicting_label", "the same image is labelled differently at "
+                                 f"{', '.join(others[:self.SHOWN])}{more}; none of its labels kept")
+                yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(e, err))
+            return
+        kept, *others = entries
         yield kept
         for e in others:
             yield beam.pvalue.TaggedOutput(
@@ -594,17 +611,18 @@ class ValidateLabels(beam.PTransform):
                 out[ValidateLabel.REJECTS] | "OnlyRejects" >> _is(Reject))
 
 
-class DedupById(beam.PTransform):
-    """entries -> (one entry per record id, `duplicate` rejects). Only light entries are grouped."""
+class DedupByImage(beam.PTransform):
+    """entries -> (at most one entry per image, `duplicate` and `conflicting_label` rejects). Only light
+    entries are grouped."""
 
     def expand(self, entries):
         out = (entries
-               | "KeyById" >> beam.Map(lambda e: (e.id, e))
-               | "GroupById" >> beam.GroupByKey()
-               | "KeepFirstOrigin" >> beam.ParDo(KeepFirstOrigin()).with_outputs(
-                   KeepFirstOrigin.REJECTS, main="unique"))
+               | "KeyByImage" >> beam.Map(lambda e: (e.source, e))
+               | "GroupByImage" >> beam.GroupByKey()
+               | "KeepOnePerImage" >> beam.ParDo(KeepOnePerImage()).with_outputs(
+                   KeepOnePerImage.REJECTS, main="unique"))
         return (out.unique | "OnlyEntries" >> _is(Entry),
-                out[KeepFirstOrigin.REJECTS] | "OnlyRejects" >> _is(Reject))
+                out[KeepOnePerImage.REJECTS] | "OnlyRejects" >> _is(Reject))
 
 
 class AssignSplitAndShard(beam.PTransform):
@@ -684,7 +702,7 @@ def build_pipeline(p, inputs: list[InputSpec], out_dir: str, plan: SplitPlan, ch
     """Adds the dataset build to pipeline `p` (see the module docstring)."""
     entries, read_rejects, input_counts = p | "ReadEntries" >> ReadEntries(inputs, parts)
     valid, label_rejects = entries | "ValidateLabels" >> ValidateLabels(charset, oov, max_time_steps(spec))
-    unique, duplicates = valid | "DedupById" >> DedupById()
+    unique, duplicates = valid | "DedupByImage" >> DedupByImage()
     shards, image_rejects = (unique
                              | "AssignSplitAndShard" >> AssignSplitAndShard(plan)
                              | "GroupByShard" >> GroupByShard(plan)

@@ -342,3 +342,29 @@ def test_build_is_tensorflow_free_in_its_own_process(corpus, tmp_path):
     reference = tmp_path / "ref"
     build(reference, corpus / "labels.tsv", extra=["--shards", "3", "--val-fraction", "0.25"])
     assert shard_bytes(out) == shard_bytes(reference)
+
+
+def test_an_image_with_two_labels_is_rejected_whole_and_never_in_two_splits(tmp_path):
+    """Which label is right cannot be known: every entry of such an image is rejected, none kept."""
+    for name in ("a", "b", "c", "d"):
+        images.write_word(tmp_path / f"{name}.png", name)
+    images.write_manifest(tmp_path / "labels.tsv", [
+        ("a.png", "cat"), ("b.png", "dog"), ("a.png", "cap"), ("b.png", "dog"), ("c.png", "c"),
+        ("./a.png", "cat"), ("d.png", "Hello"), ("d.png", "hello")])
+    m = build(tmp_path / "out", tmp_path / "labels.tsv", extra=["--shards", "4", "--val-fraction", "0.5"])
+    assert m["totals"] == {"inputs": 8, "written": 2, "rejected": 6,
+                           "inputs_equal_written_plus_rejected": True}
+    assert m["rejects"] == {"conflicting_label": 5, "duplicate": 1}
+    recs = [r for split in read_records(tmp_path / "out", m).values() for r in split]
+    assert sorted(Path(r.source).name for r in recs) == ["b.png", "c.png"]
+    rows = {int(r["origin"].rsplit(":", 1)[1]): r for r in
+            (json.loads(line) for f in m["reject_files"] for line in (tmp_path / "out" / f).open())}
+    assert {n: r["reason"] for n, r in rows.items()} == {
+        1: "conflicting_label", 3: "conflicting_label", 6: "conflicting_label", 4: "duplicate",
+        7: "conflicting_label", 8: "conflicting_label"}
+    assert "labels.tsv:3 ('cap')" in rows[1]["detail"] and "none of its labels kept" in rows[1]["detail"]
+    assert "labels.tsv:1 ('cat'), " in rows[3]["detail"] and "labels.tsv:6 ('cat');" in rows[3]["detail"]
+    # with --oov lowercase the two labels of d.png are one: a duplicate, and d.png is written once
+    m = build(tmp_path / "low", tmp_path / "labels.tsv", extra=["--oov", "lowercase", "--val-fraction", "0",
+                                                                "--charset", "abcdefghijklmnopqrstuvwxyz"])
+    assert m["rejects"] == {"conflicting_label": 3, "duplicate": 2} and m["totals"]["written"] == 3
