@@ -73,8 +73,8 @@ def declared_size(data: bytes) -> tuple[int, int]:
         try:
             with Image.open(io.BytesIO(data)) as im:
                 return im.size
-        except Exception as e:  # header unreadable: report as corrupt
-            raise InputError("corrupt", f"unreadable image header ({type(e).__name__}: {e})") from e
+        except Exception as e:  # header unreadable: report as corrupt (the message may quote the bytes)
+            raise InputError("corrupt", f"unreadable image header ({type(e).__name__})") from e
         finally:
             Image.MAX_IMAGE_PIXELS = saved
 
@@ -87,7 +87,8 @@ def check_image_bytes(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> s
         raise InputError("too_large", f"{len(data)} bytes > max_bytes {spec.max_bytes}")
     fmt = sniff_format(data)
     if fmt is None:
-        raise InputError("not_an_image", f"unknown file signature {data[:8]!r}")
+        raise InputError("not_an_image", f"not a JPEG/PNG/BMP/TIFF/GIF/WebP file: {len(data)} bytes, "
+                                         "unknown signature")
     # Decoders happily return half-grey pictures for cut-off files, so look for the end marker.
     if fmt == "jpeg" and b"\xff\xd9" not in data[-1024:]:
         raise InputError("truncated", "JPEG has no end-of-image marker")

@@ -103,7 +103,8 @@ def _reject(entry: Entry, err: InputError) -> Reject:
 
 
 def _line_reject(origin: str, order: tuple, detail: str) -> Reject:
-    """A manifest line that names no image and label."""
+    """A manifest line that names no image and label. The detail never quotes the line: `origin` points to it,
+    and an --input that is not a manifest at all (a config, a key file) must not be copied into rejects."""
     return _reject(Entry("", "", None, (), origin, order), InputError("malformed_line", detail))
 
 
@@ -192,7 +193,7 @@ def parse_line(kind: str, line: str) -> tuple[str, str]:
             raise ValueError("expected '<path> <lexicon index>'")
         label = label_from_filename(fields[0])
         if label is None:
-            raise ValueError(f"file name {posixpath.basename(fields[0])!r} is not <n>_<label>_<n>.<ext>")
+            raise ValueError("the file name is not <n>_<label>_<n>.<ext>")
         return fields[0], label
     else:
         raise ValueError(f"unknown manifest kind {kind}")
@@ -249,7 +250,7 @@ def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
             try:
                 line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError as e:
-                line, bad_encoding = None, e
+                line, bad_at = None, e.start
             if line is not None and (not line.strip() or line.lstrip().startswith("#")):
                 continue
             if first_content and line is not None and _is_header(spec.kind, line):
@@ -261,12 +262,12 @@ def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
                 continue
             order = (spec.index, line_no)
             if line is None:
-                yield _line_reject(origin, order, f"line is not UTF-8 ({bad_encoding})")
+                yield _line_reject(origin, order, f"line is not UTF-8 (invalid byte at position {bad_at})")
                 continue
             try:
                 path, label = parse_line(spec.kind, line)
             except ValueError as e:
-                yield _line_reject(origin, order, f"{e}: {line[:200]!r}")
+                yield _line_reject(origin, order, f"{e} (a line of {len(line)} characters)")
                 continue
             source = resolve_path(base_dir, path)
             yield Entry("", source, label, (), origin, order, location_key(source, spec.root or base_dir))

@@ -248,3 +248,26 @@ def test_permission_denied_is_unreadable(tmp_path):
     m = build(tmp_path / "out", tmp_path / "labels.tsv")
     [r] = rejects(tmp_path / "out", m)
     assert r["reason"] == "unreadable" and r["detail"].startswith("EACCES")
+
+
+def secret_files(root: Path) -> list[tuple[str, str]]:
+    """Files that are not images but hold something private, as (path, label) rows of a manifest."""
+    images.write(root / "passwd", b"Zq9SECRET:x:0:0:root:/root:/bin/sh\n")
+    broken_header = b"Zq9SECRET-in-a-broken-header" * 4
+    images.write(root / "fake.png", b"\x89PNG\r\n\x1a\n" + broken_header + b"IEND\xaeB`\x82")
+    return [("passwd", "passwd"), ("fake.png", "fake")]
+
+
+def test_reject_details_never_quote_file_content(tmp_path):
+    rows = secret_files(tmp_path)
+    images.write_manifest(tmp_path / "labels.tsv", [*rows, "Zq9SECRET-TOKEN-one-field", "Zq9SECRET\tb\tc"])
+    (tmp_path / "binary.tsv").write_bytes(b"good.png\tok\n\xffZq9SECRET\tx\n")
+    (tmp_path / "annotation.txt").write_text("./Zq9SECRET_TOKEN.jpg 1\n")
+    m = build(tmp_path / "out", tmp_path / "labels.tsv", tmp_path / "binary.tsv", tmp_path / "annotation.txt")
+    got = rejects(tmp_path / "out", m)
+    assert m["rejects"] == {"not_an_image": 1, "corrupt": 1, "malformed_line": 4, "missing_file": 1}
+    for r in got:
+        assert "Zq9S" not in r["detail"], r  # not even the first bytes of a file or line
+    detail = {r["reason"]: r["detail"] for r in got}
+    assert detail["not_an_image"] == "not a JPEG/PNG/BMP/TIFF/GIF/WebP file: 35 bytes, unknown signature"
+    assert detail["corrupt"].startswith("unreadable image header")
