@@ -36,7 +36,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 import ocr_core
-from ocr_core.charset import BLANK_ID, DEFAULT_CHARACTERS, Charset, ctc_min_steps
+from ocr_core.charset import BLANK_ID, DEFAULT_CHARACTERS, Charset, CharsetError, ctc_min_steps
 from ocr_core.config import ModelConfig
 from ocr_core.errors import InputError
 from ocr_core.inputs import read_image_bytes
@@ -127,7 +127,7 @@ def input_kind(uri: str) -> str:
     if name.endswith(IMAGE_EXTENSIONS):
         return "glob"
     raise BuildError(f"{uri}: unknown input kind; use a .tsv/.csv manifest, an MJSynth annotation*.txt, "
-                     "or a glob of images named like 123_Label_456.jpg")
+                     "a glob of images named like 123_Label_456.jpg, or a folder of such images")
 
 
 def _is_uri(path: str) -> bool:
@@ -135,7 +135,10 @@ def _is_uri(path: str) -> bool:
 
 
 def input_dir(uri: str, kind: str) -> str:
-    """The directory an input's image paths hang from: a manifest's folder, or a glob's fixed prefix."""
+    """The directory an input's image paths hang from: a manifest's folder, a glob's fixed prefix or the
+    folder itself."""
+    if kind == "dir":
+        return uri.rstrip("/")
     if kind == "glob":
         fixed = re.split(r"[*?\[]", uri, maxsplit=1)[0]
         return fixed.rstrip("/") if fixed.endswith("/") else posixpath.dirname(fixed)
@@ -215,22 +218,28 @@ def _is_header(kind: str, line: str) -> bool:
     return tuple(f.strip().lower() for f in fields) in HEADERS
 
 
+def image_files(spec: InputSpec) -> list[str]:
+    """The sorted files a glob matches, or every image (by extension) in a folder and all its subfolders."""
+    pattern = spec.uri if spec.kind == "glob" else FileSystems.join(spec.uri, "**")
+    paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    return paths if spec.kind == "glob" else [p for p in paths if p.lower().endswith(IMAGE_EXTENSIONS)]
+
+
 def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
     """Yields an Entry (id not yet set) or a Reject (malformed_line / malformed_name) per counted input.
 
     Blank lines, `#` comments and a header line are skipped and not counted. With parts > 1 only every
     parts-th counted input (from `part`) is yielded, so several workers can share one manifest.
     """
-    if spec.kind == "glob":
-        matches = FileSystems.match([spec.uri])[0].metadata_list
-        for n, meta in enumerate(sorted(matches, key=lambda m: m.path)):
+    if spec.kind in ("glob", "dir"):
+        for n, path in enumerate(image_files(spec)):
             if n % parts != part:
                 continue
-            label = label_from_filename(meta.path)
-            entry = Entry("", meta.path, label, (), meta.path, (spec.index, n),
-                          location_key(meta.path, spec.root or input_dir(spec.uri, spec.kind)))
+            label = label_from_filename(path)
+            entry = Entry("", path, label, (), path, (spec.index, n),
+                          location_key(path, spec.root or input_dir(spec.uri, spec.kind)))
             if label is None:
-                name = posixpath.basename(meta.path)
+                name = posixpath.basename(path)
                 yield _reject(entry, InputError("malformed_name",
                                                 f"file name {name!r} is not <n>_<label>_<n>.<ext>"))
             else:
@@ -721,9 +730,11 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="ocr build-dataset", allow_abbrev=False, description=__doc__.split("\n")[0],
         epilog="Other flags (e.g. --direct_running_mode, --temp_location) go to Beam's PipelineOptions.")
-    parser.add_argument("--input", action="append", required=True, metavar="MANIFEST",
-                        help="labels.tsv / labels.csv (path, label), an MJSynth annotation*.txt, or a quoted "
-                             "glob of images named <n>_<label>_<n>.<ext>; repeatable")
+    parser.add_argument("--input", action="append", required=True, metavar="INPUT",
+                        help="labels.tsv / labels.csv (path, label), an MJSynth annotation*.txt, a quoted "
+                             "glob of images named <n>_<label>_<n>.<ext>, or a folder: every image in it "
+                             "and in all its subfolders (recursive; by extension: "
+                             f"{' '.join(IMAGE_EXTENSIONS)}), named like the glob's; repeatable")
     parser.add_argument("--output", required=True, metavar="DIR", help="dataset directory (local or gs://)")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--test-fraction", type=float, default=0.0)
@@ -741,18 +752,33 @@ def parse_args(argv):
     return parser.parse_known_args(argv)
 
 
+def _is_folder(uri: str) -> bool:
+    return uri.endswith("/") or (not _is_uri(uri) and os.path.isdir(uri))
+
+
 def resolve_inputs(given: list[str]) -> list[InputSpec]:
-    """InputSpecs for the --input values; raises BuildError for inputs that do not exist."""
+    """InputSpecs for the --input values; raises BuildError for inputs that do not exist, cannot be read or
+    hold no input at all (an empty or header-only manifest, a folder without images)."""
     specs = []
     for i, g in enumerate(given):
         uri = g if _is_uri(g) else os.path.abspath(g)
-        kind = input_kind(uri)
-        if kind == "glob":
+        kind = "dir" if _is_folder(uri) else input_kind(uri)
+        spec = InputSpec(i, uri, kind, g)
+        if kind == "glob":  # only one match is listed here: a glob can stand for millions of files
             if not FileSystems.match([uri], limits=[1])[0].metadata_list:
                 raise BuildError(f"--input {g}: matched no files")
-        elif not FileSystems.exists(uri):
+        elif kind != "dir" and not FileSystems.exists(uri):
             raise BuildError(f"--input {g}: no such file")
-        specs.append(InputSpec(i, uri, kind, g))
+        else:
+            try:
+                first = next(read_input(spec), None)  # reads up to the first counted line
+            except OSError as e:
+                raise BuildError(f"--input {g}: cannot read it ({e})") from e
+            if first is None:
+                what = (f"no images ({', '.join(IMAGE_EXTENSIONS)}) in it or its subfolders" if kind == "dir"
+                        else "the manifest is empty or holds only a header, comments and blank lines")
+                raise BuildError(f"--input {g}: no inputs: {what}")
+        specs.append(spec)
     root = common_root([input_dir(s.uri, s.kind) for s in specs])
     return [s._replace(root=root) for s in specs]
 
@@ -770,7 +796,9 @@ def _delete(paths: list[str]) -> None:
 
 
 def prepare_output(out_dir: str, overwrite: bool) -> None:
-    """Refuses a directory holding a dataset unless overwrite; clears old outputs, manifest first."""
+    """Refuses a file, or a dataset's directory unless overwrite; clears old outputs, manifest first."""
+    if not _is_uri(out_dir) and os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise BuildError(f"--output {out_dir}: is a file, not a directory; choose another --output")
     manifest = _join(out_dir, MANIFEST)
     has_manifest = FileSystems.exists(manifest)
     old = _matching(out_dir, "*.tfrecord", "rejects-*.jsonl")
@@ -782,7 +810,10 @@ def prepare_output(out_dir: str, overwrite: bool) -> None:
         _delete([manifest])  # first: from here on the directory is visibly incomplete
     _delete(old + _matching(out_dir, f"{SUMMARY_DIR}/*", f"{TMP_DIR}/*"))
     if not _is_uri(out_dir):
-        os.makedirs(out_dir, exist_ok=True)
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+        except OSError as e:
+            raise BuildError(f"--output {out_dir}: cannot create the directory ({e.strerror})") from e
 
 
 def read_summary(out_dir: str) -> list[dict]:
@@ -880,13 +911,15 @@ def run(argv=None, test_pipeline=None):
         test_pipeline: a pipeline to build into instead of one made from the options (tests).
 
     Raises:
-        SystemExit: with a readable message when the build cannot start (bad option, missing input,
-            existing dataset without --overwrite).
+        SystemExit(2): after a one-line message on stderr when the build cannot start (bad option, missing
+            or empty input, output that is a file, existing dataset without --overwrite), like argparse's
+            usage errors.
     """
     try:
         return _run(argv, test_pipeline)
     except BuildError as e:
-        raise SystemExit(f"ocr build-dataset: error: {e}") from None
+        print(f"ocr build-dataset: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _run(argv, test_pipeline):
@@ -894,7 +927,10 @@ def _run(argv, test_pipeline):
     started = time.time()
     spec = PreprocessSpec()
     plan = SplitPlan(args.val_fraction, args.test_fraction, args.shards, args.only_split)
-    charset = Charset(args.charset)
+    try:
+        charset = Charset(args.charset)
+    except CharsetError as e:
+        raise BuildError(f"--charset: {e}") from e
     inputs = resolve_inputs(args.input)
     out_dir = args.output if _is_uri(args.output) else os.path.abspath(args.output)
     prepare_output(out_dir, args.overwrite)
