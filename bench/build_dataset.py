@@ -30,7 +30,8 @@ LAST_CPU_SECONDS = 0.0
 LOOP = r"""
 import json, sys, time
 from ocr_core.charset import Charset, ctc_min_steps
-from ocr_core.preprocess import ImageError, preprocess_word_image
+from ocr_core.errors import InputError
+from ocr_core.preprocess import preprocess_word_image
 from ocr_core.records import WordRecord, record_id
 from pipelines.build_dataset import resolve_path, tfrecord_frame
 
@@ -46,7 +47,7 @@ with open(manifest) as fh, open(out, "wb") as sink:
             assert 0 < ctc_min_steps(ids) <= 31
             with open(source, "rb") as img:
                 image, cw = preprocess_word_image(img.read())
-        except (ImageError, ValueError, AssertionError):
+        except (InputError, ValueError, AssertionError):
             rejected += 1
             continue
         record = WordRecord(record_id(source, label), source, image, cw, label, ids)

@@ -63,7 +63,11 @@ def read_bundle_meta(path: str) -> tuple[OcrConfig, Charset, PreprocessSpec]:
         meta = yaml.safe_load((p / "config.yaml").read_text())
         cfg = config_from_dict(meta["config"], str(p / "config.yaml"))
         pre = dict(meta["preprocess"])
-        spec = PreprocessSpec(**{k: pre[k] for k in ("height", "width", "max_pixels", "max_bytes")})
+        # The size limits guard this process's memory, they are not what the model learned: a bundle can
+        # only tighten this ocr's limits (bundles saved before the 4 MP limit say 40 MP).
+        default = PreprocessSpec()
+        spec = PreprocessSpec(pre["height"], pre["width"], min(pre["max_pixels"], default.max_pixels),
+                              min(pre["max_bytes"], default.max_bytes))
         charset = Charset.from_json((p / "charset.json").read_text())
     except (KeyError, TypeError, ValueError, yaml.YAMLError) as e:
         raise BundleError(f"model bundle {path}: unreadable config.yaml/charset.json ({e})") from e

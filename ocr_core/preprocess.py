@@ -1,7 +1,8 @@
 """THE image function shared by dataset build, training export and inference: encoded bytes -> uint8 H x W.
 
 Steps (the preprocessing contract, recorded in every dataset manifest and model bundle):
-1. sniff the format and read the declared size from the header; refuse huge images before decoding;
+1. sniff the format and read the declared size from the header; refuse huge images before decoding (the
+   total pixel count, not each side, is limited: see PreprocessSpec.max_pixels);
 2. decode any depth/channel layout to float gray in [0, 255]: 16-bit is divided by 257, colour uses
    0.299 R + 0.587 G + 0.114 B, alpha is composited over white;
 3. resize to height H keeping the aspect ratio (width rounded half up, clamped to [1, W]) with an exact
@@ -16,6 +17,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from ocr_core.errors import InputError
+
 PREPROCESS_VERSION = 1
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # R, G, B
 
@@ -26,21 +29,16 @@ class PreprocessSpec:
 
     height: int = 32
     width: int = 128
-    max_pixels: int = 40_000_000  # declared width*height above this is rejected unread
+    # Declared width x height above this is rejected from the header, unread. The resize also builds a
+    # width x (content width <= `width`) float32 weight matrix, so width x `width` must fit too: together
+    # they bound what one image costs (~100 MB at 4 MP) whatever its shape. 4 MP is far more than a word crop
+    # needs (2000 x 2000, or 31250 x 128); a 1,000,000 x 38 strip would cost over a gigabyte.
+    max_pixels: int = 4_000_000
     max_bytes: int = 64 * 1024 * 1024
 
     def to_dict(self) -> dict:
         return {**asdict(self), "version": PREPROCESS_VERSION, "gray_weights_rgb": list(GRAY_WEIGHTS),
                 "resize": "area", "pad": "median_of_border", "normalisation": "inside the model (x / 255)"}
-
-
-class ImageError(ValueError):
-    """An input that cannot become a model image. `reason` is a short stable code for rejects/error rows."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 _MAGIC = (
@@ -75,31 +73,33 @@ def declared_size(data: bytes) -> tuple[int, int]:
         try:
             with Image.open(io.BytesIO(data)) as im:
                 return im.size
-        except Exception as e:  # header unreadable: report as corrupt
-            raise ImageError("corrupt", f"unreadable image header ({type(e).__name__}: {e})") from e
+        except Exception as e:  # header unreadable: report as corrupt (the message may quote the bytes)
+            raise InputError("corrupt", f"unreadable image header ({type(e).__name__})") from e
         finally:
             Image.MAX_IMAGE_PIXELS = saved
 
 
 def check_image_bytes(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> str:
-    """Cheap structural checks before decoding. Returns the format; raises ImageError."""
+    """Cheap structural checks before decoding. Returns the format; raises InputError."""
     if len(data) == 0:
-        raise ImageError("empty_file", "file has 0 bytes")
+        raise InputError("empty_file", "file has 0 bytes")
     if len(data) > spec.max_bytes:
-        raise ImageError("too_large", f"{len(data)} bytes > max_bytes {spec.max_bytes}")
+        raise InputError("too_large", f"{len(data)} bytes > max_bytes {spec.max_bytes}")
     fmt = sniff_format(data)
     if fmt is None:
-        raise ImageError("not_an_image", f"unknown file signature {data[:8]!r}")
+        raise InputError("not_an_image", f"not a JPEG/PNG/BMP/TIFF/GIF/WebP file: {len(data)} bytes, "
+                                         "unknown signature")
     # Decoders happily return half-grey pictures for cut-off files, so look for the end marker.
     if fmt == "jpeg" and b"\xff\xd9" not in data[-1024:]:
-        raise ImageError("truncated", "JPEG has no end-of-image marker")
+        raise InputError("truncated", "JPEG has no end-of-image marker")
     if fmt == "png" and b"IEND" not in data[-64:]:
-        raise ImageError("truncated", "PNG has no IEND chunk")
+        raise InputError("truncated", "PNG has no IEND chunk")
     w, h = declared_size(data)
     if w <= 0 or h <= 0:
-        raise ImageError("corrupt", f"declared size {w}x{h}")
-    if w * h > spec.max_pixels:
-        raise ImageError("too_large", f"declared size {w}x{h} exceeds max_pixels {spec.max_pixels}")
+        raise InputError("corrupt", f"declared size {w}x{h}")
+    if max(w * h, w * spec.width) > spec.max_pixels:
+        raise InputError("too_large", f"declared size {w}x{h} is too large: width x height and width x "
+                                      f"{spec.width} (the resize) must be <= max_pixels {spec.max_pixels}")
     return fmt
 
 
@@ -110,7 +110,7 @@ def _to_gray(img: np.ndarray) -> np.ndarray:
     elif img.dtype == np.uint16:
         x = img.astype(np.float32) / np.float32(257.0)
     else:
-        raise ImageError("unsupported", f"pixel type {img.dtype}")
+        raise InputError("unsupported", f"pixel type {img.dtype}")
     if x.ndim == 2:
         return x
     ch = x.shape[2]
@@ -129,11 +129,11 @@ def _to_gray(img: np.ndarray) -> np.ndarray:
 
 
 def decode_gray(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
-    """Checks and decodes encoded image bytes to float32 gray [0, 255]. Raises ImageError."""
+    """Checks and decodes encoded image bytes to float32 gray [0, 255]. Raises InputError."""
     check_image_bytes(data, spec)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
-        raise ImageError("corrupt", "decoder could not read the pixels")
+        raise InputError("corrupt", "decoder could not read the pixels")
     return _to_gray(img)
 
 
@@ -172,7 +172,7 @@ def resize_and_pad(gray: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) ->
 
 
 def preprocess_word_image(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> tuple[np.ndarray, int]:
-    """Encoded image bytes -> (uint8 array spec.height x spec.width, content width). Raises ImageError.
+    """Encoded image bytes -> (uint8 array spec.height x spec.width, content width). Raises InputError.
 
     Args:
         data: the file's bytes (JPEG, PNG, BMP, TIFF, WebP; any depth, gray/RGB/RGBA/palette/CMYK).

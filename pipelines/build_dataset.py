@@ -1,6 +1,6 @@
 """`ocr build-dataset`: word images + labels -> validated, deduplicated, sharded TFRecords (Apache Beam).
 
-    ReadEntries -> ValidateLabels -> DedupById -> AssignSplitAndShard -> GroupByShard -> WriteShards
+    ReadEntries -> ValidateLabels -> DedupByImage -> AssignSplitAndShard -> GroupByShard -> WriteShards
     every reject (dead letter) -> WriteRejects;  counts of every stage -> WriteBuildSummary
 
 Only light entries (uri, label, id) are shuffled. The one DoFn that owns a shard reads, preprocesses and
@@ -36,9 +36,11 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 import ocr_core
-from ocr_core.charset import BLANK_ID, DEFAULT_CHARACTERS, Charset, ctc_min_steps
+from ocr_core.charset import BLANK_ID, DEFAULT_CHARACTERS, Charset, CharsetError, ctc_min_steps
 from ocr_core.config import ModelConfig
-from ocr_core.preprocess import ImageError, PreprocessSpec, preprocess_word_image
+from ocr_core.errors import InputError
+from ocr_core.inputs import read_image_bytes
+from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import SCHEMA, SCHEMA_VERSION, WordRecord, record_id
 from pipelines.beam_options import add_runner_arguments, pipeline_options, runner_name
 
@@ -96,8 +98,14 @@ class Reject(NamedTuple):
                            "reason": self.reason, "detail": self.detail}, ensure_ascii=False)
 
 
-def _reject(entry: Entry, reason: str, detail: str) -> Reject:
-    return Reject(entry.source, entry.origin, entry.label, reason, detail, entry.order)
+def _reject(entry: Entry, err: InputError) -> Reject:
+    return Reject(entry.source, entry.origin, entry.label, err.reason, err.detail, entry.order)
+
+
+def _line_reject(origin: str, order: tuple, detail: str) -> Reject:
+    """A manifest line that names no image and label. The detail never quotes the line: `origin` points to it,
+    and an --input that is not a manifest at all (a config, a key file) must not be copied into rejects."""
+    return _reject(Entry("", "", None, (), origin, order), InputError("malformed_line", detail))
 
 
 # --- inputs: pure functions, testable without Beam -------------------------------------------------
@@ -119,7 +127,7 @@ def input_kind(uri: str) -> str:
     if name.endswith(IMAGE_EXTENSIONS):
         return "glob"
     raise BuildError(f"{uri}: unknown input kind; use a .tsv/.csv manifest, an MJSynth annotation*.txt, "
-                     "or a glob of images named like 123_Label_456.jpg")
+                     "a glob of images named like 123_Label_456.jpg, or a folder of such images")
 
 
 def _is_uri(path: str) -> bool:
@@ -127,7 +135,10 @@ def _is_uri(path: str) -> bool:
 
 
 def input_dir(uri: str, kind: str) -> str:
-    """The directory an input's image paths hang from: a manifest's folder, or a glob's fixed prefix."""
+    """The directory an input's image paths hang from: a manifest's folder, a glob's fixed prefix or the
+    folder itself."""
+    if kind == "dir":
+        return uri.rstrip("/")
     if kind == "glob":
         fixed = re.split(r"[*?\[]", uri, maxsplit=1)[0]
         return fixed.rstrip("/") if fixed.endswith("/") else posixpath.dirname(fixed)
@@ -185,7 +196,7 @@ def parse_line(kind: str, line: str) -> tuple[str, str]:
             raise ValueError("expected '<path> <lexicon index>'")
         label = label_from_filename(fields[0])
         if label is None:
-            raise ValueError(f"file name {posixpath.basename(fields[0])!r} is not <n>_<label>_<n>.<ext>")
+            raise ValueError("the file name is not <n>_<label>_<n>.<ext>")
         return fields[0], label
     else:
         raise ValueError(f"unknown manifest kind {kind}")
@@ -207,23 +218,30 @@ def _is_header(kind: str, line: str) -> bool:
     return tuple(f.strip().lower() for f in fields) in HEADERS
 
 
+def image_files(spec: InputSpec) -> list[str]:
+    """The sorted files a glob matches, or every image (by extension) in a folder and all its subfolders."""
+    pattern = spec.uri if spec.kind == "glob" else FileSystems.join(spec.uri, "**")
+    paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    return paths if spec.kind == "glob" else [p for p in paths if p.lower().endswith(IMAGE_EXTENSIONS)]
+
+
 def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
     """Yields an Entry (id not yet set) or a Reject (malformed_line / malformed_name) per counted input.
 
     Blank lines, `#` comments and a header line are skipped and not counted. With parts > 1 only every
     parts-th counted input (from `part`) is yielded, so several workers can share one manifest.
     """
-    if spec.kind == "glob":
-        matches = FileSystems.match([spec.uri])[0].metadata_list
-        for n, meta in enumerate(sorted(matches, key=lambda m: m.path)):
+    if spec.kind in ("glob", "dir"):
+        for n, path in enumerate(image_files(spec)):
             if n % parts != part:
                 continue
-            label = label_from_filename(meta.path)
-            entry = Entry("", meta.path, label, (), meta.path, (spec.index, n),
-                          location_key(meta.path, spec.root or input_dir(spec.uri, spec.kind)))
+            label = label_from_filename(path)
+            entry = Entry("", path, label, (), path, (spec.index, n),
+                          location_key(path, spec.root or input_dir(spec.uri, spec.kind)))
             if label is None:
-                yield _reject(entry, "malformed_name",
-                              f"file name {posixpath.basename(meta.path)!r} is not <n>_<label>_<n>.<ext>")
+                name = posixpath.basename(path)
+                yield _reject(entry, InputError("malformed_name",
+                                                f"file name {name!r} is not <n>_<label>_<n>.<ext>"))
             else:
                 yield entry
         return
@@ -241,7 +259,7 @@ def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
             try:
                 line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError as e:
-                line, bad_encoding = None, e
+                line, bad_at = None, e.start
             if line is not None and (not line.strip() or line.lstrip().startswith("#")):
                 continue
             if first_content and line is not None and _is_header(spec.kind, line):
@@ -253,12 +271,12 @@ def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
                 continue
             order = (spec.index, line_no)
             if line is None:
-                yield Reject("", origin, None, "malformed_line", f"line is not UTF-8 ({bad_encoding})", order)
+                yield _line_reject(origin, order, f"line is not UTF-8 (invalid byte at position {bad_at})")
                 continue
             try:
                 path, label = parse_line(spec.kind, line)
             except ValueError as e:
-                yield Reject("", origin, None, "malformed_line", f"{e}: {line[:200]!r}", order)
+                yield _line_reject(origin, order, f"{e} (a line of {len(line)} characters)")
                 continue
             source = resolve_path(base_dir, path)
             yield Entry("", source, label, (), origin, order, location_key(source, spec.root or base_dir))
@@ -267,14 +285,8 @@ def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
 # --- labels ---------------------------------------------------------------------------------------
 
 
-class LabelError(ValueError):
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail = reason, detail
-
-
 def check_label(label: str, charset: Charset, oov: str, max_steps: int) -> tuple[str, list[int]]:
-    """The label as stored and its ids; raises LabelError(empty_label | oov_characters | label_too_long).
+    """The label as stored and its ids; raises InputError(empty_label | oov_characters | label_too_long).
 
     Args:
         label: the raw label.
@@ -284,7 +296,7 @@ def check_label(label: str, charset: Charset, oov: str, max_steps: int) -> tuple
         max_steps: CTC time steps of the model; a label needing more can never be emitted.
     """
     if label == "":
-        raise LabelError("empty_label", "label is empty")
+        raise InputError("empty_label", "label is empty")
     text = label
     bad = charset.unknown(text)
     if bad and oov == "lowercase":
@@ -293,16 +305,16 @@ def check_label(label: str, charset: Charset, oov: str, max_steps: int) -> tuple
     elif bad and oov == "drop":
         text = "".join(c for c in text if c not in bad)
         if not text:
-            raise LabelError("oov_characters", f"label {label!r} has no characters in the charset")
+            raise InputError("oov_characters", f"label {label!r} has no characters in the charset")
         bad = ""
     if bad:
         hint = "extend --charset" if oov == "lowercase" else "use --oov lowercase|drop or extend --charset"
-        raise LabelError("oov_characters",
+        raise InputError("oov_characters",
                          f"label {label!r} has characters outside the charset ({bad}); {hint}")
     ids = charset.encode(text)
     steps = ctc_min_steps(ids)
     if steps > max_steps:
-        raise LabelError("label_too_long", f"label {text!r} needs {steps} CTC time steps "
+        raise InputError("label_too_long", f"label {text!r} needs {steps} CTC time steps "
                                            f"(characters + repeats) but the model has {max_steps}")
     return text, ids
 
@@ -452,30 +464,49 @@ class ValidateLabel(beam.DoFn):
     def process(self, entry: Entry):
         try:
             label, ids = check_label(entry.label, self.charset, self.oov, self.max_steps)
-        except LabelError as e:
-            yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(entry, e.reason, e.detail))
+        except InputError as e:
+            yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(entry, e))
             return
         yield entry._replace(id=record_id(entry.source, label), label=label, label_ids=tuple(ids))
 
 
-class KeepFirstOrigin(beam.DoFn):
-    """(id, entries) -> the entry seen first in input order; the others are `duplicate` dead letters."""
+class KeepOnePerImage(beam.DoFn):
+    """(image source, its valid entries) -> at most one entry; the others are dead letters.
+
+    The same image with the same label more than once: the first in input order is kept, the others are
+    `duplicate`. The same image with different labels: which one is right cannot be known, and keeping the
+    first would make the dataset depend on input order, so *every* entry of that image is a
+    `conflicting_label` reject and the image is not written. Labels are compared as stored (after --oov), so
+    `Hello` and `hello` with --oov lowercase are duplicates. One entry per image means one split per image.
+    """
 
     REJECTS = "rejects"
+    SHOWN = 3  # origins named in a conflicting_label detail
 
     def process(self, keyed):
         _, entries = keyed
-        kept, *others = sorted(entries, key=lambda e: e.order)
+        entries = sorted(entries, key=lambda e: e.order)
+        if len({e.label for e in entries}) > 1:
+            for e in entries:
+                others = [f"{o.origin} ({o.label!r})" for o in entries if o.label != e.label]
+                more = f" and {len(others) - self.SHOWN} more" if len(others) > self.SHOWN else ""
+                err = InputError("conflicting_label", "the same image is labelled differently at "
+                                 f"{', '.join(others[:self.SHOWN])}{more}; none of its labels kept")
+                yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(e, err))
+            return
+        kept, *others = entries
         yield kept
         for e in others:
             yield beam.pvalue.TaggedOutput(
-                self.REJECTS, _reject(e, "duplicate", f"same image and label as {kept.origin} (kept)"))
+                self.REJECTS,
+                _reject(e, InputError("duplicate", f"same image and label as {kept.origin} (kept)")))
 
 
 class WriteShard(beam.DoFn):
     """((split, shard), entries) -> writes the shard file in id order; yields its summary.
 
-    Image problems (missing, empty, not an image, truncated, too large, corrupt) leave as dead letters.
+    Image problems (missing, unreadable, empty, not an image, truncated, too large, corrupt) leave as dead
+    letters.
     The file is written under a unique temporary name and renamed, so a retried bundle just rewrites the
     same bytes.
     """
@@ -487,26 +518,6 @@ class WriteShard(beam.DoFn):
 
     def setup(self):
         self.written = {s: Metrics.counter(METRICS_NAMESPACE, f"written_{s}") for s in SPLITS}
-        self.filesystems = {}  # scheme -> FileSystem: FileSystems.open looks it up anew on every call
-
-    def _open(self, uri: str):
-        scheme = FileSystems.get_scheme(uri)
-        if scheme not in self.filesystems:
-            self.filesystems[scheme] = FileSystems.get_filesystem(uri)
-        return self.filesystems[scheme].open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
-
-    def _read(self, uri: str) -> bytes:
-        try:
-            with self._open(uri) as fh:
-                return fh.read(self.spec.max_bytes + 1)  # one byte more is enough to say "too large"
-        except FileNotFoundError as e:
-            raise ImageError("missing_file", f"no such file: {uri}") from e
-        except IsADirectoryError as e:
-            raise ImageError("not_an_image", f"is a directory: {uri}") from e
-        except Exception as e:
-            if type(e).__name__ == "NotFound":  # object stores (google.api_core.exceptions.NotFound)
-                raise ImageError("missing_file", f"no such object: {uri}") from e
-            raise  # anything else is infrastructure: let the runner retry or fail the job
 
     def process(self, keyed):
         (split, shard), entries = keyed
@@ -518,9 +529,10 @@ class WriteShard(beam.DoFn):
         with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
             for e in entries:
                 try:
-                    image, content_width = preprocess_word_image(self._read(e.source), self.spec)
-                except ImageError as err:
-                    yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(e, err.reason, err.detail))
+                    image, content_width = preprocess_word_image(
+                        read_image_bytes(e.source, self.spec.max_bytes), self.spec)
+                except InputError as err:
+                    yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(e, err))
                     continue
                 frame = tfrecord_frame(WordRecord(e.id, e.source, image, content_width, e.label,
                                                   list(e.label_ids)).encode())
@@ -609,17 +621,18 @@ class ValidateLabels(beam.PTransform):
                 out[ValidateLabel.REJECTS] | "OnlyRejects" >> _is(Reject))
 
 
-class DedupById(beam.PTransform):
-    """entries -> (one entry per record id, `duplicate` rejects). Only light entries are grouped."""
+class DedupByImage(beam.PTransform):
+    """entries -> (at most one entry per image, `duplicate` and `conflicting_label` rejects). Only light
+    entries are grouped."""
 
     def expand(self, entries):
         out = (entries
-               | "KeyById" >> beam.Map(lambda e: (e.id, e))
-               | "GroupById" >> beam.GroupByKey()
-               | "KeepFirstOrigin" >> beam.ParDo(KeepFirstOrigin()).with_outputs(
-                   KeepFirstOrigin.REJECTS, main="unique"))
+               | "KeyByImage" >> beam.Map(lambda e: (e.source, e))
+               | "GroupByImage" >> beam.GroupByKey()
+               | "KeepOnePerImage" >> beam.ParDo(KeepOnePerImage()).with_outputs(
+                   KeepOnePerImage.REJECTS, main="unique"))
         return (out.unique | "OnlyEntries" >> _is(Entry),
-                out[KeepFirstOrigin.REJECTS] | "OnlyRejects" >> _is(Reject))
+                out[KeepOnePerImage.REJECTS] | "OnlyRejects" >> _is(Reject))
 
 
 class AssignSplitAndShard(beam.PTransform):
@@ -699,7 +712,7 @@ def build_pipeline(p, inputs: list[InputSpec], out_dir: str, plan: SplitPlan, ch
     """Adds the dataset build to pipeline `p` (see the module docstring)."""
     entries, read_rejects, input_counts = p | "ReadEntries" >> ReadEntries(inputs, parts)
     valid, label_rejects = entries | "ValidateLabels" >> ValidateLabels(charset, oov, max_time_steps(spec))
-    unique, duplicates = valid | "DedupById" >> DedupById()
+    unique, duplicates = valid | "DedupByImage" >> DedupByImage()
     shards, image_rejects = (unique
                              | "AssignSplitAndShard" >> AssignSplitAndShard(plan)
                              | "GroupByShard" >> GroupByShard(plan)
@@ -717,9 +730,11 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="ocr build-dataset", allow_abbrev=False, description=__doc__.split("\n")[0],
         epilog="Other flags (e.g. --direct_running_mode, --temp_location) go to Beam's PipelineOptions.")
-    parser.add_argument("--input", action="append", required=True, metavar="MANIFEST",
-                        help="labels.tsv / labels.csv (path, label), an MJSynth annotation*.txt, or a quoted "
-                             "glob of images named <n>_<label>_<n>.<ext>; repeatable")
+    parser.add_argument("--input", action="append", required=True, metavar="INPUT",
+                        help="labels.tsv / labels.csv (path, label), an MJSynth annotation*.txt, a quoted "
+                             "glob of images named <n>_<label>_<n>.<ext>, or a folder: every image in it "
+                             "and in all its subfolders (recursive; by extension: "
+                             f"{' '.join(IMAGE_EXTENSIONS)}), named like the glob's; repeatable")
     parser.add_argument("--output", required=True, metavar="DIR", help="dataset directory (local or gs://)")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--test-fraction", type=float, default=0.0)
@@ -737,18 +752,33 @@ def parse_args(argv):
     return parser.parse_known_args(argv)
 
 
+def _is_folder(uri: str) -> bool:
+    return uri.endswith("/") or (not _is_uri(uri) and os.path.isdir(uri))
+
+
 def resolve_inputs(given: list[str]) -> list[InputSpec]:
-    """InputSpecs for the --input values; raises BuildError for inputs that do not exist."""
+    """InputSpecs for the --input values; raises BuildError for inputs that do not exist, cannot be read or
+    hold no input at all (an empty or header-only manifest, a folder without images)."""
     specs = []
     for i, g in enumerate(given):
         uri = g if _is_uri(g) else os.path.abspath(g)
-        kind = input_kind(uri)
-        if kind == "glob":
+        kind = "dir" if _is_folder(uri) else input_kind(uri)
+        spec = InputSpec(i, uri, kind, g)
+        if kind == "glob":  # only one match is listed here: a glob can stand for millions of files
             if not FileSystems.match([uri], limits=[1])[0].metadata_list:
                 raise BuildError(f"--input {g}: matched no files")
-        elif not FileSystems.exists(uri):
+        elif kind != "dir" and not FileSystems.exists(uri):
             raise BuildError(f"--input {g}: no such file")
-        specs.append(InputSpec(i, uri, kind, g))
+        else:
+            try:
+                first = next(read_input(spec), None)  # reads up to the first counted line
+            except OSError as e:
+                raise BuildError(f"--input {g}: cannot read it ({e})") from e
+            if first is None:
+                what = (f"no images ({', '.join(IMAGE_EXTENSIONS)}) in it or its subfolders" if kind == "dir"
+                        else "the manifest is empty or holds only a header, comments and blank lines")
+                raise BuildError(f"--input {g}: no inputs: {what}")
+        specs.append(spec)
     root = common_root([input_dir(s.uri, s.kind) for s in specs])
     return [s._replace(root=root) for s in specs]
 
@@ -766,7 +796,9 @@ def _delete(paths: list[str]) -> None:
 
 
 def prepare_output(out_dir: str, overwrite: bool) -> None:
-    """Refuses a directory holding a dataset unless overwrite; clears old outputs, manifest first."""
+    """Refuses a file, or a dataset's directory unless overwrite; clears old outputs, manifest first."""
+    if not _is_uri(out_dir) and os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise BuildError(f"--output {out_dir}: is a file, not a directory; choose another --output")
     manifest = _join(out_dir, MANIFEST)
     has_manifest = FileSystems.exists(manifest)
     old = _matching(out_dir, "*.tfrecord", "rejects-*.jsonl")
@@ -778,7 +810,10 @@ def prepare_output(out_dir: str, overwrite: bool) -> None:
         _delete([manifest])  # first: from here on the directory is visibly incomplete
     _delete(old + _matching(out_dir, f"{SUMMARY_DIR}/*", f"{TMP_DIR}/*"))
     if not _is_uri(out_dir):
-        os.makedirs(out_dir, exist_ok=True)
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+        except OSError as e:
+            raise BuildError(f"--output {out_dir}: cannot create the directory ({e.strerror})") from e
 
 
 def read_summary(out_dir: str) -> list[dict]:
@@ -876,13 +911,15 @@ def run(argv=None, test_pipeline=None):
         test_pipeline: a pipeline to build into instead of one made from the options (tests).
 
     Raises:
-        SystemExit: with a readable message when the build cannot start (bad option, missing input,
-            existing dataset without --overwrite).
+        SystemExit(2): after a one-line message on stderr when the build cannot start (bad option, missing
+            or empty input, output that is a file, existing dataset without --overwrite), like argparse's
+            usage errors.
     """
     try:
         return _run(argv, test_pipeline)
     except BuildError as e:
-        raise SystemExit(f"ocr build-dataset: error: {e}") from None
+        print(f"ocr build-dataset: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _run(argv, test_pipeline):
@@ -890,7 +927,10 @@ def _run(argv, test_pipeline):
     started = time.time()
     spec = PreprocessSpec()
     plan = SplitPlan(args.val_fraction, args.test_fraction, args.shards, args.only_split)
-    charset = Charset(args.charset)
+    try:
+        charset = Charset(args.charset)
+    except CharsetError as e:
+        raise BuildError(f"--charset: {e}") from e
     inputs = resolve_inputs(args.input)
     out_dir = args.output if _is_uri(args.output) else os.path.abspath(args.output)
     prepare_output(out_dir, args.overwrite)

@@ -26,7 +26,9 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from ocr_core.bundle import SHIPPED_MODEL, BundleError, read_bundle_meta
 from ocr_core.charset import Charset
 from ocr_core.ctc import beam_search_decode, greedy_decode
-from ocr_core.preprocess import ImageError, PreprocessSpec, preprocess_word_image
+from ocr_core.errors import REASONS, InputError
+from ocr_core.inputs import read_image_bytes
+from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import record_id
 from pipelines.beam_options import DASK_RUNNER, add_runner_arguments, pipeline_options, runner_name
 
@@ -54,8 +56,7 @@ SCHEMA_DOC = {
     "candidates": "beam search: top-k (text, probability), best first; greedy: the one result",
     "model": "model bundle name (config@directory)",
     "decoder": "greedy | beam(width)",
-    "error": "null when OK, else '<reason>: <detail>' (missing_file, empty_file, not_an_image, truncated, "
-             "too_large, corrupt, unsupported)",
+    "error": "null when OK, else '<reason>: <detail>', reason one of " + ", ".join(REASONS),
     "label": "ground truth when the input carries labels (manifest or dataset), else null",
 }
 
@@ -170,15 +171,8 @@ def preprocess_item(item: Item, spec: PreprocessSpec) -> Item:
     if "pixels" in item or item.get("error"):
         return item
     try:
-        try:
-            with FileSystems.open(item["source"], compression_type="uncompressed") as fh:
-                data = fh.read(spec.max_bytes + 1)
-        except (OSError, Exception) as e:  # FileSystems wraps missing files in BeamIOError
-            if not FileSystems.exists(item["source"]):
-                raise ImageError("missing_file", "no such file") from e
-            raise ImageError("unreadable", f"{type(e).__name__}: {e}") from e
-        item["pixels"], _ = preprocess_word_image(data, spec)
-    except ImageError as e:
+        item["pixels"], _ = preprocess_word_image(read_image_bytes(item["source"], spec.max_bytes), spec)
+    except InputError as e:
         item["error"] = f"{e.reason}: {e.detail}"
     return item
 

@@ -3,6 +3,8 @@ and unusual-but-valid images (16-bit, RGBA, palette, CMYK) are accepted with the
 from __future__ import annotations
 
 import json
+import os
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -10,7 +12,9 @@ import images
 import numpy as np
 import pytest
 
-from ocr_core.preprocess import ImageError, preprocess_word_image
+from ocr_core.errors import REASONS, InputError
+from ocr_core.inputs import read_image_bytes
+from ocr_core.preprocess import preprocess_word_image
 from ocr_core.records import WordRecord, iter_tfrecords
 from pipelines import build_dataset
 
@@ -84,6 +88,7 @@ def test_every_bad_entry_is_rejected_with_its_own_reason(bad_build):
                      ("nolabel.png", "malformed_name")]
     for r in rows:
         assert set(r) == {"source", "origin", "label", "reason", "detail"} and r["detail"]
+        assert r["reason"] in REASONS
     assert sorted(records(out, m)) == ["9_ok_1.png", "dup.png", "good.png"]
 
 
@@ -110,13 +115,42 @@ def test_huge_png_is_refused_without_allocating_it():
     assert len(data) < 200_000
     tracemalloc.start()
     try:
-        with pytest.raises(ImageError) as e:
+        with pytest.raises(InputError) as e:
             preprocess_word_image(data)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert e.value.reason == "too_large"
     assert peak < 5_000_000  # a decode would need 900 MB
+
+
+def test_a_long_thin_strip_is_refused_by_its_total_pixels():
+    """1,000,000 x 38: each side is plausible, the decode plus the resize matrices would need over 1 GB."""
+    data = images.huge_png(1_000_000, 38)
+    assert len(data) < 50_000
+    started = time.perf_counter()
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError) as e:
+            preprocess_word_image(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert e.value.reason == "too_large" and "1000000x38" in e.value.detail and "max_pixels" in e.value.detail
+    assert peak < 5_000_000 and time.perf_counter() - started < 2
+
+
+def test_a_bundle_saved_with_a_looser_limit_gets_this_ocrs_limit(tmp_path):
+    import shutil
+
+    from ocr_core.bundle import SHIPPED_MODEL, read_bundle_meta
+    from ocr_core.preprocess import PreprocessSpec
+
+    for name in ("config.yaml", "charset.json"):
+        shutil.copy(SHIPPED_MODEL / name, tmp_path / name)
+    (tmp_path / "model.keras").write_bytes(b"")  # read_bundle_meta does not load the model
+    assert "max_pixels: 40000000" in (tmp_path / "config.yaml").read_text()
+    assert read_bundle_meta(str(tmp_path))[2] == PreprocessSpec()
 
 
 def test_unusual_formats_are_accepted_with_the_right_pixels(tmp_path):
@@ -159,3 +193,81 @@ def test_oov_lowercase_and_drop(tmp_path):
                                                                   "--val-fraction", "0"])
     assert sorted(r.text for r in records(tmp_path / "drop", m).values()) == ["Hello", "word"]
     assert m["rejects"] == {"oov_characters": 1} and m["charset"] == lower + "H"
+
+
+# --- files that cannot even be opened or read --------------------------------------------------------
+
+
+def unreadable_files(root: Path) -> dict[str, str]:
+    """Manifest paths that no one can read -> the errno name their reject must name."""
+    images.write_word(root / "good.png", "ok")
+    (root / "loop.png").symlink_to("loop.png")
+    return {"loop.png": "ELOOP", "x" * 300 + ".png": "ENAMETOOLONG", "good.png/inner.png": "ENOTDIR"}
+
+
+def test_read_image_bytes_maps_every_os_error_to_a_reason(tmp_path):
+    for rel, errno_name in unreadable_files(tmp_path).items():
+        with pytest.raises(InputError) as e:
+            read_image_bytes(str(tmp_path / rel))
+        assert e.value.reason == "unreadable" and e.value.detail.startswith(errno_name), rel
+    os.mkfifo(tmp_path / "pipe.png")  # a blocking open would hang the worker forever
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "dangling.png").symlink_to("nowhere.png")
+    for rel, reason, words in [("pipe.png", "not_an_image", "FIFO"),
+                               ("folder.png", "not_an_image", "directory"),
+                               ("dangling.png", "missing_file", "no such file"),
+                               ("nope.png", "missing_file", "no such file")]:
+        with pytest.raises(InputError) as e:
+            read_image_bytes(str(tmp_path / rel))
+        assert e.value.reason == reason and words in e.value.detail, rel
+    if os.path.exists("/proc/self/mem"):  # a regular-looking file whose read fails (EIO), even for root
+        with pytest.raises(InputError) as e:
+            read_image_bytes("/proc/self/mem")
+        assert e.value.reason == "unreadable"
+    good = (tmp_path / "good.png").read_bytes()
+    assert read_image_bytes(str(tmp_path / "good.png")) == good
+    assert read_image_bytes(str(tmp_path / "good.png"), max_bytes=10) == good[:11]
+
+
+def test_unreadable_files_are_rejects_not_a_crash(tmp_path):
+    paths = unreadable_files(tmp_path)
+    os.mkfifo(tmp_path / "pipe.png")
+    images.write_manifest(tmp_path / "labels.tsv", [("good.png", "ok"), *paths.items(), ("pipe.png", "pipe")])
+    m = build(tmp_path / "out", tmp_path / "labels.tsv", extra=["--val-fraction", "0"])
+    assert m["totals"]["written"] == 1 and m["totals"]["inputs_equal_written_plus_rejected"]
+    assert m["rejects"] == {"unreadable": 3, "not_an_image": 1}
+    got = {r["label"]: r for r in rejects(tmp_path / "out", m)}  # labelled with the errno name they expect
+    assert got.pop("pipe")["reason"] == "not_an_image"
+    assert {label: r["detail"].split(" ")[0] for label, r in got.items()} == {e: e for e in paths.values()}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_permission_denied_is_unreadable(tmp_path):
+    images.write_word(tmp_path / "secret.png", "secret").chmod(0)
+    images.write_manifest(tmp_path / "labels.tsv", [("secret.png", "secret")])
+    m = build(tmp_path / "out", tmp_path / "labels.tsv")
+    [r] = rejects(tmp_path / "out", m)
+    assert r["reason"] == "unreadable" and r["detail"].startswith("EACCES")
+
+
+def secret_files(root: Path) -> list[tuple[str, str]]:
+    """Files that are not images but hold something private, as (path, label) rows of a manifest."""
+    images.write(root / "passwd", b"Zq9SECRET:x:0:0:root:/root:/bin/sh\n")
+    broken_header = b"Zq9SECRET-in-a-broken-header" * 4
+    images.write(root / "fake.png", b"\x89PNG\r\n\x1a\n" + broken_header + b"IEND\xaeB`\x82")
+    return [("passwd", "passwd"), ("fake.png", "fake")]
+
+
+def test_reject_details_never_quote_file_content(tmp_path):
+    rows = secret_files(tmp_path)
+    images.write_manifest(tmp_path / "labels.tsv", [*rows, "Zq9SECRET-TOKEN-one-field", "Zq9SECRET\tb\tc"])
+    (tmp_path / "binary.tsv").write_bytes(b"good.png\tok\n\xffZq9SECRET\tx\n")
+    (tmp_path / "annotation.txt").write_text("./Zq9SECRET_TOKEN.jpg 1\n")
+    m = build(tmp_path / "out", tmp_path / "labels.tsv", tmp_path / "binary.tsv", tmp_path / "annotation.txt")
+    got = rejects(tmp_path / "out", m)
+    assert m["rejects"] == {"not_an_image": 1, "corrupt": 1, "malformed_line": 4, "missing_file": 1}
+    for r in got:
+        assert "Zq9S" not in r["detail"], r  # not even the first bytes of a file or line
+    detail = {r["reason"]: r["detail"] for r in got}
+    assert detail["not_an_image"] == "not a JPEG/PNG/BMP/TIFF/GIF/WebP file: 35 bytes, unknown signature"
+    assert detail["corrupt"].startswith("unreadable image header")

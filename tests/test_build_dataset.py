@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from ocr_core.charset import Charset
+from ocr_core.errors import InputError
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import WordRecord, iter_tfrecords, record_id
 from pipelines import build_dataset, inspect_dataset
 from pipelines.build_dataset import (
     BuildError,
-    LabelError,
     SplitPlan,
     check_label,
     input_kind,
@@ -118,7 +118,7 @@ def test_label_policies():
                                ("a" * 16, "reject", "label_too_long")]:
         try:
             check_label(label, lower, oov, 30)
-        except LabelError as e:
+        except InputError as e:
             assert e.reason == reason, (label, e)
         else:
             pytest.fail(f"{label!r} accepted")
@@ -126,9 +126,9 @@ def test_label_policies():
     assert max_time_steps(PreprocessSpec()) == 31
     check_label("a" * 16, lower, "reject", 31)
     check_label("abcdefghijklmnopqrstuvwxyzabcde", lower, "reject", 31)
-    with pytest.raises(LabelError, match="33 CTC time steps"):
+    with pytest.raises(InputError, match="33 CTC time steps"):
         check_label("a" * 17, lower, "reject", 31)
-    with pytest.raises(LabelError, match="32 CTC time steps"):
+    with pytest.raises(InputError, match="32 CTC time steps"):
         check_label("abcdefghijklmnopqrstuvwxyzabcdef", lower, "reject", 31)
 
 
@@ -212,7 +212,18 @@ def test_tensorflow_parses_the_shards(built):
     assert n == 12
 
 
-def test_rebuild_is_byte_identical_and_overwrite_is_explicit(built, corpus, tmp_path):
+def fails(capsys, *argv) -> str:
+    """Runs a build that must not start; returns its one-line error (exit code 2, nothing on stdout)."""
+    with pytest.raises(SystemExit) as e:
+        build_dataset.run([str(a) for a in argv])
+    assert e.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("ocr build-dataset: error: ")
+    assert captured.err.count("\n") == 1
+    return captured.err
+
+
+def test_rebuild_is_byte_identical_and_overwrite_is_explicit(built, corpus, tmp_path, capsys):
     out, m = built
     again = build(tmp_path / "again", corpus / "labels.tsv",
                   extra=["--shards", "3", "--val-fraction", "0.25"])
@@ -220,8 +231,8 @@ def test_rebuild_is_byte_identical_and_overwrite_is_explicit(built, corpus, tmp_
     assert again["shards"] == m["shards"] and again["counts"] == m["counts"]
 
     before = (tmp_path / "again" / "manifest.json").read_bytes()
-    with pytest.raises(SystemExit, match="already holds a dataset.*--overwrite"):
-        build(tmp_path / "again", corpus / "labels.tsv")
+    err = fails(capsys, "--input", corpus / "labels.tsv", "--output", tmp_path / "again")
+    assert "already holds a dataset" in err and "--overwrite" in err
     assert (tmp_path / "again" / "manifest.json").read_bytes() == before  # untouched
 
     fewer = build(tmp_path / "again", corpus / "labels.tsv", extra=["--overwrite", "--shards", "2",
@@ -266,11 +277,9 @@ def test_overwrite_deletes_the_manifest_first(tmp_path):
     assert list(out.iterdir()) == []
 
 
-def test_missing_input_is_a_clear_error(tmp_path):
-    with pytest.raises(SystemExit, match="no such file"):
-        build(tmp_path / "out", tmp_path / "nope.tsv")
-    with pytest.raises(SystemExit, match="matched no files"):
-        build(tmp_path / "out", str(tmp_path / "*.jpg"))
+def test_missing_input_is_a_clear_error(tmp_path, capsys):
+    assert "no such file" in fails(capsys, "--input", tmp_path / "nope.tsv", "--output", tmp_path / "out")
+    assert "matched no files" in fails(capsys, "--input", tmp_path / "*.jpg", "--output", tmp_path / "out")
 
 
 def test_csv_mjsynth_and_glob_inputs_and_dedup_across_them(tmp_path):
@@ -342,3 +351,83 @@ def test_build_is_tensorflow_free_in_its_own_process(corpus, tmp_path):
     reference = tmp_path / "ref"
     build(reference, corpus / "labels.tsv", extra=["--shards", "3", "--val-fraction", "0.25"])
     assert shard_bytes(out) == shard_bytes(reference)
+
+
+def test_an_image_with_two_labels_is_rejected_whole_and_never_in_two_splits(tmp_path):
+    """Which label is right cannot be known: every entry of such an image is rejected, none kept."""
+    for name in ("a", "b", "c", "d"):
+        images.write_word(tmp_path / f"{name}.png", name)
+    images.write_manifest(tmp_path / "labels.tsv", [
+        ("a.png", "cat"), ("b.png", "dog"), ("a.png", "cap"), ("b.png", "dog"), ("c.png", "c"),
+        ("./a.png", "cat"), ("d.png", "Hello"), ("d.png", "hello")])
+    m = build(tmp_path / "out", tmp_path / "labels.tsv", extra=["--shards", "4", "--val-fraction", "0.5"])
+    assert m["totals"] == {"inputs": 8, "written": 2, "rejected": 6,
+                           "inputs_equal_written_plus_rejected": True}
+    assert m["rejects"] == {"conflicting_label": 5, "duplicate": 1}
+    recs = [r for split in read_records(tmp_path / "out", m).values() for r in split]
+    assert sorted(Path(r.source).name for r in recs) == ["b.png", "c.png"]
+    rows = {int(r["origin"].rsplit(":", 1)[1]): r for r in
+            (json.loads(line) for f in m["reject_files"] for line in (tmp_path / "out" / f).open())}
+    assert {n: r["reason"] for n, r in rows.items()} == {
+        1: "conflicting_label", 3: "conflicting_label", 6: "conflicting_label", 4: "duplicate",
+        7: "conflicting_label", 8: "conflicting_label"}
+    assert "labels.tsv:3 ('cap')" in rows[1]["detail"] and "none of its labels kept" in rows[1]["detail"]
+    assert "labels.tsv:1 ('cat'), " in rows[3]["detail"] and "labels.tsv:6 ('cat');" in rows[3]["detail"]
+    # with --oov lowercase the two labels of d.png are one: a duplicate, and d.png is written once
+    m = build(tmp_path / "low", tmp_path / "labels.tsv", extra=["--oov", "lowercase", "--val-fraction", "0",
+                                                                "--charset", "abcdefghijklmnopqrstuvwxyz"])
+    assert m["rejects"] == {"conflicting_label": 3, "duplicate": 2} and m["totals"]["written"] == 3
+
+
+def test_a_folder_input_finds_images_in_all_its_subfolders(tmp_path):
+    root = tmp_path / "words"
+    for rel in ["1_Foo_2.png", "a/3_Bar_4.jpg", "a/b/c/5_Baz_6.PNG", "d/plain.png"]:
+        images.write_word(root / rel, label_from_filename(rel) or "x")
+    (root / "notes.txt").write_text("not an image, not an input\n")
+    images.write_manifest(root / "a" / "labels.tsv", [("3_Bar_4.jpg", "Bar")])  # a folder lists no manifests
+    m = build(tmp_path / "out", root, extra=["--val-fraction", "0"])
+    assert m["inputs"][0]["kind"] == "dir" and m["inputs"][0]["entries"] == 4
+    assert m["totals"]["written"] == 3 and m["rejects"] == {"malformed_name": 1}
+    recs = read_records(tmp_path / "out", m)["train"]
+    assert sorted(Path(r.source).relative_to(root).as_posix() for r in recs) == [
+        "1_Foo_2.png", "a/3_Bar_4.jpg", "a/b/c/5_Baz_6.PNG"]
+    assert sorted(r.text for r in recs) == ["Bar", "Baz", "Foo"]
+
+
+def test_an_empty_or_header_only_manifest_is_no_inputs_and_writes_nothing(tmp_path, capsys):
+    images.write(tmp_path / "empty.tsv", b"")
+    images.write_manifest(tmp_path / "header.csv", [], header="path,label")
+    (tmp_path / "comments.tsv").write_text("# nothing yet\n\n")
+    (tmp_path / "nothing").mkdir()
+    for given in ("empty.tsv", "header.csv", "comments.tsv", "nothing"):
+        err = fails(capsys, "--input", tmp_path / given, "--output", tmp_path / "out")
+        assert f"--input {tmp_path / given}: no inputs" in err
+    assert not (tmp_path / "out").exists()
+
+
+USER_MISTAKES = {  # extra arguments -> what the one-line error says
+    "shards -1": (["--shards", "-1"], "--shards must be >= 1"),
+    "shards 0": (["--shards", "0", "--split", "val"], "--shards must be >= 1"),
+    "charset aab": (["--charset", "aab"], "--charset: charset has duplicate characters: 'a'"),
+    "output is a file": (["--output", "{file}"], "is a file, not a directory"),
+    "output under a file": (["--output", "{file}/ds"], "cannot create the directory"),
+    "empty manifest": (["--input", "{empty}"], "no inputs"),
+}
+
+
+@pytest.mark.parametrize("mistake", USER_MISTAKES)
+def test_user_mistakes_are_one_line_errors_with_exit_code_2(corpus, tmp_path, repo, mistake):
+    extra, message = USER_MISTAKES[mistake]
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "empty.tsv").write_text("")
+    paths = {"file": tmp_path / "a-file", "empty": tmp_path / "empty.tsv"}
+    argv = ["--input", str(corpus / "labels.tsv"), "--output", str(tmp_path / "out"), "--workers", "1"]
+    argv += [a.format(**paths) for a in extra]  # the last --output wins; --input adds up, so drop the corpus
+    if "--input" in extra:
+        argv = argv[2:]
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "build-dataset", *argv], cwd=repo,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and message in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("ocr build-dataset: error: ")
+    assert not (tmp_path / "out").exists()

@@ -81,6 +81,25 @@ def test_manifest_input_carries_labels_and_reports_missing_and_malformed(bundle,
     assert [r for r in rows if (r["error"] or "").startswith("malformed_line")]
 
 
+def test_unreadable_huge_and_private_files_are_error_rows_that_do_not_quote_them(bundle, tmp_path):
+    images.write_word(tmp_path / "good.png", "ok")
+    (tmp_path / "loop.png").symlink_to("loop.png")
+    images.write(tmp_path / "strip.png", images.huge_png(1_000_000, 38))  # 38 MP, a few KB
+    images.write(tmp_path / "passwd.jpg", b"Zq9SECRET:x:0:0:root\n")
+    manifest = tmp_path / "labels.tsv"
+    manifest.write_text("good.png\tok\nloop.png\tloop\ngood.png/inner.png\tinner\nstrip.png\tstrip\n"
+                        "passwd.jpg\tpasswd\nZq9SECRET-one-field\n")
+    out = tmp_path / "pred"
+    predict.run(["--model", str(bundle), "--input", str(manifest), "--output", str(out), *IN_MEMORY])
+    errors = {r["label"]: r["error"] for r in read_table(out)}
+    assert errors.pop("ok") is None and len(errors) == 5
+    assert errors["loop"].startswith("unreadable: ELOOP")
+    assert errors["inner"].startswith("unreadable: ENOTDIR")
+    assert errors["strip"].startswith("too_large: declared size 1000000x38")
+    assert errors["passwd"].startswith("not_an_image: ") and errors[None].startswith("malformed_line: ")
+    assert not [e for e in errors.values() if "Zq9S" in e]
+
+
 def test_beam_decoder_returns_ranked_candidates(bundle, folder, tmp_path):
     out = tmp_path / "pred"
     predict.run(["--model", str(bundle), "--input", str(folder / "good*"), "--output", str(out),
