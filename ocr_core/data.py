@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from itertools import islice
 
 import tensorflow as tf
 
 from ocr_core import fs, records
+from ocr_core.charset import Charset
 
 
 class DatasetError(ValueError):
@@ -62,6 +64,19 @@ class DatasetInfo:
                 p = shard["path"]
                 out.append(p if fs.is_remote(p) or os.path.isabs(p) else fs.join(self.root, p))
         return out
+
+    def verify_sample(self, per_split: int = 32) -> None:
+        """Reads the first records of each split's first shard with their CRCs and checks that their label
+        ids encode their text in the manifest charset; DatasetError otherwise (e.g. an edited charset)."""
+        charset = Charset(self.charset)
+        for split in ("train", "val", "test"):
+            for shard in self.shards(split)[:1]:
+                try:
+                    with fs.open_binary(shard) as fh:
+                        for data in islice(records.iter_tfrecords(fh, shard), per_split):
+                            records.check_label(records.WordRecord.decode(data), charset, shard)
+                except records.RecordError as e:
+                    raise DatasetError(str(e)) from None
 
 
 @dataclass
@@ -119,6 +134,10 @@ class DataMix:
 
     def shards(self, split: str) -> list[str]:
         return [s for d in self._sets(split) for s in d.shards(split)]
+
+    def verify_sample(self, per_split: int = 32) -> None:
+        for d in self.train_sets + [v for v in self.val_sets if v not in self.train_sets]:
+            d.verify_sample(per_split)
 
     def train_groups(self) -> list[tuple[list[str], float]]:
         """(shard files, weight) per train dataset with a positive weight."""

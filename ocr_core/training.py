@@ -69,6 +69,7 @@ def check_compatible(cfg: OcrConfig, data: DatasetInfo | DataMix) -> None:
         if data.count(split) == 0 or not data.shards(split):
             raise DatasetError(f"{data.root}: the {split!r} split is empty; rebuild with more data or a "
                                f"non-zero --val-fraction")
+    data.verify_sample()
 
 
 def _lowercase_table(charset: Charset) -> tf.Tensor:
