@@ -73,8 +73,26 @@ def make_strategy(name: str, logical_devices: int = 0):
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
 
 
-def check_output(output: str, cfg, overwrite: bool) -> None:
-    """Refuses an output directory that already holds a finished model or another run's backup."""
+def dataset_locations(data: list[str]) -> list[str]:
+    """--data as stamped and compared on resume: local paths made absolute, remote ones as given."""
+    from ocr_core import fs
+
+    return [d if fs.is_remote(d) else os.path.abspath(d) for d in data]
+
+
+def check_recipe(cfg, args) -> None:
+    """ValueError naming the flag (or config field) of a training recipe value that cannot work."""
+    for field in ("epochs", "batch_size", "learning_rate", "max_steps_per_epoch", "max_val_batches"):
+        value = getattr(cfg.train, field)
+        if value is not None and not value > 0:
+            given = getattr(args, field, None) is not None
+            where = "--" + field.replace("_", "-") if given else f"train.{field} of config {cfg.name!r}"
+            raise ValueError(f"{where} must be > 0, got {value}")
+
+
+def check_output(output: str, cfg, overwrite: bool, data: list[str]) -> None:
+    """Refuses an output directory that already holds a finished model or another run's backup (of another
+    config or on other --data)."""
     from ocr_core import fs
     from ocr_core.bundle import read_bundle_meta
     from ocr_core.training import BACKUP_DIR
@@ -92,11 +110,15 @@ def check_output(output: str, cfg, overwrite: bool) -> None:
         # The architecture must match to resume; recipe overrides (say more --epochs) are fine.
         mine = json.loads(json.dumps(cfg.to_dict()))
         theirs = previous.get("config", {})
+        problem = None
         if (theirs.get("model"), theirs.get("charset")) != (mine["model"], mine["charset"]):
+            problem = f"of a different config ({theirs.get('name')!r})"
+        elif dataset_locations(previous.get("data") or []) != dataset_locations(data):
+            problem = f"on other --data ({', '.join(previous.get('data') or [])})"
+        if problem:
             if not overwrite:
-                raise SystemExit(f"ocr train: {output} holds an unfinished run of a different config "
-                                 f"({previous.get('config', {}).get('name')!r}); pass --overwrite to discard "
-                                 "it or choose another --output")
+                raise SystemExit(f"ocr train: {output} holds an unfinished run {problem}; pass --overwrite "
+                                 "to discard it, or choose another --output")
             fs.remove(fs.join(output, BACKUP_DIR))
 
 
@@ -127,6 +149,7 @@ def run(argv=None) -> int:
                              ("max_steps_per_epoch", args.max_steps_per_epoch)):
             if value is not None:
                 setattr(cfg.train, field, value)
+        check_recipe(cfg, args)
         weights = None
         if args.data_weights:
             try:
@@ -146,10 +169,10 @@ def run(argv=None) -> int:
     strategy = make_strategy(args.strategy, args.logical_devices)
     chief = is_chief(current_task(strategy))
     if chief:
-        check_output(output, cfg, args.overwrite)
+        check_output(output, cfg, args.overwrite, args.data)
         fs.makedirs(fs.join(output, BACKUP_DIR))
-        stamp = {"config": cfg.to_dict(), "data": args.data, "data_weights": args.data_weights,
-                 "val_data": args.val_data}
+        stamp = {"config": cfg.to_dict(), "data": dataset_locations(args.data),
+                 "data_weights": args.data_weights, "val_data": args.val_data}
         fs.write_text(fs.join(output, BACKUP_DIR, RUN_STAMP), json.dumps(stamp))
     print(f"ocr train: config {cfg.name!r}, {data.count('train')} train / {data.count('val')} val images, "
           f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)", flush=True)

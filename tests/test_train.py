@@ -218,3 +218,38 @@ def test_trains_from_and_to_a_remote_filesystem(small_words, tmp_path):
     assert proc.returncode == 0 and "RAM-OK" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "REFUSED ocr train: ram://models/m already holds a model (config 'demo')" in proc.stdout
     assert not list(tmp_path.glob("ram*")) and not list(REPO.glob("ram*"))
+
+
+@pytest.mark.parametrize("flag, value", [("--epochs", 0), ("--batch-size", 0), ("--batch-size", -4),
+                                         ("--max-steps-per-epoch", -1), ("--learning-rate", -0.1)])
+def test_recipe_values_must_be_positive(small_words, tmp_path, flag, value):
+    out = tmp_path / "m"
+    p = ocr("train", "--data", small_words, "--config", "demo", "--output", out, flag, value, check=False)
+    assert p.returncode == 2, p.stdout[-2000:] + p.stderr[-2000:]
+    errors = [line for line in p.stderr.splitlines() if line.startswith("ocr train")]
+    assert errors == [f"ocr train: {flag} must be > 0, got {value}"], p.stderr
+    assert "Traceback" not in p.stderr and not out.exists()
+
+
+def test_resume_on_other_data_is_refused(small_words, tmp_path):
+    import shutil
+
+    out, other = tmp_path / "model", tmp_path / "other"
+    shutil.copytree(small_words, other)
+    cmd = [sys.executable, "-m", "pipelines.cli", "train", "--data", str(small_words), "--config", "demo",
+           "--output", str(out), "--epochs", "50", "--no-saved-model"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (out / "_backup" / "run.json").exists():  # the unfinished run is stamped
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stamp = (out / "_backup" / "run.json").read_text()
+    p = ocr("train", "--data", other, "--config", "demo", "--output", out, "--epochs", 1, check=False)
+    refusal = f"ocr train: {out} holds an unfinished run on other --data ({small_words}); pass --overwrite"
+    assert p.returncode == 2 and refusal in p.stderr, p.stderr[-2000:]
+    assert (out / "_backup" / "run.json").read_text() == stamp and not (out / "model.keras").exists()
+    ocr("train", "--data", other, "--config", "demo", "--output", out, "--epochs", 1, "--max-steps-per-epoch",
+        1, "--no-saved-model", "--overwrite")
+    assert json.loads((out / "metrics.json").read_text())["dataset"] == str(other)
