@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,11 +86,15 @@ def load_bundle(path: str) -> Bundle:
     cfg, charset, spec = read_bundle_meta(path)
     import keras
 
-    try:
-        with fs.local_copy(fs.join(path, "model.keras")) as local:  # Keras reads local files only
+    with fs.local_copy(fs.join(path, "model.keras")) as local:  # Keras reads local files only
+        if not zipfile.is_zipfile(local):  # Keras would call it "File not found"
+            raise BundleError(f"model bundle {path}: model.keras does not load (not a .keras zip archive: "
+                              "truncated or corrupt; copy or export the bundle again)")
+        try:
             model = keras.saving.load_model(local, compile=False, safe_mode=True)
-    except Exception as e:
-        raise BundleError(f"model bundle {path}: model.keras does not load ({type(e).__name__}: {e})") from e
+        except Exception as e:
+            raise BundleError(f"model bundle {path}: model.keras does not load "
+                              f"({type(e).__name__}: {e})") from e
     want_in = (None, spec.height, spec.width, 1)
     if tuple(model.input_shape) != want_in:
         raise BundleError(f"model bundle {path}: model input {model.input_shape} != preprocessing {want_in}")
