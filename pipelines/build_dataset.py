@@ -40,7 +40,7 @@ from ocr_core.charset import BLANK_ID, DEFAULT_CHARACTERS, Charset, ctc_min_step
 from ocr_core.config import ModelConfig
 from ocr_core.preprocess import ImageError, PreprocessSpec, preprocess_word_image
 from ocr_core.records import SCHEMA, SCHEMA_VERSION, WordRecord, record_id
-from pipelines.beam_options import add_runner_arguments, pipeline_options, runner_name
+from pipelines.beam_options import add_runner_arguments, parse_job_args, pipeline_options, runner_name
 
 METRICS_NAMESPACE = "ocr.build_dataset"
 MANIFEST = "manifest.json"
@@ -734,7 +734,7 @@ def parse_args(argv):
                              "re-check, or drop the unknown characters")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --output")
     add_runner_arguments(parser)
-    return parser.parse_known_args(argv)
+    return parse_job_args(parser, argv)
 
 
 def resolve_inputs(given: list[str]) -> list[InputSpec]:

@@ -28,7 +28,13 @@ from ocr_core.charset import Charset
 from ocr_core.ctc import beam_search_decode, greedy_decode
 from ocr_core.preprocess import ImageError, PreprocessSpec, preprocess_word_image
 from ocr_core.records import record_id
-from pipelines.beam_options import DASK_RUNNER, add_runner_arguments, pipeline_options, runner_name
+from pipelines.beam_options import (
+    DASK_RUNNER,
+    add_runner_arguments,
+    parse_job_args,
+    pipeline_options,
+    runner_name,
+)
 
 SUCCESS = "_SUCCESS.json"
 PART_PREFIX = "part"
@@ -444,7 +450,7 @@ def parse_args(argv):
                    help="Parquet part files (default: one per ~250k rows)")
     p.add_argument("--tf-threads", type=int, default=0, help="TensorFlow intra-op threads per worker (0: TF)")
     add_runner_arguments(p)
-    return p.parse_known_args(argv)
+    return parse_job_args(p, argv)
 
 
 def resolve_model(model: str | None) -> str:
