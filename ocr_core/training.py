@@ -137,7 +137,8 @@ def _make_optimizer(cfg: OcrConfig, steps_per_epoch: int):
 
 
 def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf.distribute.Strategy,
-          seed: int = 0, log=print, init_weights: list | None = None) -> tuple[keras.Model, TrainState]:
+          seed: int = 0, log=print, init_weights: list | None = None,
+          progress_seconds: float = 10.0) -> tuple[keras.Model, TrainState]:
     """Trains `cfg` on `data`, checkpointing into `output/_backup` every epoch and resuming from it.
 
     Args:
@@ -150,6 +151,8 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
         log: line printer.
         init_weights: start from these weights (fine-tuning a trained bundle) instead of a random init;
             ignored when resuming from a checkpoint.
+        progress_seconds: within an epoch, log a progress line (step, loss, images/s, ETA) at most this
+            often (0: after every step); full lines, so logs of a non-TTY stdout stay readable.
 
     Returns:
         (a model outside the strategy holding the best weights, run state) — the chief exports it.
@@ -251,8 +254,15 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
     for epoch in range(state.start_epoch, cfg.train.epochs):
         t0 = time.perf_counter()
         loss_sum = 0.0
-        for _ in range(steps_per_epoch):
+        shown = t0
+        for step in range(1, steps_per_epoch + 1):
             loss_sum += float(train_step(iterator))
+            now = time.perf_counter()
+            if now - shown >= progress_seconds and step < steps_per_epoch:  # the epoch line ends the epoch
+                shown = now
+                log(f"  step {step}/{steps_per_epoch} (epoch {epoch + 1}/{cfg.train.epochs}): loss "
+                    f"{loss_sum / step:.4f}, {step * global_batch / (now - t0):.0f} img/s, epoch ETA "
+                    f"{_clock((now - t0) / step * (steps_per_epoch - step))}")
         train_time = time.perf_counter() - t0
         sums = np.zeros(6)
         val_iter = iter(dist_val)
@@ -312,6 +322,13 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
             best_i = int(np.argmin([r["val_loss"] for r in hist]))
             state.best_epoch, state.best = int(hist[best_i]["epoch"]), hist[best_i]
     return best_model, state
+
+
+def _clock(seconds: float) -> str:
+    """h:mm:ss or m:ss."""
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def _write_csv(path: str, rows: list[dict]) -> None:

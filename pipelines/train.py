@@ -43,6 +43,8 @@ def parse_args(argv):
     p.add_argument("--init-from", metavar="BUNDLE",
                    help="start from a trained bundle's weights instead of a random init (fine-tuning); "
                         "'shipped' is the pretrained model; architecture and charset must match --config")
+    p.add_argument("--progress-seconds", type=float, default=10.0, metavar="S",
+                   help="within an epoch, print a progress line at most every S seconds (0: every step)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace a finished model in --output")
     p.add_argument("--no-saved-model", action="store_true", help="skip the SavedModel serving export")
@@ -178,7 +180,8 @@ def run(argv=None) -> int:
           f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)", flush=True)
     try:
         model, state = train(cfg, data, output, strategy, seed=args.seed,
-                             log=lambda s: print(s, flush=True), init_weights=init_weights)
+                             log=lambda s: print(s, flush=True), init_weights=init_weights,
+                             progress_seconds=args.progress_seconds)
     except DatasetError as e:
         print(f"ocr train: {e}", file=sys.stderr)
         return 2

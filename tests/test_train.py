@@ -253,3 +253,18 @@ def test_resume_on_other_data_is_refused(small_words, tmp_path):
     ocr("train", "--data", other, "--config", "demo", "--output", out, "--epochs", 1, "--max-steps-per-epoch",
         1, "--no-saved-model", "--overwrite")
     assert json.loads((out / "metrics.json").read_text())["dataset"] == str(other)
+
+
+def test_progress_lines_within_an_epoch(small_words, tmp_path):
+    import re
+
+    out = tmp_path / "m"
+    p = ocr("train", "--data", small_words, "--config", "demo", "--output", out, "--epochs", 1,
+            "--max-steps-per-epoch", 3, "--batch-size", 8, "--no-saved-model", "--progress-seconds", 0)
+    progress = [line for line in p.stdout.splitlines() if line.startswith("  step")]
+    assert len(progress) == 2, p.stdout
+    for step, line in enumerate(progress, 1):
+        pattern = rf"  step {step}/3 \(epoch 1/1\): loss \d+\.\d{{4}}, \d+ img/s, epoch ETA \d+:\d\d"
+        assert re.fullmatch(pattern, line), line
+    assert "\r" not in p.stdout
+    assert len((out / "history.csv").read_text().splitlines()) == 2  # header + the epoch: no progress rows
