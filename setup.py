@@ -12,6 +12,7 @@ setup(
     include_package_data=True,
     install_requires=[
         "apache-beam>=2.60",
+        "crc32c",  # TFRecord checksums on read (ocr_core.records), without TensorFlow
         "numpy",
         "opencv-python-headless",
         "pillow",

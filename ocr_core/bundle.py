@@ -1,5 +1,6 @@
 """Model bundle: the directory a training run hands to inference, checked on load.
 
+A bundle directory is local or on any filesystem TensorFlow reads (gs://...; see `ocr_core.fs`).
 Layout: `model.keras` (plain functional model, no Lambda layers, loads with safe_mode=True),
 `charset.json`, `config.yaml` (architecture + preprocessing contract), `metrics.json`, and
 `saved_model/` whose `serving_default` signature maps encoded image bytes to text and confidence.
@@ -8,11 +9,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from ocr_core import fs
 from ocr_core.charset import Charset
 from ocr_core.config import OcrConfig, config_from_dict
 from ocr_core.preprocess import PreprocessSpec
@@ -36,7 +40,7 @@ class Bundle:
 
     @property
     def name(self) -> str:
-        return f"{self.config.name}@{Path(self.path).resolve().name}"
+        return f"{self.config.name}@{fs.basename(self.path)}"
 
 
 # The pretrained model shipped inside the package (configs/default.yaml; see README "Shipped model").
@@ -44,12 +48,11 @@ SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "default_model"
 
 
 def check_bundle_dir(path: str) -> None:
-    """Raises BundleError unless `path` holds every file of a bundle (cheap: no TensorFlow)."""
-    p = Path(path)
-    if not p.is_dir():
+    """Raises BundleError unless `path` holds every file of a bundle (local paths: no TensorFlow)."""
+    if not fs.isdir(path):
         raise BundleError(f"model bundle {path}: no such directory (train one with `ocr train`, or omit "
                           "--model to use the shipped model)")
-    missing = [f for f in BUNDLE_FILES if not (p / f).exists()]
+    missing = [f for f in BUNDLE_FILES if not fs.exists(fs.join(path, f))]
     if missing:
         raise BundleError(f"model bundle {path} is incomplete: missing {', '.join(missing)} "
                           "(was training interrupted before export?)")
@@ -58,17 +61,16 @@ def check_bundle_dir(path: str) -> None:
 def read_bundle_meta(path: str) -> tuple[OcrConfig, Charset, PreprocessSpec]:
     """Config, charset and preprocessing contract of a bundle, without loading the model."""
     check_bundle_dir(path)
-    p = Path(path)
     try:
-        meta = yaml.safe_load((p / "config.yaml").read_text())
-        cfg = config_from_dict(meta["config"], str(p / "config.yaml"))
+        meta = yaml.safe_load(fs.read_text(fs.join(path, "config.yaml")))
+        cfg = config_from_dict(meta["config"], fs.join(path, "config.yaml"))
         pre = dict(meta["preprocess"])
         # The size limits guard this process's memory, they are not what the model learned: a bundle can
-        # only tighten this ocr's limits (bundles saved before the 4 MP limit say 40 MP).
+        # only tighten this ocr's limits.
         default = PreprocessSpec()
         spec = PreprocessSpec(pre["height"], pre["width"], min(pre["max_pixels"], default.max_pixels),
                               min(pre["max_bytes"], default.max_bytes))
-        charset = Charset.from_json((p / "charset.json").read_text())
+        charset = Charset.from_json(fs.read_text(fs.join(path, "charset.json")))
     except (KeyError, TypeError, ValueError, yaml.YAMLError) as e:
         raise BundleError(f"model bundle {path}: unreadable config.yaml/charset.json ({e})") from e
     if meta.get("bundle_format") != BUNDLE_FORMAT:
@@ -88,30 +90,43 @@ def load_bundle(path: str) -> Bundle:
     cfg, charset, spec = read_bundle_meta(path)
     import keras
 
-    try:
-        model = keras.saving.load_model(str(Path(path) / "model.keras"), compile=False, safe_mode=True)
-    except Exception as e:
-        raise BundleError(f"model bundle {path}: model.keras does not load ({type(e).__name__}: {e})") from e
+    with fs.local_copy(fs.join(path, "model.keras")) as local:  # Keras reads local files only
+        if not zipfile.is_zipfile(local):  # Keras would call it "File not found"
+            raise BundleError(f"model bundle {path}: model.keras does not load (not a .keras zip archive: "
+                              "truncated or corrupt; copy or export the bundle again)")
+        try:
+            model = keras.saving.load_model(local, compile=False, safe_mode=True)
+        except Exception as e:
+            raise BundleError(f"model bundle {path}: model.keras does not load "
+                              f"({type(e).__name__}: {e})") from e
     want_in = (None, spec.height, spec.width, 1)
     if tuple(model.input_shape) != want_in:
         raise BundleError(f"model bundle {path}: model input {model.input_shape} != preprocessing {want_in}")
     if model.output_shape[-1] != charset.num_classes:
         raise BundleError(f"model bundle {path}: model has {model.output_shape[-1]} classes but the charset "
                           f"needs {charset.num_classes}")
-    metrics_path = Path(path) / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    metrics_path = fs.join(path, "metrics.json")
+    metrics = json.loads(fs.read_text(metrics_path)) if fs.exists(metrics_path) else {}
     return Bundle(str(path), model, charset, cfg, spec, metrics)
 
 
 def save_bundle(path: str, model, cfg: OcrConfig, metrics: dict, spec: PreprocessSpec = PreprocessSpec(),
                 saved_model: bool = True) -> None:
-    """Writes a bundle atomically: into `path.tmp`, then renamed over `path`'s bundle files."""
+    """Writes a bundle into a local staging folder, then moves it over `path`'s bundle files.
+
+    A local `path` gets a sibling staging folder, so each file is replaced by a rename; a remote one is
+    staged in a temporary folder and copied. model.keras is moved last: a half-written bundle never looks
+    complete (`check_bundle_dir`).
+    """
     from ocr_core.model import inference_model
 
-    final = Path(path)
-    tmp = final.parent / f".{final.name}.bundle-tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    if fs.is_remote(path):
+        tmp = Path(tempfile.mkdtemp(prefix="ocr-bundle-"))
+    else:
+        final = Path(path)
+        tmp = final.parent / f".{final.name}.bundle-tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
     plain = inference_model(model)
     plain.save(tmp / "model.keras")
     charset = Charset(cfg.charset)
@@ -123,13 +138,7 @@ def save_bundle(path: str, model, cfg: OcrConfig, metrics: dict, spec: Preproces
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if saved_model:
         export_saved_model(plain, charset, spec, str(tmp / "saved_model"))
-    final.mkdir(parents=True, exist_ok=True)
-    for item in tmp.iterdir():
-        dest = final / item.name
-        if dest.is_dir():
-            shutil.rmtree(dest)
-        item.replace(dest)
-    tmp.rmdir()
+    fs.move_into(str(tmp), path, last=("model.keras",))
 
 
 def export_saved_model(model, charset: Charset, spec: PreprocessSpec, path: str) -> None:

@@ -6,12 +6,14 @@ true lengths are the non-zero counts) — exactly what `CRNN.fit` and the custom
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
-from pathlib import Path
+from itertools import islice
 
 import tensorflow as tf
 
-from ocr_core import records
+from ocr_core import fs, records
+from ocr_core.charset import Charset
 
 
 class DatasetError(ValueError):
@@ -27,19 +29,20 @@ class DatasetInfo:
 
     @classmethod
     def load(cls, root: str) -> DatasetInfo:
-        path = Path(root) / "manifest.json"
-        if not Path(root).is_dir():
+        """Reads `root`/manifest.json; `root` is local or any filesystem TensorFlow knows (gs://, ...)."""
+        root = str(root)
+        path = fs.join(root, "manifest.json")
+        if not fs.isdir(root):
             raise DatasetError(f"{root}: no such dataset directory; build one with "
                                "`ocr build-dataset`")
-        if not path.exists():
+        if not fs.exists(path):
             raise DatasetError(f"{root}: no manifest.json — not a complete dataset (the build did not "
                                "finish, or this is not a dataset directory); run `ocr build-dataset`")
-        with open(path) as fh:
-            manifest = json.load(fh)
+        manifest = json.loads(fs.read_text(path))
         if manifest.get("schema_version") != records.SCHEMA_VERSION:
             raise DatasetError(f"{path}: schema_version {manifest.get('schema_version')} is not supported "
                                f"(this ocr reads {records.SCHEMA_VERSION}); rebuild the dataset")
-        return cls(str(root), manifest)
+        return cls(root, manifest)
 
     @property
     def charset(self) -> str:
@@ -59,8 +62,21 @@ class DatasetInfo:
         for shard in self.manifest.get("shards", []):
             if shard["split"] == split and shard.get("count", 1) > 0:
                 p = shard["path"]
-                out.append(p if "://" in p or Path(p).is_absolute() else str(Path(self.root) / p))
+                out.append(p if fs.is_remote(p) or os.path.isabs(p) else fs.join(self.root, p))
         return out
+
+    def verify_sample(self, per_split: int = 32) -> None:
+        """Reads the first records of each split's first shard with their CRCs and checks that their label
+        ids encode their text in the manifest charset; DatasetError otherwise (e.g. an edited charset)."""
+        charset = Charset(self.charset)
+        for split in ("train", "val", "test"):
+            for shard in self.shards(split)[:1]:
+                try:
+                    with fs.open_binary(shard) as fh:
+                        for data in islice(records.iter_tfrecords(fh, shard), per_split):
+                            records.check_label(records.WordRecord.decode(data), charset, shard)
+                except records.RecordError as e:
+                    raise DatasetError(str(e)) from None
 
 
 @dataclass
@@ -118,6 +134,10 @@ class DataMix:
 
     def shards(self, split: str) -> list[str]:
         return [s for d in self._sets(split) for s in d.shards(split)]
+
+    def verify_sample(self, per_split: int = 32) -> None:
+        for d in self.train_sets + [v for v in self.val_sets if v not in self.train_sets]:
+            d.verify_sample(per_split)
 
     def train_groups(self) -> list[tuple[list[str], float]]:
         """(shard files, weight) per train dataset with a positive weight."""

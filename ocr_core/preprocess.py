@@ -23,17 +23,19 @@ PREPROCESS_VERSION = 1
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # R, G, B
 
 
+MAX_RESIZE_CELLS = 4_000_000  # width x output width of the area-filter matrix (16 MB of float32)
+
+
 @dataclass(frozen=True)
 class PreprocessSpec:
     """Target geometry and safety limits of `preprocess_word_image`."""
 
     height: int = 32
     width: int = 128
-    # Declared width x height above this is rejected from the header, unread. The resize also builds a
-    # width x (content width <= `width`) float32 weight matrix, so width x `width` must fit too: together
-    # they bound what one image costs (~100 MB at 4 MP) whatever its shape. 4 MP is far more than a word crop
-    # needs (2000 x 2000, or 31250 x 128); a 1,000,000 x 38 strip would cost over a gigabyte.
-    max_pixels: int = 4_000_000
+    # Declared width x height above this is rejected from the header, unread (a phone photo is 12 MP). The
+    # resize also builds a width x (content width <= `width`) float32 weight matrix, so width x `width` must
+    # stay under MAX_RESIZE_CELLS too: a 1,000,000 x 38 strip (38 MP, a 37 KB PNG) would cost over a GB.
+    max_pixels: int = 40_000_000
     max_bytes: int = 64 * 1024 * 1024
 
     def to_dict(self) -> dict:
@@ -97,9 +99,10 @@ def check_image_bytes(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> s
     w, h = declared_size(data)
     if w <= 0 or h <= 0:
         raise InputError("corrupt", f"declared size {w}x{h}")
-    if max(w * h, w * spec.width) > spec.max_pixels:
-        raise InputError("too_large", f"declared size {w}x{h} is too large: width x height and width x "
-                                      f"{spec.width} (the resize) must be <= max_pixels {spec.max_pixels}")
+    if w * h > spec.max_pixels or w * spec.width > MAX_RESIZE_CELLS:
+        raise InputError("too_large", f"declared size {w}x{h} is too large: width x height must be <= "
+                                      f"{spec.max_pixels} and width x {spec.width} (the resize) <= "
+                                      f"{MAX_RESIZE_CELLS}")
     return fmt
 
 

@@ -7,10 +7,14 @@ one process, so `example_proto()` picks TensorFlow's copy whenever TensorFlow is
 from __future__ import annotations
 
 import hashlib
+import struct
 import sys
 from dataclasses import dataclass
 
+import crc32c
 import numpy as np
+
+from ocr_core.charset import Charset, CharsetError
 
 SCHEMA_VERSION = 1
 
@@ -33,6 +37,10 @@ SCHEMA = {
     LABEL_TEXT: "bytes: UTF-8 ground truth",
     LABEL_IDS: "int64 list: charset ids 1..N (0 is the CTC blank)",
 }
+
+
+class RecordError(OSError):
+    """A truncated or corrupt TFRecord file, or a record that does not match its dataset."""
 
 
 def record_id(source: str, label: str) -> str:
@@ -92,23 +100,53 @@ class WordRecord:
                    text=one(LABEL_TEXT, "bytes_list").decode(), label_ids=list(f[LABEL_IDS].int64_list.value))
 
 
+def check_label(record: WordRecord, charset: Charset, where: str) -> None:
+    """Raises RecordError unless the record's label ids are its label text encoded with `charset`.
+
+    Catches a dataset whose manifest charset was edited after the build (the model would learn and be
+    scored on ids that mean other characters).
+    """
+    try:
+        ok = charset.encode(record.text) == list(record.label_ids)
+    except CharsetError:
+        ok = False
+    if not ok:
+        raise RecordError(f"{where}: record {record.id} (label {record.text!r}) has label ids "
+                          f"{list(record.label_ids)} that do not encode its text in the dataset's charset "
+                          "— the manifest charset differs from the one the dataset was built with; "
+                          "rebuild it")
+
+
+def masked_crc32c(data: bytes) -> int:
+    """The TFRecord checksum: CRC-32C, rotated right by 15 bits plus a constant."""
+    crc = crc32c.crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
 def iter_tfrecords(fh, name: str = "<stream>"):
-    """Yields the serialized records of an uncompressed TFRecord stream (framing only; CRCs not checked).
+    """Yields the serialized records of an uncompressed TFRecord stream, checking both CRCs of each.
 
     Args:
         fh: a binary file object (`open(path, "rb")` or Beam's `FileSystems.open(path)`).
-        name: used in error messages.
-    """
-    import struct
+        name: the file, for error messages.
 
+    Raises:
+        RecordError: naming the file and the byte offset of the first truncated or corrupt record.
+    """
+    offset = 0
     while True:
         head = fh.read(12)
         if not head:
             return
         if len(head) < 12:
-            raise OSError(f"{name}: truncated TFRecord header")
-        (length,) = struct.unpack("<Q", head[:8])
-        data = fh.read(length)
-        if len(data) < length or len(fh.read(4)) < 4:
-            raise OSError(f"{name}: truncated TFRecord body")
+            raise RecordError(f"{name}: truncated TFRecord header at byte {offset}")
+        length, length_crc = struct.unpack("<QI", head)
+        if masked_crc32c(head[:8]) != length_crc:
+            raise RecordError(f"{name}: corrupt TFRecord at byte {offset} (length checksum mismatch)")
+        data, footer = fh.read(length), fh.read(4)
+        if len(data) < length or len(footer) < 4:
+            raise RecordError(f"{name}: truncated TFRecord body at byte {offset}")
+        if masked_crc32c(data) != struct.unpack("<I", footer)[0]:
+            raise RecordError(f"{name}: corrupt TFRecord at byte {offset} (data checksum mismatch)")
+        offset += 16 + length
         yield data

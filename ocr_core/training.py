@@ -9,16 +9,16 @@ BackupAndRestore-style resume from a `tf.train.CheckpointManager` written every 
 from __future__ import annotations
 
 import csv
+import io
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from ocr_core import fs
 from ocr_core.charset import Charset
 from ocr_core.config import OcrConfig
 from ocr_core.ctc import ctc_loss
@@ -69,6 +69,7 @@ def check_compatible(cfg: OcrConfig, data: DatasetInfo | DataMix) -> None:
         if data.count(split) == 0 or not data.shards(split):
             raise DatasetError(f"{data.root}: the {split!r} split is empty; rebuild with more data or a "
                                f"non-zero --val-fraction")
+    data.verify_sample()
 
 
 def _lowercase_table(charset: Charset) -> tf.Tensor:
@@ -136,18 +137,22 @@ def _make_optimizer(cfg: OcrConfig, steps_per_epoch: int):
 
 
 def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf.distribute.Strategy,
-          seed: int = 0, log=print, init_weights: list | None = None) -> tuple[keras.Model, TrainState]:
+          seed: int = 0, log=print, init_weights: list | None = None,
+          progress_seconds: float = 10.0) -> tuple[keras.Model, TrainState]:
     """Trains `cfg` on `data`, checkpointing into `output/_backup` every epoch and resuming from it.
 
     Args:
         cfg: model + recipe.
         data: the dataset (train and val splits used), or a `DataMix` of several.
-        output: model directory; the chief writes history.csv, TensorBoard logs and best weights there.
+        output: model directory, local or remote (gs://...); the chief writes history.csv, TensorBoard
+            logs and best weights there.
         strategy: any tf.distribute strategy.
         seed: shuffling / augmentation / initialisation seed.
         log: line printer.
         init_weights: start from these weights (fine-tuning a trained bundle) instead of a random init;
             ignored when resuming from a checkpoint.
+        progress_seconds: within an epoch, log a progress line (step, loss, images/s, ETA) at most this
+            often (0: after every step); full lines, so logs of a non-TTY stdout stay readable.
 
     Returns:
         (a model outside the strategy holding the best weights, run state) — the chief exports it.
@@ -155,7 +160,7 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
     check_compatible(cfg, data)
     keras.utils.set_random_seed(seed)
     charset = Charset(cfg.charset)
-    out = Path(output)
+    out = str(output)
     task = current_task(strategy)
     chief = is_chief(task)
     replicas = strategy.num_replicas_in_sync
@@ -201,24 +206,24 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
 
     ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var, best=best_var,
                                wait=wait_var)
-    backup = out / BACKUP_DIR
+    backup = fs.join(out, BACKUP_DIR)
+    history_csv = fs.join(out, HISTORY_CSV)
+    best_weights = fs.join(out, BEST_WEIGHTS)
     # Every worker saves (the save is collective); only the chief's copy is the real one.
-    write_dir = backup if chief else out / f"{BACKUP_DIR}_worker{task[1]}"
-    manager = tf.train.CheckpointManager(ckpt, str(write_dir), max_to_keep=1)
-    latest = tf.train.latest_checkpoint(str(backup))
+    write_dir = backup if chief else fs.join(out, f"{BACKUP_DIR}_worker{task[1]}")
+    manager = tf.train.CheckpointManager(ckpt, write_dir, max_to_keep=1)
+    latest = tf.train.latest_checkpoint(backup)
     state = TrainState()
     if latest:
         ckpt.restore(latest).expect_partial()
         state.start_epoch = int(epoch_var.numpy())
         log(f"resumed from {latest}: epoch {state.start_epoch} of {cfg.train.epochs} already done")
-        if chief and (out / HISTORY_CSV).exists():
+        if chief and fs.exists(history_csv):
             # Rows past the checkpoint (a crash between logging and saving) are dropped and redone.
-            with open(out / HISTORY_CSV) as fh:
-                rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+            rows = [{k: float(v) for k, v in row.items()}
+                    for row in csv.DictReader(io.StringIO(fs.read_text(history_csv)))]
             state.history = [r for r in rows if r["epoch"] <= state.start_epoch]
-            (out / HISTORY_CSV).unlink()
-            for r in state.history:
-                _append_csv(out / HISTORY_CSV, r)
+            _write_csv(history_csv, state.history)
     elif init_weights is not None:
         model.set_weights(init_weights)
 
@@ -243,14 +248,21 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
                             args=(images, labels))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
 
-    tb = tf.summary.create_file_writer(str(out / "logs")) if chief else tf.summary.create_noop_writer()
+    tb = tf.summary.create_file_writer(fs.join(out, "logs")) if chief else tf.summary.create_noop_writer()
     iterator = iter(dist_train)
     patience = cfg.train.early_stopping_patience
     for epoch in range(state.start_epoch, cfg.train.epochs):
         t0 = time.perf_counter()
         loss_sum = 0.0
-        for _ in range(steps_per_epoch):
+        shown = t0
+        for step in range(1, steps_per_epoch + 1):
             loss_sum += float(train_step(iterator))
+            now = time.perf_counter()
+            if now - shown >= progress_seconds and step < steps_per_epoch:  # the epoch line ends the epoch
+                shown = now
+                log(f"  step {step}/{steps_per_epoch} (epoch {epoch + 1}/{cfg.train.epochs}): loss "
+                    f"{loss_sum / step:.4f}, {step * global_batch / (now - t0):.0f} img/s, epoch ETA "
+                    f"{_clock((now - t0) / step * (steps_per_epoch - step))}")
         train_time = time.perf_counter() - t0
         sums = np.zeros(6)
         val_iter = iter(dist_val)
@@ -277,10 +289,11 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
             wait_var.assign_add(1)
         epoch_var.assign(epoch + 1)
         if chief:
-            out.mkdir(parents=True, exist_ok=True)
+            fs.makedirs(out)
             if improved:
-                model.save_weights(str(out / BEST_WEIGHTS))
-            _append_csv(out / HISTORY_CSV, row)
+                with fs.staged_write(best_weights) as local:
+                    model.save_weights(local)
+            _write_csv(history_csv, state.history)
             with tb.as_default():
                 for k, v in row.items():
                     if k != "epoch":
@@ -293,14 +306,15 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
             state.stopped_early = True
             break
     if not chief:
-        shutil.rmtree(write_dir, ignore_errors=True)
+        fs.remove(write_dir)
     state.images_per_second = float(np.median([r["images_per_second"] for r in state.history[-3:]])) \
         if state.history else 0.0
 
     best_model = build_crnn(cfg.model, charset.num_classes, name=f"crnn_{cfg.name}")
     if chief:
-        if (out / BEST_WEIGHTS).exists():
-            best_model.load_weights(str(out / BEST_WEIGHTS))
+        if fs.exists(best_weights):
+            with fs.local_copy(best_weights) as local:
+                best_model.load_weights(local)
         else:
             best_model.set_weights(model.get_weights())
         hist = state.history
@@ -310,16 +324,24 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
     return best_model, state
 
 
-def _append_csv(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+def _clock(seconds: float) -> str:
+    """h:mm:ss or m:ss."""
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _write_csv(path: str, rows: list[dict]) -> None:
+    """Rewrites the whole history (appending is not possible on every filesystem, e.g. GCS objects)."""
+    text = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    fs.write_text(path, text.getvalue())
 
 
 def finish(output: str) -> None:
     """After the bundle is written: drop the backup, so a rerun cannot resume a finished run."""
-    shutil.rmtree(Path(output) / BACKUP_DIR, ignore_errors=True)
-    (Path(output) / BEST_WEIGHTS).unlink(missing_ok=True)
+    fs.remove(fs.join(output, BACKUP_DIR))
+    fs.remove(fs.join(output, BEST_WEIGHTS))

@@ -2,8 +2,10 @@
 
 Our flags `--runner direct|dask|<name>`, `--workers N` and `--dask_address HOST:PORT` become
 `PipelineOptions`; every other flag passes through to Beam untouched (a passed-through Beam flag wins over
-the defaults set here). `--runner dask` without an address starts a local `distributed` cluster for the
-run and the returned cleanup closes it.
+the defaults set here) if Beam's options parser knows it — `parse_job_args` refuses the rest, so a
+misspelt job flag (`--val-fracton`) is an error instead of an option Beam drops with a warning.
+`--runner dask` without an address starts a local `distributed` cluster for the run and the returned
+cleanup closes it.
 
 Known limits of Beam's DaskRunner (2.77) that the jobs are written around:
 - only the last-applied leaf transform and its ancestors are computed, so a job must end in one sink that
@@ -46,6 +48,46 @@ def add_runner_arguments(parser: argparse.ArgumentParser, default_workers: int =
     g.add_argument("--dask_address", default=None,
                    help="HOST:PORT of a running Dask scheduler (--runner dask); without it a local "
                         "cluster of --workers processes is started for the run")
+
+
+def _beam_options_parser() -> argparse.ArgumentParser:
+    """A parser of every option Beam's PipelineOptions classes define (what `get_all_options` builds)."""
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    class Parser(_BeamArgumentParser):
+        def error(self, message):
+            raise ValueError(message)
+
+    parser = Parser(allow_abbrev=False, add_help=False)
+    # As Beam does: one class per name (a class can be defined twice in a main session).
+    for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        cls._add_argparse_args(parser)  # Beam's own way to enumerate its options
+    return parser
+
+
+def unknown_beam_args(beam_args: list[str], runner: str = "direct") -> list[str]:
+    """The arguments among `beam_args` that no Beam PipelineOptions class accepts (ValueError for a known
+    option with a bad value)."""
+    if runner_name(runner) == DASK_RUNNER:
+        import apache_beam.runners.dask.dask_runner  # noqa: F401  -- defines DaskOptions (--dask_*)
+    return _beam_options_parser().parse_known_args(beam_args)[1]
+
+
+def parse_job_args(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, list[str]]:
+    """`parser.parse_known_args`, then the leftovers must be Beam options: else one line and exit 2.
+
+    Returns:
+        (the job's arguments, the Beam flags to hand to `pipeline_options`).
+    """
+    args, beam_args = parser.parse_known_args(argv)
+    try:
+        unknown = unknown_beam_args(beam_args, args.runner)
+    except ValueError as e:
+        parser.exit(2, f"{parser.prog}: error: Beam option: {e}\n")
+    if unknown:
+        parser.exit(2, f"{parser.prog}: error: unrecognized arguments: {' '.join(unknown)} (not an option of "
+                       f"{parser.prog} nor of Beam's PipelineOptions; see --help)\n")
+    return args, beam_args
 
 
 def runner_name(runner: str) -> str:

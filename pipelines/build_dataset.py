@@ -42,7 +42,7 @@ from ocr_core.errors import InputError
 from ocr_core.inputs import read_image_bytes
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import SCHEMA, SCHEMA_VERSION, WordRecord, record_id
-from pipelines.beam_options import add_runner_arguments, pipeline_options, runner_name
+from pipelines.beam_options import add_runner_arguments, parse_job_args, pipeline_options, runner_name
 
 METRICS_NAMESPACE = "ocr.build_dataset"
 MANIFEST = "manifest.json"
@@ -749,7 +749,7 @@ def parse_args(argv):
                              "re-check, or drop the unknown characters")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --output")
     add_runner_arguments(parser)
-    return parser.parse_known_args(argv)
+    return parse_job_args(parser, argv)
 
 
 def _is_folder(uri: str) -> bool:

@@ -37,7 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ocr: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[argv[0]][0])
-    result = module.run(argv[1:])
+    try:
+        result = module.run(argv[1:])
+    except SystemExit as e:
+        if isinstance(e.code, str):  # a job's "cannot start" message: one line, exit 2 like argparse
+            print(e.code, file=sys.stderr)
+            return 2
+        raise
     return result if isinstance(result, int) else 0
 
 

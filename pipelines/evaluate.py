@@ -40,7 +40,7 @@ from ocr_core.metrics import (
     worst_mistakes,
 )
 from ocr_core.preprocess import PreprocessSpec, decode_gray
-from ocr_core.records import WordRecord, iter_tfrecords, record_id
+from ocr_core.records import RecordError, WordRecord, iter_tfrecords, record_id
 from pipelines.build_dataset import BuildError, InputSpec, Reject, read_input
 from pipelines.build_dataset import input_kind as manifest_kind
 from pipelines.predict import PART_PREFIX, SCHEMA, SUCCESS
@@ -601,7 +601,7 @@ def run(argv=None) -> int:
         if args.report:
             page = render_report(metrics, load_thumbnails(metrics["worst"], labels))
             write_report(_absolute(args.report), metrics, page)
-    except EvaluateError as e:
+    except (EvaluateError, RecordError) as e:
         print(f"ocr evaluate: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     print(json.dumps(metrics, indent=2, ensure_ascii=False))

@@ -1,6 +1,7 @@
 """`ocr inspect DIR`: a built dataset's manifest summary and a few decoded records, drawn in ASCII.
 
-TensorFlow-free: records are read with `ocr_core.records.iter_tfrecords` and `WordRecord.decode`.
+TensorFlow-free: records are read with `ocr_core.records.iter_tfrecords` (which checks their CRCs) and
+`WordRecord.decode`; each shown record's label ids are checked against the manifest charset.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from ocr_core.records import WordRecord, iter_tfrecords
+from ocr_core.charset import Charset
+from ocr_core.records import RecordError, WordRecord, check_label, iter_tfrecords
 
 MANIFEST = "manifest.json"
 RAMP = "@%#*+=-:. "  # dark -> light: ink is dense, paper is blank
@@ -72,14 +74,17 @@ def summary_lines(manifest: dict) -> list[str]:
 
 
 def iter_records(root: str, manifest: dict, split: str):
-    """Decoded WordRecords of a split, shard by shard."""
+    """Decoded WordRecords of a split, shard by shard; RecordError for a corrupt or mis-encoded record."""
+    charset = Charset(manifest["charset"])
     for shard in manifest["shards"]:
         if shard["split"] != split or shard["count"] == 0:
             continue
         path = FileSystems.join(root, shard["path"])
         with _open(path) as fh:
             for data in iter_tfrecords(fh, path):
-                yield WordRecord.decode(data)
+                record = WordRecord.decode(data)
+                check_label(record, charset, path)
+                yield record
 
 
 def run(argv=None) -> int:
@@ -106,13 +111,18 @@ def run(argv=None) -> int:
         return 2
     if args.save_png:
         os.makedirs(args.save_png, exist_ok=True)
-    for rec in islice(iter_records(args.dataset, manifest, args.split), max(0, args.num)):
-        print(f"\nid {rec.id}  label {rec.text!r}  content width {rec.content_width}  source {rec.source}")
-        print(ascii_art(rec.image, rec.content_width))
-        if args.save_png:
-            import cv2
+    try:
+        for rec in islice(iter_records(args.dataset, manifest, args.split), max(0, args.num)):
+            print(f"\nid {rec.id}  label {rec.text!r}  content width {rec.content_width}  "
+                  f"source {rec.source}")
+            print(ascii_art(rec.image, rec.content_width))
+            if args.save_png:
+                import cv2
 
-            cv2.imwrite(os.path.join(args.save_png, f"{rec.id}.png"), rec.image)
+                cv2.imwrite(os.path.join(args.save_png, f"{rec.id}.png"), rec.image)
+    except RecordError as e:
+        print(f"ocr inspect: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -23,14 +23,20 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
-from ocr_core.bundle import SHIPPED_MODEL, BundleError, read_bundle_meta
+from ocr_core.bundle import SHIPPED_MODEL, BundleError, load_bundle
 from ocr_core.charset import Charset
 from ocr_core.ctc import beam_search_decode, greedy_decode
 from ocr_core.errors import REASONS, InputError
 from ocr_core.inputs import read_image_bytes
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import record_id
-from pipelines.beam_options import DASK_RUNNER, add_runner_arguments, pipeline_options, runner_name
+from pipelines.beam_options import (
+    DASK_RUNNER,
+    add_runner_arguments,
+    parse_job_args,
+    pipeline_options,
+    runner_name,
+)
 
 SUCCESS = "_SUCCESS.json"
 PART_PREFIX = "part"
@@ -438,7 +444,7 @@ def parse_args(argv):
                    help="Parquet part files (default: one per ~250k rows)")
     p.add_argument("--tf-threads", type=int, default=0, help="TensorFlow intra-op threads per worker (0: TF)")
     add_runner_arguments(p)
-    return p.parse_known_args(argv)
+    return parse_job_args(p, argv)
 
 
 def resolve_model(model: str | None) -> str:
@@ -465,7 +471,11 @@ def _run(argv, test_pipeline):
     if args.beam_width < 1 or args.top_k < 1 or args.top_k > args.beam_width:
         raise PredictError("need 1 <= --top-k <= --beam-width")
     bundle = resolve_model(args.model)
-    cfg, charset, spec = read_bundle_meta(bundle)  # fails fast, before any worker starts
+    # Loads the model itself, not only its metadata: a bundle that does not load (a truncated model.keras)
+    # fails here with one line, instead of in every worker once the pipeline runs.
+    loaded = load_bundle(bundle)
+    cfg, charset, spec = loaded.config, loaded.charset, loaded.spec
+    del loaded
     bundle = os.path.abspath(bundle) if "://" not in bundle else bundle
     model_name = f"{cfg.name}@{posixpath.basename(bundle.rstrip('/'))}"
     src = args.input if "://" in args.input else os.path.abspath(args.input)

@@ -15,11 +15,14 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+RUN_STAMP = "run.json"
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="ocr train", description=__doc__)
     p.add_argument("--data", required=True, action="append",
-                   help="dataset directory written by `ocr build-dataset`; repeat it to train on several "
-                        "(see --data-weights)")
+                   help="dataset directory written by `ocr build-dataset` (local or gs://...); repeat it "
+                        "to train on several (see --data-weights)")
     p.add_argument("--data-weights", metavar="W1,W2,...",
                    help="with several --data: sampling weight of each dataset's train split (default: "
                         "their sizes); e.g. 1,1 draws half of every batch from a small real set")
@@ -27,7 +30,9 @@ def parse_args(argv):
                    help="validate (and keep the best epoch) on the val split of these datasets instead of "
                         "the --data ones; repeatable")
     p.add_argument("--config", default="small", help="configs/NAME.yaml name or a YAML path (default: small)")
-    p.add_argument("--output", required=True, help="model bundle directory to write")
+    p.add_argument("--output", required=True,
+                   help="model bundle directory to write: local, or on any filesystem TensorFlow reads "
+                        "(gs://bucket/models/x)")
     p.add_argument("--epochs", type=int, help="override train.epochs")
     p.add_argument("--batch-size", type=int, help="override train.batch_size (global, across replicas)")
     p.add_argument("--learning-rate", type=float, help="override train.learning_rate")
@@ -38,6 +43,8 @@ def parse_args(argv):
     p.add_argument("--init-from", metavar="BUNDLE",
                    help="start from a trained bundle's weights instead of a random init (fine-tuning); "
                         "'shipped' is the pretrained model; architecture and charset must match --config")
+    p.add_argument("--progress-seconds", type=float, default=10.0, metavar="S",
+                   help="within an epoch, print a progress line at most every S seconds (0: every step)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace a finished model in --output")
     p.add_argument("--no-saved-model", action="store_true", help="skip the SavedModel serving export")
@@ -68,31 +75,53 @@ def make_strategy(name: str, logical_devices: int = 0):
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
 
 
-def check_output(output: Path, cfg, overwrite: bool) -> None:
-    """Refuses an output directory that already holds a finished model or another run's backup."""
+def dataset_locations(data: list[str]) -> list[str]:
+    """--data as stamped and compared on resume: local paths made absolute, remote ones as given."""
+    from ocr_core import fs
+
+    return [d if fs.is_remote(d) else os.path.abspath(d) for d in data]
+
+
+def check_recipe(cfg, args) -> None:
+    """ValueError naming the flag (or config field) of a training recipe value that cannot work."""
+    for field in ("epochs", "batch_size", "learning_rate", "max_steps_per_epoch", "max_val_batches"):
+        value = getattr(cfg.train, field)
+        if value is not None and not value > 0:
+            given = getattr(args, field, None) is not None
+            where = "--" + field.replace("_", "-") if given else f"train.{field} of config {cfg.name!r}"
+            raise ValueError(f"{where} must be > 0, got {value}")
+
+
+def check_output(output: str, cfg, overwrite: bool, data: list[str]) -> None:
+    """Refuses an output directory that already holds a finished model or another run's backup (of another
+    config or on other --data)."""
+    from ocr_core import fs
     from ocr_core.bundle import read_bundle_meta
     from ocr_core.training import BACKUP_DIR
 
-    if (output / "model.keras").exists() and not overwrite:
+    if fs.exists(fs.join(output, "model.keras")) and not overwrite:
         try:
-            other = read_bundle_meta(str(output))[0].name
+            other = read_bundle_meta(output)[0].name
         except Exception:
             other = "unknown"
         raise SystemExit(f"ocr train: {output} already holds a model (config {other!r}); choose another "
                          "--output or pass --overwrite to replace it")
-    stamp = output / BACKUP_DIR / "run.json"
-    if stamp.exists():
-        previous = json.loads(stamp.read_text())
+    stamp = fs.join(output, BACKUP_DIR, RUN_STAMP)
+    if fs.exists(stamp):
+        previous = json.loads(fs.read_text(stamp))
         # The architecture must match to resume; recipe overrides (say more --epochs) are fine.
         mine = json.loads(json.dumps(cfg.to_dict()))
         theirs = previous.get("config", {})
+        problem = None
         if (theirs.get("model"), theirs.get("charset")) != (mine["model"], mine["charset"]):
+            problem = f"of a different config ({theirs.get('name')!r})"
+        elif dataset_locations(previous.get("data") or []) != dataset_locations(data):
+            problem = f"on other --data ({', '.join(previous.get('data') or [])})"
+        if problem:
             if not overwrite:
-                raise SystemExit(f"ocr train: {output} holds an unfinished run of a different config "
-                                 f"({previous.get('config', {}).get('name')!r}); pass --overwrite to discard "
-                                 "it or choose another --output")
-            import shutil
-            shutil.rmtree(output / BACKUP_DIR)
+                raise SystemExit(f"ocr train: {output} holds an unfinished run {problem}; pass --overwrite "
+                                 "to discard it, or choose another --output")
+            fs.remove(fs.join(output, BACKUP_DIR))
 
 
 def initial_weights(path: str, cfg) -> list:
@@ -109,6 +138,7 @@ def initial_weights(path: str, cfg) -> list:
 
 def run(argv=None) -> int:
     args = parse_args(argv)
+    from ocr_core import fs
     from ocr_core.bundle import save_bundle
     from ocr_core.config import load_config
     from ocr_core.data import DataMix, DatasetError, DatasetInfo
@@ -121,6 +151,7 @@ def run(argv=None) -> int:
                              ("max_steps_per_epoch", args.max_steps_per_epoch)):
             if value is not None:
                 setattr(cfg.train, field, value)
+        check_recipe(cfg, args)
         weights = None
         if args.data_weights:
             try:
@@ -136,34 +167,36 @@ def run(argv=None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"ocr train: {e}", file=sys.stderr)
         return 2
-    output = Path(args.output)
+    output = args.output
     strategy = make_strategy(args.strategy, args.logical_devices)
     chief = is_chief(current_task(strategy))
     if chief:
-        check_output(output, cfg, args.overwrite)
-        (output / BACKUP_DIR).mkdir(parents=True, exist_ok=True)
-        stamp = {"config": cfg.to_dict(), "data": args.data, "data_weights": args.data_weights,
-                 "val_data": args.val_data}
-        (output / BACKUP_DIR / "run.json").write_text(json.dumps(stamp))
+        check_output(output, cfg, args.overwrite, args.data)
+        fs.makedirs(fs.join(output, BACKUP_DIR))
+        stamp = {"config": cfg.to_dict(), "data": dataset_locations(args.data),
+                 "data_weights": args.data_weights, "val_data": args.val_data}
+        fs.write_text(fs.join(output, BACKUP_DIR, RUN_STAMP), json.dumps(stamp))
     print(f"ocr train: config {cfg.name!r}, {data.count('train')} train / {data.count('val')} val images, "
           f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)", flush=True)
     try:
-        model, state = train(cfg, data, str(output), strategy, seed=args.seed,
-                             log=lambda s: print(s, flush=True), init_weights=init_weights)
+        model, state = train(cfg, data, output, strategy, seed=args.seed,
+                             log=lambda s: print(s, flush=True), init_weights=init_weights,
+                             progress_seconds=args.progress_seconds)
     except DatasetError as e:
         print(f"ocr train: {e}", file=sys.stderr)
         return 2
     if not chief:
         return 0
-    metrics = {"config": cfg.name, "dataset": ",".join(str(Path(d).resolve()) for d in args.data),
+    metrics = {"config": cfg.name,
+               "dataset": ",".join(d if fs.is_remote(d) else str(Path(d).resolve()) for d in args.data),
                "data_weights": data.weights if isinstance(data, DataMix) else None,
                "val_data": args.val_data, "init_from": args.init_from,
                "best_epoch": state.best_epoch,
                "best": state.best, "epochs_run": state.epochs_run + state.start_epoch,
                "stopped_early": state.stopped_early, "train_images_per_second": state.images_per_second,
                "counts": {s: data.count(s) for s in ("train", "val", "test")}, "history": state.history}
-    save_bundle(str(output), model, cfg, metrics, saved_model=not args.no_saved_model)
-    finish(str(output))
+    save_bundle(output, model, cfg, metrics, saved_model=not args.no_saved_model)
+    finish(output)
     best = state.best
     print(f"ocr train: wrote model bundle {output} (best epoch {state.best_epoch}: "
           f"val_loss {best.get('val_loss', float('nan')):.4f}, "

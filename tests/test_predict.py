@@ -144,6 +144,28 @@ def test_bad_bundles_fail_before_the_pipeline(folder, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_bundle_whose_model_does_not_load_fails_before_the_pipeline(bundle, folder, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle, broken)
+    model = broken / "model.keras"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    out = tmp_path / "o"
+    p = subprocess.run([sys.executable, "-m", "pipelines.cli", "predict", "--model", str(broken), "--input",
+                        str(folder / "*"), "--output", str(out), "--workers", "1"],
+                       cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr[-3000:]
+    errors = [line for line in p.stderr.splitlines() if line.startswith("ocr predict")]
+    want = f"ocr predict: error: model bundle {broken}: model.keras does not load"
+    assert len(errors) == 1 and errors[0].startswith(want), p.stderr[-3000:]
+    assert "truncated or corrupt" in errors[0] and "Traceback" not in p.stderr, p.stderr[-3000:]
+    assert "while running" not in p.stderr  # not from a Beam worker: the pipeline never started
+    assert not out.exists()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("runner", ["direct", "dask"])
 def test_runners_end_to_end(bundle, folder, tmp_path, runner):

@@ -1,0 +1,62 @@
+"""The Beam jobs refuse flags that are neither theirs nor Beam's (Beam would drop them, run on defaults)."""
+import subprocess
+import sys
+from pathlib import Path
+
+from ocr_core.bundle import save_bundle
+from ocr_core.charset import Charset
+from ocr_core.config import load_config
+from ocr_core.model import build_crnn
+from tests import images
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def ocr(*args):
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _errors(stderr: str, prog: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith(prog)]
+
+
+def _labels(tmp_path: Path) -> Path:
+    lines = []
+    for i, word in enumerate(["alpha", "beta", "gamma", "delta"]):
+        images.write_word(tmp_path / "raw" / f"{i}.png", word)
+        lines.append(f"{i}.png\t{word}")
+    (tmp_path / "raw" / "labels.tsv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "raw" / "labels.tsv"
+
+
+def test_build_dataset_refuses_a_misspelt_flag_and_passes_beam_flags(tmp_path):
+    labels, out = _labels(tmp_path), tmp_path / "ds"
+    p = ocr("build-dataset", "--input", labels, "--output", out, "--val-fracton", 0.5)
+    assert p.returncode == 2, p.stdout + p.stderr[-2000:]
+    assert _errors(p.stderr, "ocr build-dataset") == [
+        "ocr build-dataset: error: unrecognized arguments: --val-fracton 0.5 (not an option of "
+        "ocr build-dataset nor of Beam's PipelineOptions; see --help)"], p.stderr
+    assert not out.exists()
+    p = ocr("build-dataset", "--input", labels, "--output", out, "--direct_num_workers", "two")
+    assert p.returncode == 2 and "Beam option: argument --direct_num_workers: invalid int value" in p.stderr
+    # Beam's own flags, in both spellings, still go through.
+    p = ocr("build-dataset", "--input", labels, "--output", out, "--val-fraction", 0.5, "--workers", 1,
+            "--direct_running_mode", "in_memory", "--no_pipeline_type_check")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert (out / "manifest.json").exists()
+
+
+def test_predict_refuses_a_misspelt_flag(tmp_path):
+    cfg = load_config("demo")
+    bundle = tmp_path / "model"
+    save_bundle(str(bundle), build_crnn(cfg.model, Charset(cfg.charset).num_classes), cfg, {},
+                saved_model=False)
+    images.write_word(tmp_path / "in" / "a.png", "word")
+    out = tmp_path / "pred"
+    p = ocr("predict", "--model", bundle, "--input", tmp_path / "in" / "*.png", "--output", out,
+            "--decodr", "beam", "--workers", 1)
+    assert p.returncode == 2, p.stdout + p.stderr[-2000:]
+    errors = _errors(p.stderr, "ocr predict")
+    assert len(errors) == 1 and "unrecognized arguments: --decodr beam" in errors[0], p.stderr
+    assert not out.exists()
