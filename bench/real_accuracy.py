@@ -11,7 +11,7 @@ The peers read the same crops, one crop per call, recognition only, in 2 single-
              use_rec=True);
   easyocr    EasyOCR english_g2 on CPU, in its own venv (it needs torch): Reader(["en"], gpu=False,
              detector=False, download_enabled=False, model_storage_directory=<easyocr_en_models>/models)
-             .recognize(img, horizontal_list=[[0, w, 0, h]], free_list=[], detail=0).
+             .recognize(img, horizontal_list=[[0, w, 0, h]], free_list=[], detail=0), img = cv2.imread(path).
 
 Metrics per folder (ocr_core.metrics.summarize): word accuracy under the scene-text protocol (lowercase,
 alphanumerics only), case-sensitive word accuracy, CER (case-sensitive, against the label as written); and
@@ -172,6 +172,10 @@ def peer_row(peer: str, python: str, folders: dict, tmp: Path, procs: int) -> di
 # --- report ---------------------------------------------------------------------------------------------
 
 
+def rate(x: float) -> str:
+    return f"{x:.0f}" if x >= 10 else f"{x:.1f}"
+
+
 def markdown(rows: list[dict], folders: dict) -> str:
     head = ["", *(h for f, es in folders.items() for h in (f"`{f}` ({len(es)})", "CER")), "images/s",
             "after load"]
@@ -182,10 +186,10 @@ def markdown(rows: list[dict], folders: dict) -> str:
             m = r["folders"][f]
             acc = f"{100 * m['word_accuracy_alnum']:.1f} ({100 * m['word_accuracy']:.1f})"
             cells += [acc, f"{m['cer']:.3f}"]
-        cells.append(f"{r['images_per_second']:.0f}")
+        cells.append(rate(r["images_per_second"]))
         if r["kind"] == "peer":  # the peer's rate once its workers are up and its model is loaded
             crops = sum(len(es) for es in folders.values())
-            cells.append(f"{crops / sum(m['seconds'] for m in r['folders'].values()):.0f}")
+            cells.append(rate(crops / sum(m["seconds"] for m in r["folders"].values())))
         else:
             cells.append("—")
         lines.append("| " + " | ".join(cells) + " |")
