@@ -27,6 +27,10 @@ setup(
                "tensorflow>=2.16; platform_machine!='x86_64'"],
         "dask": ["dask[distributed]"],
         "dev": ["pytest", "pytest-timeout", "ruff"],
+        # Peers of bench/real_accuracy.py only (never needed by `make test`). Install with
+        # `--no-binary tesserocr` so tesserocr compiles against Debian's libtesseract-dev (PyPI's wheels
+        # bundle a Tesseract of their own); EasyOCR needs torch and gets a venv of its own (see that script).
+        "bench": ["tesserocr", "rapidocr-onnxruntime==1.4.4"],
     },
     entry_points={"console_scripts": ["ocr=pipelines.cli:main"]},
 )

