@@ -189,21 +189,45 @@ def export_onnx(model, path: str) -> None:
 
 
 def onnx_session(path: str, threads: int = 0):
-    """An ONNX Runtime session on a bundle's model.onnx (no TensorFlow: remote files are read via Beam).
+    """An ONNX Runtime session on a bundle's model.onnx; needs no TensorFlow, also for a remote bundle
+    (read through Beam's filesystems). `check_onnx_session` checks it against the bundle.
 
     Args:
         path: the bundle directory.
         threads: intra-op threads (0: ONNX Runtime's default, one per core).
+
+    Raises:
+        BundleError: no model.onnx, or one that does not load.
     """
     import onnxruntime as ort
     from apache_beam.io.filesystems import FileSystems
 
-    with FileSystems.open(fs.join(path, ONNX_FILE)) as fh:
+    onnx_path = fs.join(path, ONNX_FILE)
+    if not FileSystems.exists(onnx_path):
+        raise BundleError(f"model bundle {path} has no {ONNX_FILE} (add it with `ocr export {path}`)")
+    with FileSystems.open(onnx_path) as fh:
         data = fh.read()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise BundleError(f"model bundle {path}: {ONNX_FILE} does not load ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0]}); run `ocr export {path}` again") from e
+
+
+def check_onnx_session(session, path: str) -> tuple[OcrConfig, Charset, PreprocessSpec]:
+    """Checks an `onnx_session` against its bundle's config; returns the bundle's `read_bundle_meta`."""
+    cfg, charset, spec = read_bundle_meta(path)
+    (inp,), out = session.get_inputs(), session.get_outputs()[0]
+    if inp.type != "tensor(uint8)" or inp.shape[1:] != [spec.height, spec.width, 1]:
+        raise BundleError(f"model bundle {path}: {ONNX_FILE} input {inp.type} {inp.shape} != preprocessing "
+                          f"uint8 [B, {spec.height}, {spec.width}, 1]")
+    if out.shape[-1] != charset.num_classes:
+        raise BundleError(f"model bundle {path}: {ONNX_FILE} has {out.shape[-1]} classes but the charset "
+                          f"needs {charset.num_classes}")
+    return cfg, charset, spec
 
 
 def export_saved_model(model, charset: Charset, spec: PreprocessSpec, path: str) -> None:
