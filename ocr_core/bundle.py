@@ -5,10 +5,13 @@ Layout: `model.keras` (plain functional model, no Lambda layers, loads with safe
 `charset.json`, `config.yaml` (architecture + preprocessing contract), `metrics.json`, and
 `saved_model/` whose `serving_default` signature maps encoded image bytes to text and confidence, and
 optionally `model.onnx`: the same network for ONNX Runtime (input `image` uint8 [B, H, W, 1], output float32
-softmax [B, T, classes]), written by `ocr train` when tf2onnx is installed or later by `ocr export`.
+softmax [B, T, classes]), written by `ocr train` when tf2onnx is installed or later by `ocr export`. It
+records the SHA-256 of the model.keras it was converted from, so a model.onnx left over from an older
+model.keras is refused rather than silently used.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import shutil
@@ -27,6 +30,7 @@ from ocr_core.preprocess import PreprocessSpec
 BUNDLE_FILES = ("model.keras", "charset.json", "config.yaml")
 BUNDLE_FORMAT = 1
 ONNX_FILE = "model.onnx"
+ONNX_SOURCE_KEY = "ocr.model_keras_sha256"  # model.onnx metadata: the model.keras it was converted from
 
 
 class BundleError(ValueError):
@@ -149,7 +153,7 @@ def save_bundle(path: str, model, cfg: OcrConfig, metrics: dict, spec: Preproces
     onnx_note = None
     if onnx:
         try:
-            export_onnx(plain, str(tmp / ONNX_FILE))
+            export_onnx(plain, str(tmp / ONNX_FILE), file_sha256(tmp / "model.keras"))
         except Exception as e:  # a trained model is never lost over its optional ONNX copy
             onnx_note = f"{type(e).__name__}: {e}".splitlines()[0]
             (tmp / ONNX_FILE).unlink(missing_ok=True)
@@ -165,10 +169,19 @@ def onnx_export_missing() -> str | None:
     return f"pip install {' '.join(missing)}" if missing else None
 
 
-def export_onnx(model, path: str) -> None:
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with fs.open_binary(path) as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_onnx(model, path: str, keras_sha256: str) -> None:
     """Writes `model` (a loaded bundle's Keras model) as ONNX to the local file `path`.
 
-    Input `image` uint8 [B, H, W, 1] as the Keras model takes it, output float32 probabilities [B, T, C].
+    Input `image` uint8 [B, H, W, 1] as the Keras model takes it, output float32 probabilities [B, T, C];
+    `keras_sha256` (of the bundle's model.keras) goes into the metadata under ONNX_SOURCE_KEY.
 
     Raises:
         ImportError: tf2onnx or onnx is not installed.
@@ -186,6 +199,11 @@ def export_onnx(model, path: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # Keras' tf2onnx patch probes np.object
         model.export(path, format="onnx", input_signature=signature, verbose=False)
+    import onnx
+
+    proto = onnx.load(path)
+    proto.metadata_props.add(key=ONNX_SOURCE_KEY, value=keras_sha256)
+    onnx.save(proto, path)
 
 
 def onnx_session(path: str, threads: int = 0):
@@ -218,8 +236,12 @@ def onnx_session(path: str, threads: int = 0):
 
 
 def check_onnx_session(session, path: str) -> tuple[OcrConfig, Charset, PreprocessSpec]:
-    """Checks an `onnx_session` against its bundle's config; returns the bundle's `read_bundle_meta`."""
+    """Checks an `onnx_session` against its bundle (config and model.keras); returns `read_bundle_meta`."""
     cfg, charset, spec = read_bundle_meta(path)
+    source = session.get_modelmeta().custom_metadata_map.get(ONNX_SOURCE_KEY)
+    if source != file_sha256(fs.join(path, "model.keras")):
+        raise BundleError(f"model bundle {path}: {ONNX_FILE} was not converted from this model.keras "
+                          f"(stale or foreign); run `ocr export {path}` again")
     (inp,), out = session.get_inputs(), session.get_outputs()[0]
     if inp.type != "tensor(uint8)" or inp.shape[1:] != [spec.height, spec.width, 1]:
         raise BundleError(f"model bundle {path}: {ONNX_FILE} input {inp.type} {inp.shape} != preprocessing "

@@ -13,7 +13,14 @@ import warnings
 import numpy as np
 
 from ocr_core import fs
-from ocr_core.bundle import ONNX_FILE, BundleError, export_onnx, load_bundle, onnx_export_missing
+from ocr_core.bundle import (
+    ONNX_FILE,
+    BundleError,
+    export_onnx,
+    file_sha256,
+    load_bundle,
+    onnx_export_missing,
+)
 
 TOLERANCE = 1e-4  # max |Δp| between the Keras model and ONNX Runtime on the check batch
 
@@ -53,7 +60,7 @@ def run(argv=None) -> int:
     tmp = tempfile.mkdtemp(prefix=".ocr-export-", dir=None if fs.is_remote(args.bundle) else args.bundle)
     try:
         local = fs.join(tmp, ONNX_FILE)
-        export_onnx(bundle.model, local)
+        export_onnx(bundle.model, local, file_sha256(fs.join(args.bundle, "model.keras")))
         delta = check_onnx(bundle.model, local)
         if delta is not None and delta > TOLERANCE:
             raise SystemExit(f"ocr export: error: ONNX Runtime differs from the Keras model by {delta:.2e} "

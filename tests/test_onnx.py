@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from ocr_core import synth  # noqa: E402
-from ocr_core.bundle import ONNX_FILE, SHIPPED_MODEL, save_bundle  # noqa: E402
+from ocr_core.bundle import ONNX_FILE, SHIPPED_MODEL, BundleError, save_bundle  # noqa: E402
 from ocr_core.charset import Charset  # noqa: E402
 from ocr_core.config import load_config  # noqa: E402
 from ocr_core.ctc import beam_search_decode, greedy_decode  # noqa: E402
@@ -115,6 +115,12 @@ def test_export_adds_model_onnx_and_a_retrained_bundle_drops_it(plain_bundle, tm
     assert "max |Δp|" in capsys.readouterr().out
     assert (bundle / ONNX_FILE).stat().st_size > 0 and not list(bundle.glob(".ocr-export-*"))
     assert predict.choose_engine("auto", str(bundle)) == "onnx"
+    predict.check_model(str(bundle), "onnx")
+    other = tmp_path / "other"
+    save_demo_bundle(other)
+    shutil.copy(other / "model.keras", bundle / "model.keras")  # model.onnx no longer belongs to it
+    with pytest.raises(BundleError, match="not converted from this model.keras"):
+        predict.check_model(str(bundle), "onnx")
     save_demo_bundle(bundle)  # a new model.keras: the old model.onnx would not match it
     assert not (bundle / ONNX_FILE).exists()
 
@@ -135,7 +141,7 @@ def test_save_bundle_writes_model_onnx_or_says_why_not(tmp_path, monkeypatch):
     assert save_bundle(str(tmp_path / "a"), model, cfg, {}, saved_model=False, onnx=True) is None
     assert export.check_onnx(model, str(tmp_path / "a" / ONNX_FILE)) < 1e-4
 
-    def broken(model, path):
+    def broken(model, path, keras_sha256):
         Path(path).write_bytes(b"half")
         raise ValueError("conversion failed\nmore lines")
 
