@@ -1,8 +1,10 @@
 """`ocr predict`: Beam batch recognition — images (glob, manifest or built dataset) -> Parquet, one row each.
 
 ReadInputs -> Preprocess -> RunInference (bundle loaded once per worker, batched) -> DecodeCTC -> WriteTable.
+
 The engine runs the bundle's model.keras in TensorFlow or its model.onnx in ONNX Runtime (`--engine`; the
 ONNX workers never import TensorFlow); CTC decoding is NumPy either way.
+
 Unreadable inputs become rows with `error` set and `text` null; the job still succeeds. The table is
 written to a staging folder and moved into place only after the pipeline succeeded, with `_SUCCESS.json`
 last, so a failed run never leaves a table that looks complete.
@@ -15,6 +17,7 @@ import json
 import logging
 import os
 import posixpath
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -491,8 +494,8 @@ def parse_args(argv):
                    help="Parquet part files (default: one per ~250k rows)")
     p.add_argument("--engine", choices=["auto", *ENGINES], default="auto",
                    help=f"tf: model.keras in TensorFlow; onnx: the bundle's {ONNX_FILE} in ONNX Runtime (no "
-                        f"TensorFlow in the workers); auto: onnx when the bundle has {ONNX_FILE} and "
-                        "onnxruntime is installed, else tf")
+                        f"TensorFlow in the workers); auto: onnx when the bundle has a {ONNX_FILE} converted "
+                        "from its model.keras and onnxruntime is installed, else tf")
     p.add_argument("--threads", "--tf-threads", dest="threads", type=int, default=0,
                    help="intra-op threads per worker (0: for onnx the cores divided by --workers, at least "
                         "1; for tf TensorFlow's default)")
@@ -549,7 +552,14 @@ def _run(argv, test_pipeline):
         raise PredictError("need 1 <= --top-k <= --beam-width")
     bundle = resolve_model(args.model)
     engine = choose_engine(args.engine, bundle)
-    cfg, charset, spec = check_model(bundle, engine)
+    try:
+        cfg, charset, spec = check_model(bundle, engine)
+    except BundleError as e:
+        if args.engine != "auto" or engine != "onnx":
+            raise
+        print(f"ocr predict: note: using the tf engine ({e})", file=sys.stderr)
+        engine = "tf"
+        cfg, charset, spec = check_model(bundle, engine)
     bundle = os.path.abspath(bundle) if "://" not in bundle else bundle
     model_name = f"{cfg.name}@{posixpath.basename(bundle.rstrip('/'))}"
     src = args.input if "://" in args.input else os.path.abspath(args.input)

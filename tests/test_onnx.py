@@ -121,6 +121,11 @@ def test_export_adds_model_onnx_and_a_retrained_bundle_drops_it(plain_bundle, tm
     shutil.copy(other / "model.keras", bundle / "model.keras")  # model.onnx no longer belongs to it
     with pytest.raises(BundleError, match="not converted from this model.keras"):
         predict.check_model(str(bundle), "onnx")
+    images.write_word(tmp_path / "w.png", "word")
+    predict.run(["--model", str(bundle), "--input", str(tmp_path / "w.png"), "--output", str(tmp_path / "o"),
+                 *IN_MEMORY])  # auto falls back to tf
+    assert "using the tf engine" in capsys.readouterr().err
+    assert [r["engine"] for r in read_table(tmp_path / "o")] == ["tf"]
     save_demo_bundle(bundle)  # a new model.keras: the old model.onnx would not match it
     assert not (bundle / ONNX_FILE).exists()
 
