@@ -47,7 +47,7 @@ $(STAMP): setup.py pyproject.toml
 	$(MAKE) system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[tf,dask,dev]'
+	$(PY) -m pip install -q -e '.[tf,onnx,dask,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

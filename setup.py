@@ -22,9 +22,11 @@ setup(
         "tqdm",
     ],
     extras_require={
-        # Training and inference need TensorFlow; the dataset build does not.
+        # Training and the tf engine need TensorFlow; the dataset build does not. tf2onnx + onnx write a
+        # bundle's model.onnx (`ocr train`, `ocr export`), which the onnx engine runs without TensorFlow.
         "tf": ["tensorboard", "tensorflow-cpu>=2.16; platform_machine=='x86_64'",
-               "tensorflow>=2.16; platform_machine!='x86_64'"],
+               "tensorflow>=2.16; platform_machine!='x86_64'", "tf2onnx>=1.17", "onnx"],
+        "onnx": ["onnxruntime"],  # `ocr predict --engine onnx` (also what Dataflow workers need for it)
         "dask": ["dask[distributed]"],
         "dev": ["pytest", "pytest-timeout", "ruff"],
         # Peers of bench/real_accuracy.py only (never needed by `make test`). Install with

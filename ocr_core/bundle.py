@@ -3,10 +3,16 @@
 A bundle directory is local or on any filesystem TensorFlow reads (gs://...; see `ocr_core.fs`).
 Layout: `model.keras` (plain functional model, no Lambda layers, loads with safe_mode=True),
 `charset.json`, `config.yaml` (architecture + preprocessing contract), `metrics.json`, and
-`saved_model/` whose `serving_default` signature maps encoded image bytes to text and confidence.
+`saved_model/` whose `serving_default` signature maps encoded image bytes to text and confidence, and
+optionally `model.onnx`: the same network for ONNX Runtime (input `image` uint8 [B, H, W, 1], output float32
+softmax [B, T, classes]), written by `ocr train` when tf2onnx is installed or later by `ocr export`. It
+records the SHA-256 of the model.keras it was converted from, so a model.onnx left over from an older
+model.keras is refused rather than silently used.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import shutil
 import tempfile
@@ -23,6 +29,8 @@ from ocr_core.preprocess import PreprocessSpec
 
 BUNDLE_FILES = ("model.keras", "charset.json", "config.yaml")
 BUNDLE_FORMAT = 1
+ONNX_FILE = "model.onnx"
+ONNX_SOURCE_KEY = "ocr.model_keras_sha256"  # model.onnx metadata: the model.keras it was converted from
 
 
 class BundleError(ValueError):
@@ -111,12 +119,16 @@ def load_bundle(path: str) -> Bundle:
 
 
 def save_bundle(path: str, model, cfg: OcrConfig, metrics: dict, spec: PreprocessSpec = PreprocessSpec(),
-                saved_model: bool = True) -> None:
+                saved_model: bool = True, onnx: bool = False) -> str | None:
     """Writes a bundle into a local staging folder, then moves it over `path`'s bundle files.
 
     A local `path` gets a sibling staging folder, so each file is replaced by a rename; a remote one is
     staged in a temporary folder and copied. model.keras is moved last: a half-written bundle never looks
-    complete (`check_bundle_dir`).
+    complete (`check_bundle_dir`). With `onnx`, model.onnx is written too when the conversion works; an
+    older model.onnx in `path` is removed otherwise (it would belong to the replaced model).
+
+    Returns:
+        None, or with `onnx` why model.onnx could not be written (the rest of the bundle is).
     """
     from ocr_core.model import inference_model
 
@@ -138,7 +150,106 @@ def save_bundle(path: str, model, cfg: OcrConfig, metrics: dict, spec: Preproces
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if saved_model:
         export_saved_model(plain, charset, spec, str(tmp / "saved_model"))
+    onnx_note = None
+    if onnx:
+        try:
+            export_onnx(plain, str(tmp / ONNX_FILE), file_sha256(tmp / "model.keras"))
+        except Exception as e:  # a trained model is never lost over its optional ONNX copy
+            onnx_note = f"{type(e).__name__}: {e}".splitlines()[0]
+            (tmp / ONNX_FILE).unlink(missing_ok=True)
+    if not (tmp / ONNX_FILE).exists() and fs.exists(fs.join(path, ONNX_FILE)):
+        fs.remove(fs.join(path, ONNX_FILE))
     fs.move_into(str(tmp), path, last=("model.keras",))
+    return onnx_note
+
+
+def onnx_export_missing() -> str | None:
+    """None when `export_onnx` can run, else which packages to install."""
+    missing = [m for m in ("tf2onnx", "onnx") if importlib.util.find_spec(m) is None]
+    return f"pip install {' '.join(missing)}" if missing else None
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with fs.open_binary(path) as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_onnx(model, path: str, keras_sha256: str) -> None:
+    """Writes `model` (a loaded bundle's Keras model) as ONNX to the local file `path`.
+
+    Input `image` uint8 [B, H, W, 1] as the Keras model takes it, output float32 probabilities [B, T, C];
+    `keras_sha256` (of the bundle's model.keras) goes into the metadata under ONNX_SOURCE_KEY.
+
+    Raises:
+        ImportError: tf2onnx or onnx is not installed.
+    """
+    import logging
+    import warnings
+
+    import tensorflow as tf
+
+    missing = onnx_export_missing()
+    if missing:
+        raise ImportError(f"ONNX export needs tf2onnx and onnx ({missing})")
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)  # one line per rewritten node otherwise
+    signature = [tf.TensorSpec([None, *model.input_shape[1:]], tf.uint8, name="image")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # Keras' tf2onnx patch probes np.object
+        model.export(path, format="onnx", input_signature=signature, verbose=False)
+    import onnx
+
+    proto = onnx.load(path)
+    proto.metadata_props.add(key=ONNX_SOURCE_KEY, value=keras_sha256)
+    onnx.save(proto, path)
+
+
+def onnx_session(path: str, threads: int = 0):
+    """An ONNX Runtime session on a bundle's model.onnx; needs no TensorFlow, also for a remote bundle
+    (read through Beam's filesystems). `check_onnx_session` checks it against the bundle.
+
+    Args:
+        path: the bundle directory.
+        threads: intra-op threads (0: ONNX Runtime's default, one per core).
+
+    Raises:
+        BundleError: no model.onnx, or one that does not load.
+    """
+    import onnxruntime as ort
+    from apache_beam.io.filesystems import FileSystems
+
+    onnx_path = fs.join(path, ONNX_FILE)
+    if not FileSystems.exists(onnx_path):
+        raise BundleError(f"model bundle {path} has no {ONNX_FILE} (add it with `ocr export {path}`)")
+    with FileSystems.open(onnx_path) as fh:
+        data = fh.read()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise BundleError(f"model bundle {path}: {ONNX_FILE} does not load ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0]}); run `ocr export {path}` again") from e
+
+
+def check_onnx_session(session, path: str) -> tuple[OcrConfig, Charset, PreprocessSpec]:
+    """Checks an `onnx_session` against its bundle (config and model.keras); returns `read_bundle_meta`."""
+    cfg, charset, spec = read_bundle_meta(path)
+    source = session.get_modelmeta().custom_metadata_map.get(ONNX_SOURCE_KEY)
+    if source != file_sha256(fs.join(path, "model.keras")):
+        raise BundleError(f"model bundle {path}: {ONNX_FILE} was not converted from this model.keras "
+                          f"(stale or foreign); run `ocr export {path}` again")
+    (inp,), out = session.get_inputs(), session.get_outputs()[0]
+    if inp.type != "tensor(uint8)" or inp.shape[1:] != [spec.height, spec.width, 1]:
+        raise BundleError(f"model bundle {path}: {ONNX_FILE} input {inp.type} {inp.shape} != preprocessing "
+                          f"uint8 [B, {spec.height}, {spec.width}, 1]")
+    if out.shape[-1] != charset.num_classes:
+        raise BundleError(f"model bundle {path}: {ONNX_FILE} has {out.shape[-1]} classes but the charset "
+                          f"needs {charset.num_classes}")
+    return cfg, charset, spec
 
 
 def export_saved_model(model, charset: Charset, spec: PreprocessSpec, path: str) -> None:

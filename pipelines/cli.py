@@ -16,6 +16,7 @@ COMMANDS = {
     "build-dataset": ("pipelines.build_dataset", "Beam: images + labels -> validated, sharded TFRecords"),
     "inspect": ("pipelines.inspect_dataset", "summarise a built dataset and show a few records"),
     "train": ("pipelines.train", "train a CRNN on a built dataset -> model bundle"),
+    "export": ("pipelines.export", "add model.onnx (for `ocr predict --engine onnx`) to a model bundle"),
     "predict": ("pipelines.predict", "Beam: batch recognition of images -> Parquet"),
     "evaluate": ("pipelines.evaluate", "score predictions against labels, with an HTML report"),
     "demo": ("pipelines.demo", "synth -> build-dataset -> train/shipped model -> predict -> evaluate"),

@@ -1,6 +1,10 @@
 """`ocr predict`: Beam batch recognition — images (glob, manifest or built dataset) -> Parquet, one row each.
 
 ReadInputs -> Preprocess -> RunInference (bundle loaded once per worker, batched) -> DecodeCTC -> WriteTable.
+
+The engine runs the bundle's model.keras in TensorFlow or its model.onnx in ONNX Runtime (`--engine`; the
+ONNX workers never import TensorFlow); CTC decoding is NumPy either way.
+
 Unreadable inputs become rows with `error` set and `text` null; the job still succeeds. The table is
 written to a staging folder and moved into place only after the pipeline succeeded, with `_SUCCESS.json`
 last, so a failed run never leaves a table that looks complete.
@@ -8,10 +12,12 @@ last, so a failed run never leaves a table that looks complete.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
 import posixpath
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -23,7 +29,14 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
-from ocr_core.bundle import SHIPPED_MODEL, BundleError, load_bundle
+from ocr_core.bundle import (
+    ONNX_FILE,
+    SHIPPED_MODEL,
+    BundleError,
+    check_onnx_session,
+    load_bundle,
+    onnx_session,
+)
 from ocr_core.charset import Charset
 from ocr_core.ctc import beam_search_decode, greedy_decode
 from ocr_core.errors import REASONS, InputError
@@ -50,6 +63,7 @@ SCHEMA = pa.schema([
                                                pa.field("score", pa.float32())]))),
     pa.field("model", pa.string()),
     pa.field("decoder", pa.string()),
+    pa.field("engine", pa.string()),
     pa.field("error", pa.string()),
     pa.field("label", pa.string()),
 ])
@@ -62,6 +76,7 @@ SCHEMA_DOC = {
     "candidates": "beam search: top-k (text, probability), best first; greedy: the one result",
     "model": "model bundle name (config@directory)",
     "decoder": "greedy | beam(width)",
+    "engine": "tf (model.keras in TensorFlow) | onnx (model.onnx in ONNX Runtime)",
     "error": "null when OK, else '<reason>: <detail>', reason one of " + ", ".join(REASONS),
     "label": "ground truth when the input carries labels (manifest or dataset), else null",
 }
@@ -127,8 +142,12 @@ def _manifest_items(path: str) -> Iterable[Item]:
 class ReadDatasetShard(beam.DoFn):
     """Yields the (already preprocessed) records of one TFRecord shard."""
 
+    def __init__(self, load_tf: bool):
+        self._load_tf = load_tf
+
     def setup(self):
-        import tensorflow  # noqa: F401  -- load TF's Example proto before `tfrecord`'s could be (records.py)
+        if self._load_tf:  # load TF's Example proto before `tfrecord`'s could be (records.py)
+            import tensorflow  # noqa: F401
 
     def process(self, shard: str):
         from ocr_core.records import WordRecord, iter_tfrecords
@@ -146,9 +165,9 @@ class ReadInputs(beam.PTransform):
     `expected_rows` can size the output.
     """
 
-    def __init__(self, path: str, kind: str, split: str):
+    def __init__(self, path: str, kind: str, split: str, load_tf: bool = True):
         super().__init__()
-        self.path, self.kind = path, kind
+        self.path, self.kind, self.load_tf = path, kind, load_tf
         if kind == "dataset":
             self.shards = dataset_shards(path, split)
             self.expected_rows = sum(count for _, count in self.shards)
@@ -164,7 +183,7 @@ class ReadInputs(beam.PTransform):
     def expand(self, pbegin):
         if self.kind == "dataset":
             return (pbegin | "ListShards" >> beam.Create([path for path, _ in self.shards])
-                    | "ReadShards" >> beam.ParDo(ReadDatasetShard()))
+                    | "ReadShards" >> beam.ParDo(ReadDatasetShard(self.load_tf)))
         return pbegin | "ListFiles" >> beam.Create(self.items, reshuffle=True)
 
 
@@ -198,20 +217,44 @@ def quiet_memory_probe_warning() -> None:
         root.addFilter(_NoMemoryProbeWarning())
 
 
+ENGINES = ("tf", "onnx")
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 class CrnnModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
-    """Loads an ocr model bundle once per worker and runs it on batches of uint8 H x W images."""
+    """Loads an ocr model bundle once per worker and runs it on batches of uint8 H x W images.
+
+    engine "tf": model.keras in a tf.function; "onnx": model.onnx in one ONNX Runtime session, without
+    TensorFlow. Threads: `intra_op_threads`, or 0 for TensorFlow's default and, for ONNX Runtime, this
+    machine's cores shared by `workers` worker processes.
+    """
 
     def __init__(self, bundle: str, min_batch_size: int = 16, max_batch_size: int = 128,
-                 intra_op_threads: int = 0):
+                 intra_op_threads: int = 0, engine: str = "tf", workers: int = 1):
         super().__init__()
-        self._bundle = bundle
+        if engine not in ENGINES:
+            raise ValueError(f"engine {engine!r} is not one of {ENGINES}")
+        self._bundle, self._engine, self._workers = bundle, engine, workers
         self._batch = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
         self._threads = intra_op_threads
 
     def load_model(self):
-        import tensorflow as tf
+        """A function uint8 [B, H, W, 1] -> float32 probabilities [B, T, C] (NumPy in and out)."""
+        return self._load_onnx() if self._engine == "onnx" else self._load_tf()
 
-        from ocr_core.bundle import load_bundle
+    def _load_onnx(self):
+        session = onnx_session(self._bundle, self._threads or max(1, available_cores() // self._workers))
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x})[0]
+
+    def _load_tf(self):
+        import tensorflow as tf
 
         if self._threads:
             try:
@@ -220,11 +263,12 @@ class CrnnModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
                 pass
         model = load_bundle(self._bundle).model
         h, w = model.input_shape[1:3]
-        return tf.function(lambda x: model(x, training=False),
-                           input_signature=[tf.TensorSpec([None, h, w, 1], tf.uint8)])
+        fn = tf.function(lambda x: model(x, training=False),
+                         input_signature=[tf.TensorSpec([None, h, w, 1], tf.uint8)])
+        return lambda x: fn(x).numpy()
 
     def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None):
-        probs = model(np.stack(batch)[..., None]).numpy()
+        probs = model(np.stack(batch)[..., None])
         return [PredictionResult(x, p) for x, p in zip(batch, probs)]
 
     def batch_elements_kwargs(self):
@@ -234,12 +278,20 @@ class CrnnModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
         return sum(x.nbytes for x in batch)
 
 
-class DecodeCTC(beam.DoFn):
-    """(item, PredictionResult) -> a row: CTC decoding with confidence (greedy or beam top-k)."""
+def decoder_label(decoder: str, beam_width: int) -> str:
+    """The `decoder` column: greedy | beam(width)."""
+    return f"beam({beam_width})" if decoder == "beam" else "greedy"
 
-    def __init__(self, characters: str, decoder: str, beam_width: int, top_k: int, model_name: str):
+
+class DecodeCTC(beam.DoFn):
+    """(item, PredictionResult) -> a row: CTC decoding with confidence (greedy or beam top-k).
+
+    `tags`: the model, decoder and engine columns of every row.
+    """
+
+    def __init__(self, characters: str, decoder: str, beam_width: int, top_k: int, tags: dict):
         self._chars, self._decoder, self._width, self._top_k = characters, decoder, beam_width, top_k
-        self._model = model_name
+        self._tags = tags
 
     def setup(self):
         self._charset = Charset(self._chars)
@@ -253,19 +305,16 @@ class DecodeCTC(beam.DoFn):
         else:
             ids, conf = greedy_decode(probs[None])
             cands = [(self._charset.decode(ids[0]), float(conf[0]))]
-        yield make_row(item, self._model, self.decoder_name, cands[0][0], cands[0][1], cands)
-
-    @property
-    def decoder_name(self) -> str:
-        return f"beam({self._width})" if self._decoder == "beam" else "greedy"
+        yield make_row(item, self._tags, cands[0][0], cands[0][1], cands)
 
 
-def make_row(item: Item, model: str, decoder: str, text=None, confidence=None, candidates=None) -> dict:
+def make_row(item: Item, tags: dict, text=None, confidence=None, candidates=None) -> dict:
+    """A table row; `tags` holds the model, decoder and engine columns."""
     return {"id": item["id"], "source": item["source"], "text": text,
             "confidence": None if confidence is None else float(confidence),
             "candidates": None if candidates is None else
             [{"text": t, "score": float(s)} for t, s in candidates],
-            "model": model, "decoder": decoder, "error": item.get("error"), "label": item.get("label")}
+            **tags, "error": item.get("error"), "label": item.get("label")}
 
 
 class _InferBatch(beam.DoFn):
@@ -313,24 +362,25 @@ class Recognise(beam.PTransform):
 
     def __init__(self, bundle: str, model_name: str, characters: str, spec: PreprocessSpec, decoder: str,
                  beam_width: int, top_k: int, batch_size: int, threads: int,
-                 use_run_inference: bool = True, groups: int = 8):
+                 use_run_inference: bool = True, groups: int = 8, engine: str = "tf", workers: int = 1):
         super().__init__()
         self.use_run_inference, self.groups = use_run_inference, groups
         self.bundle, self.model_name, self.characters, self.spec = bundle, model_name, characters, spec
         self.decoder, self.beam_width, self.top_k = decoder, beam_width, top_k
-        self.batch_size, self.threads = batch_size, threads
+        self.batch_size, self.threads, self.engine, self.workers = batch_size, threads, engine, workers
 
     def expand(self, items):
         spec = self.spec
         prepared = items | "Preprocess" >> beam.Map(preprocess_item, spec)
         # Filters rather than tagged outputs: Beam's DaskRunner feeds every tagged output to every consumer.
         failed = prepared | "Failed" >> beam.Filter(lambda it: bool(it.get("error")))
-        decoder_name = f"beam({self.beam_width})" if self.decoder == "beam" else "greedy"
-        error_rows = failed | "ErrorRows" >> beam.Map(make_row, self.model_name, decoder_name)
+        tags = {"model": self.model_name, "decoder": decoder_label(self.decoder, self.beam_width),
+                "engine": self.engine}
+        error_rows = failed | "ErrorRows" >> beam.Map(make_row, tags)
         # Fixed-size batches (min = max): BatchElements' adaptive sizing starts tiny and probes, which costs
         # ~7% on a busy CPU for no gain; the tail of each bundle is flushed whatever its size.
         handler = KeyedModelHandler(CrnnModelHandler(self.bundle, self.batch_size, self.batch_size,
-                                                     self.threads))
+                                                     self.threads, self.engine, self.workers))
         rows = (prepared
                 | "Readable" >> beam.Filter(lambda it: not it.get("error"))
                 | "KeyByItem" >> beam.Map(lambda it: (Item({k: v for k, v in it.items() if k != "pixels"}),
@@ -338,7 +388,7 @@ class Recognise(beam.PTransform):
                 | "RunInference" >> (RunInference(handler) if self.use_run_inference
                                      else InferBatches(handler, self.batch_size, self.groups))
                 | "DecodeCTC" >> beam.ParDo(DecodeCTC(self.characters, self.decoder, self.beam_width,
-                                                      self.top_k, self.model_name)))
+                                                      self.top_k, tags)))
         return (rows, error_rows) | "AllRows" >> beam.Flatten()
 
 
@@ -442,7 +492,13 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, default=64, help="largest inference batch")
     p.add_argument("--shards", type=int, default=0,
                    help="Parquet part files (default: one per ~250k rows)")
-    p.add_argument("--tf-threads", type=int, default=0, help="TensorFlow intra-op threads per worker (0: TF)")
+    p.add_argument("--engine", choices=["auto", *ENGINES], default="auto",
+                   help=f"tf: model.keras in TensorFlow; onnx: the bundle's {ONNX_FILE} in ONNX Runtime (no "
+                        f"TensorFlow in the workers); auto: onnx when the bundle has a {ONNX_FILE} converted "
+                        "from its model.keras and onnxruntime is installed, else tf")
+    p.add_argument("--threads", "--tf-threads", dest="threads", type=int, default=0,
+                   help="intra-op threads per worker (0: for onnx the cores divided by --workers, at least "
+                        "1; for tf TensorFlow's default)")
     add_runner_arguments(p)
     return parse_job_args(p, argv)
 
@@ -454,6 +510,30 @@ def resolve_model(model: str | None) -> str:
         return str(SHIPPED_MODEL)
     raise PredictError(f"no --model given and no shipped model at {SHIPPED_MODEL}; "
                        "train one with `ocr train`")
+
+
+def onnxruntime_missing() -> bool:
+    return importlib.util.find_spec("onnxruntime") is None
+
+
+def choose_engine(requested: str, bundle: str) -> str:
+    """auto -> onnx when the bundle has model.onnx and onnxruntime is installed, else tf."""
+    if requested == "auto":
+        has_onnx = FileSystems.exists(posixpath.join(bundle, ONNX_FILE))
+        return "onnx" if has_onnx and not onnxruntime_missing() else "tf"
+    if requested == "onnx" and onnxruntime_missing():
+        raise PredictError("--engine onnx needs onnxruntime (pip install onnxruntime)")
+    return requested
+
+
+def check_model(bundle: str, engine: str):
+    """Loads the engine's model once before the pipeline: a bundle that does not load (a truncated file)
+    fails here with one line, instead of in every worker once the pipeline runs. Returns (config, charset,
+    preprocessing); the onnx engine does not import TensorFlow."""
+    if engine == "onnx":
+        return check_onnx_session(onnx_session(bundle, threads=1), bundle)
+    loaded = load_bundle(bundle)
+    return loaded.config, loaded.charset, loaded.spec
 
 
 def run(argv=None, test_pipeline=None):
@@ -471,11 +551,15 @@ def _run(argv, test_pipeline):
     if args.beam_width < 1 or args.top_k < 1 or args.top_k > args.beam_width:
         raise PredictError("need 1 <= --top-k <= --beam-width")
     bundle = resolve_model(args.model)
-    # Loads the model itself, not only its metadata: a bundle that does not load (a truncated model.keras)
-    # fails here with one line, instead of in every worker once the pipeline runs.
-    loaded = load_bundle(bundle)
-    cfg, charset, spec = loaded.config, loaded.charset, loaded.spec
-    del loaded
+    engine = choose_engine(args.engine, bundle)
+    try:
+        cfg, charset, spec = check_model(bundle, engine)
+    except BundleError as e:
+        if args.engine != "auto" or engine != "onnx":
+            raise
+        print(f"ocr predict: note: using the tf engine ({e})", file=sys.stderr)
+        engine = "tf"
+        cfg, charset, spec = check_model(bundle, engine)
     bundle = os.path.abspath(bundle) if "://" not in bundle else bundle
     model_name = f"{cfg.name}@{posixpath.basename(bundle.rstrip('/'))}"
     src = args.input if "://" in args.input else os.path.abspath(args.input)
@@ -484,7 +568,7 @@ def _run(argv, test_pipeline):
     if "://" not in out:
         os.makedirs(out, exist_ok=True)
     staging = posixpath.join(out, f"_staging-{uuid.uuid4().hex[:8]}")
-    inputs = ReadInputs(src, kind, args.split)  # lists inputs: fails fast on an empty glob
+    inputs = ReadInputs(src, kind, args.split, load_tf=engine == "tf")  # lists inputs: fails fast if none
     options, cleanup = pipeline_options(beam_args, args.runner, args.workers, args.dask_address)
     result = None
     try:
@@ -493,9 +577,9 @@ def _run(argv, test_pipeline):
             (p
              | "ReadInputs" >> inputs
              | "Recognise" >> Recognise(bundle, model_name, charset.characters, spec, args.decoder,
-                                        args.beam_width, args.top_k, args.batch_size, args.tf_threads,
+                                        args.beam_width, args.top_k, args.batch_size, args.threads,
                                         use_run_inference=runner_name(args.runner) != DASK_RUNNER,
-                                        groups=4 * args.workers)
+                                        groups=4 * args.workers, engine=engine, workers=args.workers)
              | "WriteTable" >> WriteTable(staging, args.shards or auto_shards(inputs.expected_rows)))
         result = p.result
     except Exception:
@@ -506,12 +590,12 @@ def _run(argv, test_pipeline):
         cleanup(result)
     paths = publish(out, staging)
     summary = summarize_table(paths)
-    summary.update(model=model_name, input=src, decoder=args.decoder,
+    summary.update(model=model_name, input=src, decoder=args.decoder, engine=engine,
                    files=[posixpath.basename(p) for p in paths],
                    seconds=round(time.time() - started, 2), schema=SCHEMA_DOC)
     with FileSystems.create(posixpath.join(out, SUCCESS)) as fh:  # the commit marker, last
         fh.write(json.dumps(summary, indent=2).encode())
     print(f"ocr predict: {summary['rows']} rows ({summary['errors']} failed"
           + (f": {summary['errors_by_reason']}" if summary["errors"] else "")
-          + f") -> {out} in {summary['seconds']}s")
+          + f") -> {out} in {summary['seconds']}s ({engine} engine)")
     return 0

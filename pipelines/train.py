@@ -139,7 +139,7 @@ def initial_weights(path: str, cfg) -> list:
 def run(argv=None) -> int:
     args = parse_args(argv)
     from ocr_core import fs
-    from ocr_core.bundle import save_bundle
+    from ocr_core.bundle import ONNX_FILE, onnx_export_missing, save_bundle
     from ocr_core.config import load_config
     from ocr_core.data import DataMix, DatasetError, DatasetInfo
     from ocr_core.training import BACKUP_DIR, check_compatible, current_task, finish, is_chief, train
@@ -195,7 +195,12 @@ def run(argv=None) -> int:
                "best": state.best, "epochs_run": state.epochs_run + state.start_epoch,
                "stopped_early": state.stopped_early, "train_images_per_second": state.images_per_second,
                "counts": {s: data.count(s) for s in ("train", "val", "test")}, "history": state.history}
-    save_bundle(output, model, cfg, metrics, saved_model=not args.no_saved_model)
+    missing = onnx_export_missing()
+    onnx_failed = save_bundle(output, model, cfg, metrics, saved_model=not args.no_saved_model,
+                              onnx=not missing)
+    if missing or onnx_failed:
+        print(f"ocr train: note: the bundle has no {ONNX_FILE} ({missing or onnx_failed}); "
+              "`ocr export BUNDLE` adds it later", flush=True)
     finish(output)
     best = state.best
     print(f"ocr train: wrote model bundle {output} (best epoch {state.best_epoch}: "

@@ -184,7 +184,7 @@ RAM_TRAIN = """
 import os, sys
 import tensorflow as tf
 from pipelines import train
-from ocr_core.bundle import load_bundle
+from ocr_core.bundle import load_bundle, onnx_export_missing
 g = tf.io.gfile
 local, data, out = sys.argv[1], "ram://datasets/words", "ram://models/m"
 for folder, _, files in os.walk(local):
@@ -195,8 +195,9 @@ for folder, _, files in os.walk(local):
 rc = train.run(["--data", data, "--output", out, "--config", "demo", "--epochs", "1",
                 "--max-steps-per-epoch", "2", "--batch-size", "8"])
 assert rc == 0, rc
+onnx = ("model.onnx",) * (not onnx_export_missing())  # written when tf2onnx is installed
 for f in ("model.keras", "charset.json", "config.yaml", "metrics.json", "history.csv",
-          "saved_model/saved_model.pb", "saved_model/variables"):
+          "saved_model/saved_model.pb", "saved_model/variables") + onnx:
     assert g.exists(out + "/" + f), f
 assert g.glob(out + "/logs/events.out.tfevents.*"), g.listdir(out)
 assert not g.exists(out + "/_backup") and not g.exists(out + "/best.weights.h5"), g.listdir(out)

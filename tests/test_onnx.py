@@ -1,0 +1,156 @@
+"""The ONNX Runtime engine: same probabilities and texts as TensorFlow, `ocr predict --engine onnx` end to end
+(without TensorFlow in the worker), `ocr export` and bundles without model.onnx."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from ocr_core import synth  # noqa: E402
+from ocr_core.bundle import ONNX_FILE, SHIPPED_MODEL, BundleError, save_bundle  # noqa: E402
+from ocr_core.charset import Charset  # noqa: E402
+from ocr_core.config import load_config  # noqa: E402
+from ocr_core.ctc import beam_search_decode, greedy_decode  # noqa: E402
+from ocr_core.inputs import read_image_bytes  # noqa: E402
+from ocr_core.model import build_crnn  # noqa: E402
+from ocr_core.preprocess import PreprocessSpec, preprocess_word_image  # noqa: E402
+from pipelines import export, predict  # noqa: E402
+from tests import images  # noqa: E402
+
+IN_MEMORY = ["--workers", "1"]
+N_IMAGES = 200
+
+
+@pytest.fixture(scope="module")
+def heldout(tmp_path_factory) -> Path:
+    """labels.tsv of 200 synthetic words in held-out fonts."""
+    return synth.generate(tmp_path_factory.mktemp("heldout"), count=N_IMAGES, seed=21, font_split="heldout",
+                          workers=1, progress=False, version=2)
+
+
+def engine_probs(engine: str, batch: np.ndarray) -> np.ndarray:
+    model = predict.CrnnModelHandler(str(SHIPPED_MODEL), engine=engine).load_model()
+    return np.concatenate([model(batch[i:i + 64]) for i in range(0, len(batch), 64)])
+
+
+def test_onnx_and_tf_engines_agree_on_probabilities_and_texts(heldout):
+    spec = PreprocessSpec()
+    paths = [heldout.parent / line.split("\t")[0] for line in heldout.read_text().splitlines()]
+    batch = np.stack([preprocess_word_image(read_image_bytes(str(p), spec.max_bytes), spec)[0]
+                      for p in paths])[..., None]
+    assert len(batch) >= 200
+    tf_probs, onnx_probs = engine_probs("tf", batch), engine_probs("onnx", batch)
+    assert onnx_probs.dtype == np.float32 and onnx_probs.shape == tf_probs.shape
+    assert np.abs(onnx_probs - tf_probs).max() < 1e-4
+    charset = Charset()
+    (tf_ids, tf_conf), (onnx_ids, onnx_conf) = greedy_decode(tf_probs), greedy_decode(onnx_probs)
+    assert [charset.decode(i) for i in onnx_ids] == [charset.decode(i) for i in tf_ids]
+    assert np.allclose(onnx_conf, tf_conf, atol=1e-4)
+    for t, o in zip(tf_probs, onnx_probs):
+        assert beam_search_decode(o, 6, 1)[0][0] == beam_search_decode(t, 6, 1)[0][0]
+
+
+def read_table(out: Path) -> list[dict]:
+    assert (out / predict.SUCCESS).exists()
+    return pq.read_table(out, schema=predict.SCHEMA).to_pylist()
+
+
+def test_predict_with_the_onnx_engine_gives_the_tf_engines_rows(heldout, tmp_path):
+    tables = {}
+    for engine in ("onnx", "tf"):
+        out = tmp_path / engine
+        assert predict.run(["--input", str(heldout), "--output", str(out), "--engine", engine,
+                            *IN_MEMORY]) == 0
+        tables[engine] = {r["id"]: r for r in read_table(out)}
+    onnx, tf = tables["onnx"], tables["tf"]
+    assert len(onnx) == N_IMAGES and onnx.keys() == tf.keys()
+    assert {r["engine"] for r in onnx.values()} == {"onnx"} and {r["engine"] for r in tf.values()} == {"tf"}
+    assert {r["model"] for r in onnx.values()} == {f"default@{SHIPPED_MODEL.name}"}
+    assert {i: r["text"] for i, r in onnx.items()} == {i: r["text"] for i, r in tf.items()}
+    assert max(abs(onnx[i]["confidence"] - tf[i]["confidence"]) for i in onnx) < 1e-4
+
+
+def test_auto_engine_is_onnx_for_the_shipped_bundle_and_tf_without_model_onnx(tmp_path):
+    assert predict.choose_engine("auto", str(SHIPPED_MODEL)) == "onnx"
+    assert predict.choose_engine("auto", str(tmp_path)) == "tf"
+
+
+def test_onnx_worker_does_not_import_tensorflow(tmp_path, repo):
+    for i, word in enumerate(["alpha", "Beta"]):
+        images.write_word(tmp_path / f"w{i}.png", word)
+    images.write(tmp_path / "bad.png", b"")
+    out = tmp_path / "pred"
+    code = ("import sys; from pipelines import predict; "
+            f"predict.run(['--input', {str(tmp_path / '*.png')!r}, '--output', {str(out)!r}, '--engine', "
+            "'onnx', '--workers', '1']); "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
+    p = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = read_table(out)
+    assert len(rows) == 3 and sum(r["error"] is not None for r in rows) == 1
+
+
+def save_demo_bundle(path: Path) -> Path:
+    """Writes an untrained demo bundle (no model.onnx) to `path`."""
+    cfg = load_config("demo")
+    model = build_crnn(cfg.model, Charset(cfg.charset).num_classes)
+    save_bundle(str(path), model, cfg, {}, saved_model=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def plain_bundle(tmp_path_factory) -> Path:
+    return save_demo_bundle(tmp_path_factory.mktemp("bundle") / "model")
+
+
+def test_export_adds_model_onnx_and_a_retrained_bundle_drops_it(plain_bundle, tmp_path, capsys):
+    bundle = tmp_path / "model"
+    shutil.copytree(plain_bundle, bundle)
+    assert export.run([str(bundle)]) == 0
+    assert "max |Δp|" in capsys.readouterr().out
+    assert (bundle / ONNX_FILE).stat().st_size > 0 and not list(bundle.glob(".ocr-export-*"))
+    assert predict.choose_engine("auto", str(bundle)) == "onnx"
+    predict.check_model(str(bundle), "onnx")
+    other = tmp_path / "other"
+    save_demo_bundle(other)
+    shutil.copy(other / "model.keras", bundle / "model.keras")  # model.onnx no longer belongs to it
+    with pytest.raises(BundleError, match="not converted from this model.keras"):
+        predict.check_model(str(bundle), "onnx")
+    images.write_word(tmp_path / "w.png", "word")
+    predict.run(["--model", str(bundle), "--input", str(tmp_path / "w.png"), "--output", str(tmp_path / "o"),
+                 *IN_MEMORY])  # auto falls back to tf
+    assert "using the tf engine" in capsys.readouterr().err
+    assert [r["engine"] for r in read_table(tmp_path / "o")] == ["tf"]
+    save_demo_bundle(bundle)  # a new model.keras: the old model.onnx would not match it
+    assert not (bundle / ONNX_FILE).exists()
+
+
+def test_onnx_engine_without_model_onnx_fails_before_the_pipeline(plain_bundle, tmp_path):
+    images.write_word(tmp_path / "w.png", "word")
+    with pytest.raises(SystemExit, match=f"has no {ONNX_FILE}.*ocr export"):
+        predict.run(["--model", str(plain_bundle), "--input", str(tmp_path / "w.png"), "--output",
+                     str(tmp_path / "o"), "--engine", "onnx", *IN_MEMORY])
+    assert not (tmp_path / "o").exists()
+
+
+def test_save_bundle_writes_model_onnx_or_says_why_not(tmp_path, monkeypatch):
+    from ocr_core import bundle as bundle_module
+
+    cfg = load_config("demo")
+    model = build_crnn(cfg.model, Charset(cfg.charset).num_classes)
+    assert save_bundle(str(tmp_path / "a"), model, cfg, {}, saved_model=False, onnx=True) is None
+    assert export.check_onnx(model, str(tmp_path / "a" / ONNX_FILE)) < 1e-4
+
+    def broken(model, path, keras_sha256):
+        Path(path).write_bytes(b"half")
+        raise ValueError("conversion failed\nmore lines")
+
+    monkeypatch.setattr(bundle_module, "export_onnx", broken)
+    note = save_bundle(str(tmp_path / "b"), model, cfg, {}, saved_model=False, onnx=True)
+    assert note == "ValueError: conversion failed"  # what `ocr train` prints; the bundle is still written
+    assert (tmp_path / "b" / "model.keras").exists() and not (tmp_path / "b" / ONNX_FILE).exists()
