@@ -82,39 +82,61 @@ bench: $(STAMP)
 	$(PY) bench/train_throughput.py
 	$(PY) bench/predict_throughput.py
 
-# `make default-model`: the shipped model's whole recipe, five `ocr train` stages (about 8 h on 2 cores), then
-# the held-out benchmark. Each step leaves a stamp in $(RECIPE), so a stopped run starts again at the first
-# unfinished step, and an interrupted `ocr train` resumes from its last epoch checkpoint (OUTPUT/_backup).
-RECIPE := recipe
-OCR    := $(VENV)/bin/ocr
+# `make default-model`: the shipped model's whole recipe, eight `ocr train` stages (about 9.5 h on 2 cores), then
+# the held-out-font and real-crop benchmarks. Stages 1-5 train on synthetic images only (synth versions 1-2);
+# stages 6-8 mix synth-v3 images with the real train crops of $(REALWORDS), select on its dev crops, and end
+# with a short real-crop fine-tune. Each step leaves a stamp in $(RECIPE), so a stopped run starts again at the
+# first unfinished step, and an interrupted `ocr train` resumes from its last epoch checkpoint (OUTPUT/_backup).
+RECIPE    := recipe
+OCR       := $(VENV)/bin/ocr
+REALWORDS ?= ../shared/realwords
+REAL_SETS := iiit5k_train ic15_train svt_train
 
-default-model: $(RECIPE)/heldout_accuracy.json
-	@echo "model: $(RECIPE)/models/default; results: $<"
+default-model: $(RECIPE)/heldout_accuracy.json $(RECIPE)/real_accuracy.json
+	@echo "model: $(RECIPE)/models/default; results: $^"
 
-# $(call synth,NAME,COUNT,SEED,FONTS) and $(call build,NAME,VAL_FRACTION,SHARDS) as recipe steps
-synth = $(OCR) synth --out $(RECIPE)/$(1) --count $(2) --seed $(3) --fonts $(4) --no-progress --overwrite
+# $(call synth,NAME,COUNT,SEED,FONTS,VERSION) and $(call build,NAME,VAL_FRACTION,SHARDS) as recipe steps
+synth = $(OCR) synth --out $(RECIPE)/$(1) --count $(2) --seed $(3) --fonts $(4) --version $(5) --no-progress \
+          --overwrite
 build = $(OCR) build-dataset --input $(RECIPE)/synth$(1)/labels.tsv --output $(RECIPE)/ds$(1) \
           --val-fraction $(2) --shards $(3) --overwrite
 # (a stage whose model is finished but whose stamp is missing is not trained again)
-train = test -f $(RECIPE)/models/$(2)/model.keras || $(OCR) train --config default --data $(RECIPE)/ds$(1) \
-          --output $(RECIPE)/models/$(2)
+done  = test -f $(RECIPE)/models/$(1)/model.keras ||
+train = $(call done,$(2)) $(OCR) train --config default --data $(RECIPE)/ds$(1) --output $(RECIPE)/models/$(2)
+# stages 6-8: real train crops beside synthetic ones, best epoch chosen on the real dev crops
+mix   = $(call done,$(1)) $(OCR) train --config default --val-data $(RECIPE)/dsrealdev --output $(RECIPE)/models/$(1)
 
 $(RECIPE)/%.synth: $(STAMP)
 	@mkdir -p $(RECIPE)
-	$(call synth,synth$*,$(word 1,$(SYNTH_$*)),$(word 2,$(SYNTH_$*)),train)
+	$(call synth,synth$*,$(word 1,$(SYNTH_$*)),$(word 2,$(SYNTH_$*)),train,$(word 3,$(SYNTH_$*)))
 	touch $@
-SYNTH_300k := 300000 1
-SYNTH_120k := 120000 11
-SYNTH_160k := 160000 12
-SYNTH_150k := 150000 14
+# COUNT SEED VERSION (the shipped stages 1-2 ran on synth version 1: version 2 without old-style figures)
+SYNTH_300k   := 300000 1 2
+SYNTH_120k   := 120000 11 2
+SYNTH_160k   := 160000 12 2
+SYNTH_150k   := 150000 14 2
+SYNTH_v3100k := 100000 31 3
+$(RECIPE)/v3100k.synth: synth-assets
 
 $(RECIPE)/%.ds: $(RECIPE)/%.synth
 	$(call build,$*,$(word 1,$(BUILD_$*)),$(word 2,$(BUILD_$*)))
 	touch $@
-BUILD_300k := 0.02 32
-BUILD_120k := 0.03 16
-BUILD_160k := 0.02 16
-BUILD_150k := 0.02 16
+BUILD_300k   := 0.02 32
+BUILD_120k   := 0.03 16
+BUILD_160k   := 0.02 16
+BUILD_150k   := 0.02 16
+BUILD_v3100k := 0.01 16
+
+# The real crops: every train.tsv into one train-only dataset, every dev.tsv into one val-only one (punctuation
+# and other characters outside the charset dropped from the labels, as the scene-text protocol ignores them).
+$(RECIPE)/realtrain.ds: $(STAMP)
+	$(OCR) build-dataset $(foreach s,$(REAL_SETS),--input $(REALWORDS)/$(s)/train.tsv) \
+	  --output $(RECIPE)/dsrealtrain --val-fraction 0 --shards 4 --oov drop --overwrite
+	touch $@
+$(RECIPE)/realdev.ds: $(STAMP)
+	$(OCR) build-dataset $(foreach s,$(REAL_SETS),--input $(REALWORDS)/$(s)/dev.tsv) \
+	  --output $(RECIPE)/dsrealdev --split val --shards 2 --oov drop --overwrite
+	touch $@
 
 $(RECIPE)/e3.model: $(RECIPE)/300k.ds
 	$(call train,300k,e3) --epochs 3
@@ -128,16 +150,34 @@ $(RECIPE)/ft2.model: $(RECIPE)/ft.model $(RECIPE)/120k.ds
 $(RECIPE)/ft3.model: $(RECIPE)/ft2.model $(RECIPE)/160k.ds
 	$(call train,160k,ft3) --init-from $(RECIPE)/models/ft2 --epochs 9 --learning-rate 0.0003 --seed 3
 	touch $@
-$(RECIPE)/default.model: $(RECIPE)/ft3.model $(RECIPE)/150k.ds
-	$(call train,150k,default) --init-from $(RECIPE)/models/ft3 --epochs 8 --learning-rate 0.0003 --seed 5
+$(RECIPE)/synth5.model: $(RECIPE)/ft3.model $(RECIPE)/150k.ds
+	$(call train,150k,synth5) --init-from $(RECIPE)/models/ft3 --epochs 8 --learning-rate 0.0003 --seed 5
 	touch $@
+MIX_DEPS := $(RECIPE)/v3100k.ds $(RECIPE)/realtrain.ds $(RECIPE)/realdev.ds
+$(RECIPE)/mix6.model: $(RECIPE)/synth5.model $(MIX_DEPS)
+	$(call mix,mix6) --init-from $(RECIPE)/models/synth5 --data $(RECIPE)/dsv3100k --data $(RECIPE)/dsrealtrain \
+	  --data-weights 2,1 $(MIX6_OPTS)
+	touch $@
+$(RECIPE)/mix7.model: $(RECIPE)/mix6.model $(MIX_DEPS)
+	$(call mix,mix7) --init-from $(RECIPE)/models/mix6 --data $(RECIPE)/dsv3100k --data $(RECIPE)/dsrealtrain \
+	  --data-weights 1,1 $(MIX7_OPTS)
+	touch $@
+$(RECIPE)/default.model: $(RECIPE)/mix7.model $(MIX_DEPS)
+	$(call mix,default) --init-from $(RECIPE)/models/mix7 --data $(RECIPE)/dsrealtrain $(REAL8_OPTS)
+	touch $@
+MIX6_OPTS  := --learning-rate 0.0005 --epochs 8 --max-steps-per-epoch 250 --seed 1
+MIX7_OPTS  := --learning-rate 0.0003 --epochs 8 --max-steps-per-epoch 250 --seed 2
+REAL8_OPTS := --learning-rate 0.0001 --epochs 3 --max-steps-per-epoch 80 --seed 3
 
 $(RECIPE)/heldout5k.synth: $(STAMP)
 	@mkdir -p $(RECIPE)
-	$(call synth,heldout5k,5000,7,heldout)
+	$(call synth,heldout5k,5000,7,heldout,2)
 	touch $@
 $(RECIPE)/heldout_accuracy.json: $(RECIPE)/default.model $(RECIPE)/heldout5k.synth
 	$(PY) bench/heldout_accuracy.py --images $(RECIPE)/heldout5k --n 5000 --model $(RECIPE)/models/default --out $@
+$(RECIPE)/real_accuracy.json: $(RECIPE)/default.model
+	$(PY) bench/real_accuracy.py --realwords $(REALWORDS) --model $(RECIPE)/models/default --name default \
+	  --peers none --out $@
 
 .SECONDARY:
 
