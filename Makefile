@@ -82,9 +82,9 @@ bench: $(STAMP)
 	$(PY) bench/train_throughput.py
 	$(PY) bench/predict_throughput.py
 
-# `make default-model`: the shipped model's whole recipe, eight `ocr train` stages (about 9.5 h on 2 cores), then
+# `make default-model`: the shipped model's whole recipe, seven `ocr train` stages (about 8.5 h on 2 cores), then
 # the held-out-font and real-crop benchmarks. Stages 1-5 train on synthetic images only (synth versions 1-2);
-# stages 6-8 mix synth-v3 images with the real train crops of $(REALWORDS), select on its dev crops, and end
+# stage 6 mixes synth-v3 images with the real train crops of $(REALWORDS), select on its dev crops, and end
 # with a short real-crop fine-tune. Each step leaves a stamp in $(RECIPE), so a stopped run starts again at the
 # first unfinished step, and an interrupted `ocr train` resumes from its last epoch checkpoint (OUTPUT/_backup).
 RECIPE    := recipe
@@ -103,7 +103,7 @@ build = $(OCR) build-dataset --input $(RECIPE)/synth$(1)/labels.tsv --output $(R
 # (a stage whose model is finished but whose stamp is missing is not trained again)
 done  = test -f $(RECIPE)/models/$(1)/model.keras ||
 train = $(call done,$(2)) $(OCR) train --config default --data $(RECIPE)/ds$(1) --output $(RECIPE)/models/$(2)
-# stages 6-8: real train crops beside synthetic ones, best epoch chosen on the real dev crops
+# stages 6-7: real train crops beside synthetic ones, best epoch chosen on the real dev crops
 mix   = $(call done,$(1)) $(OCR) train --config default --val-data $(RECIPE)/dsrealdev --output $(RECIPE)/models/$(1)
 
 $(RECIPE)/%.synth: $(STAMP)
@@ -158,16 +158,11 @@ $(RECIPE)/mix6.model: $(RECIPE)/synth5.model $(MIX_DEPS)
 	$(call mix,mix6) --init-from $(RECIPE)/models/synth5 --data $(RECIPE)/dsv3100k --data $(RECIPE)/dsrealtrain \
 	  --data-weights 2,1 $(MIX6_OPTS)
 	touch $@
-$(RECIPE)/mix7.model: $(RECIPE)/mix6.model $(MIX_DEPS)
-	$(call mix,mix7) --init-from $(RECIPE)/models/mix6 --data $(RECIPE)/dsv3100k --data $(RECIPE)/dsrealtrain \
-	  --data-weights 1,1 $(MIX7_OPTS)
-	touch $@
-$(RECIPE)/default.model: $(RECIPE)/mix7.model $(MIX_DEPS)
-	$(call mix,default) --init-from $(RECIPE)/models/mix7 --data $(RECIPE)/dsrealtrain $(REAL8_OPTS)
+$(RECIPE)/default.model: $(RECIPE)/mix6.model $(MIX_DEPS)
+	$(call mix,default) --init-from $(RECIPE)/models/mix6 --data $(RECIPE)/dsrealtrain $(REAL7_OPTS)
 	touch $@
 MIX6_OPTS  := --learning-rate 0.0005 --epochs 8 --max-steps-per-epoch 250 --seed 1
-MIX7_OPTS  := --learning-rate 0.0003 --epochs 8 --max-steps-per-epoch 250 --seed 2
-REAL8_OPTS := --learning-rate 0.0001 --epochs 3 --max-steps-per-epoch 80 --seed 3
+REAL7_OPTS := --learning-rate 0.0001 --epochs 3 --max-steps-per-epoch 80 --seed 3
 
 $(RECIPE)/heldout5k.synth: $(STAMP)
 	@mkdir -p $(RECIPE)
