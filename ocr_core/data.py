@@ -251,15 +251,14 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
     opts = tf.data.Options()
     opts.deterministic = deterministic
     opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    if groups and len(groups) > 1 and training:
-        streams = [_records(g, training, shuffle_buffer, deterministic, seed, input_context)
-                   for g, _ in groups]
+    groups = groups or [(files, 1.0)]
+    streams = [_records(g, training, shuffle_buffer, deterministic, seed, input_context) for g, _ in groups]
+    if len(streams) == 1:
+        ds = streams[0]
+    else:
         total = sum(w for _, w in groups)
         ds = tf.data.Dataset.sample_from_datasets(streams, [w / total for _, w in groups], seed=seed,
                                                   stop_on_empty_dataset=False)
-    else:
-        ds = _records(groups[0][0] if groups else files, training, shuffle_buffer, deterministic, seed,
-                      input_context)
     ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder,
                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     ds = ds.map(lambda s: parse_batch(s, height, width, max_label_len), num_parallel_calls=tf.data.AUTOTUNE,

@@ -65,6 +65,19 @@ def _load_background(path: str) -> np.ndarray | None:
     return np.ascontiguousarray(img[..., ::-1]).astype(np.float32)
 
 
+def smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
+    """Value noise with features about `cell` px wide, roughly unit variance."""
+    gh, gw = max(2, int(h / cell) + 2), max(2, int(w / cell) + 2)
+    return cv2.resize(rng.normal(size=(gh, gw)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def ramp(h: int, w: int, theta: float) -> np.ndarray:
+    """A linear ramp from 0 to 1 across an (h, w) field in direction `theta` (radians)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    t = xx * np.cos(theta) + yy * np.sin(theta)
+    return (t - t.min()) / (np.ptp(t) + 1e-6)
+
+
 def _luma(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.asarray(GRAY_WEIGHTS, np.float32)
 
@@ -143,9 +156,7 @@ def dot_matrix(fill: np.ndarray, size: int, rng: np.random.Generator) -> np.ndar
 def rough_edges(fill: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """Painted or worn letters: the mask's edges pushed in and out by smooth noise."""
     h, w = fill.shape[:2]
-    cell = max(2.0, size * rng.uniform(0.05, 0.2))
-    gh, gw = max(2, int(h / cell) + 2), max(2, int(w / cell) + 2)
-    noise = cv2.resize(rng.normal(size=(gh, gw)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    noise = smooth_noise(rng, h, w, max(2.0, size * rng.uniform(0.05, 0.2)))
     soft = cv2.GaussianBlur(fill[..., 0], (0, 0), max(0.8, size * 0.03))
     soft = soft / max(float(soft.max()), 1e-3)  # hairline faces keep their strokes
     out = np.clip((soft - 0.5 + 0.18 * noise) * 4 + 0.5, 0, 1)
@@ -154,10 +165,7 @@ def rough_edges(fill: np.ndarray, size: int, rng: np.random.Generator) -> np.nda
 
 def reflection(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """A soft bright band across the crop (glass, glossy paint, a lamp), in [0, 1]."""
-    theta = rng.uniform(0, np.pi)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    t = xx * np.cos(theta) + yy * np.sin(theta)
-    t = (t - t.min()) / (np.ptp(t) + 1e-6)
+    t = ramp(h, w, rng.uniform(0, np.pi))
     centre, width = rng.uniform(0.1, 0.9), rng.uniform(0.05, 0.3)
     return np.exp(-((t - centre) / width) ** 2)[..., None]
 
@@ -171,7 +179,7 @@ def defocus(img: np.ndarray, radius: float) -> np.ndarray:
 
 
 def motion_blur(img: np.ndarray, length: int, angle: float) -> np.ndarray:
-    """Camera shake: a line kernel of `length` px at `angle` degrees."""
+    """Camera shake: a line kernel of `length` px (odd, >= 3) at `angle` degrees."""
     k = max(3, length | 1)
     kernel = np.zeros((k, k), np.float32)
     kernel[k // 2] = 1.0

@@ -270,7 +270,7 @@ def discover_fonts(font_dirs: tuple[str, ...] = DEFAULT_FONT_DIRS,
     groups = _design_groups([p[3] for p in probed], prints)
     splits = assign_splits(groups)
     median_ink = float(np.median([p[2] for p in probed]))
-    pinned_files = any(f in PINNED_HELDOUT_FAMILIES for f in splits if splits[f] == "heldout")
+    pinned_files = any(splits.get(f) == "heldout" for f in PINNED_HELDOUT_FAMILIES)
     found = [FontInfo(path, family, style, groups[family], splits[family],
                       thin=ink < THIN_INK * median_ink) for path, _, ink, family, style in probed
              if splits[family] != "excluded" and not (
@@ -484,17 +484,11 @@ def _colour(rng: np.random.Generator, luma: float) -> np.ndarray:
     return np.array([min(255.0, max(0.0, v - shift)) for v in rgb], np.float32)
 
 
-def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
-    """Value noise with features about `cell` px wide, roughly unit variance."""
-    gh, gw = max(2, int(h / cell) + 2), max(2, int(w / cell) + 2)
-    return cv2.resize(rng.normal(size=(gh, gw)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
-
-
 def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A field in [0, 1] that mixes two background colours: fractal noise, stripes/grain, blobs or edges."""
     kind = rng.random()
     if kind < 0.4:  # clouds, paper, concrete
-        n = sum(_smooth_noise(rng, h, w, h * s) * a for s, a in ((1.0, 1.0), (0.4, 0.5), (0.15, 0.3)))
+        n = sum(scene.smooth_noise(rng, h, w, h * s) * a for s, a in ((1.0, 1.0), (0.4, 0.5), (0.15, 0.3)))
         if rng.random() < 0.5:
             n = n + rng.normal(0, 0.4, size=(h, w)).astype(np.float32)  # grain
         return 0.5 + 0.5 * np.tanh(n)
@@ -502,7 +496,7 @@ def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         theta = rng.uniform(0, np.pi)
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         phase = (xx * np.cos(theta) + yy * np.sin(theta)) * (2 * np.pi / rng.uniform(3, max(4.0, h)))
-        phase += rng.uniform(0, 3) * _smooth_noise(rng, h, w, h * 0.5)
+        phase += rng.uniform(0, 3) * scene.smooth_noise(rng, h, w, h * 0.5)
         return 0.5 + 0.5 * np.sin(phase)
     field = np.zeros((h, w), np.float32)
     if kind < 0.8:  # out-of-focus lights and objects
@@ -526,10 +520,7 @@ def _background(rng: np.random.Generator, h: int, w: int, luma: float, spread: f
         return np.broadcast_to(base, (h, w, 3)).astype(np.float32)
     other = _colour(rng, float(np.clip(luma + rng.uniform(-spread, spread), 0, 255)))
     if kind < 0.5:  # a linear gradient
-        theta = rng.uniform(0, 2 * np.pi)
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        t = xx * np.cos(theta) + yy * np.sin(theta)
-        t = (t - t.min()) / (np.ptp(t) + 1e-6)
+        t = scene.ramp(h, w, rng.uniform(0, 2 * np.pi))
     else:
         t = _texture(rng, h, w)
     return base * (1 - t[..., None]) + other * t[..., None]
@@ -762,10 +753,7 @@ def render_word(text: str, font: FontInfo, rng: np.random.Generator, left: str =
         img = img + scene.reflection(h, w, rng) * rng.uniform(30, 110)
 
     if rng.random() < 0.3:  # uneven lighting
-        theta = rng.uniform(0, 2 * np.pi)
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        t = xx * np.cos(theta) + yy * np.sin(theta)
-        t = (t - t.min()) / (np.ptp(t) + 1e-6)
+        t = scene.ramp(h, w, rng.uniform(0, 2 * np.pi))
         img = img * (rng.uniform(0.55, 0.95) + t * rng.uniform(0.1, 0.5))[..., None]
 
     # To the final height; sometimes squeezed or stretched as in real crops.
@@ -784,6 +772,8 @@ def render_word(text: str, font: FontInfo, rng: np.random.Generator, left: str =
     if u < 0.25:
         img = cv2.GaussianBlur(img, (0, 0), min(1.5, rng.uniform(0.3, 0.8) * height / 32))
     elif u < 0.33:  # motion blur
+        # (version 2's own kernel, kept apart from scene.motion_blur: its 1/k row weight rounds differently,
+        # and version 2's images are pinned)
         k = int(rng.choice([3, 5]))
         kernel = np.zeros((k, k), np.float32)
         kernel[k // 2] = 1.0 / k

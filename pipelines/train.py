@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -188,7 +187,7 @@ def run(argv=None) -> int:
     if not chief:
         return 0
     metrics = {"config": cfg.name,
-               "dataset": ",".join(d if fs.is_remote(d) else str(Path(d).resolve()) for d in args.data),
+               "dataset": ",".join(dataset_locations(args.data)),
                "data_weights": data.weights if isinstance(data, DataMix) else None,
                "val_data": args.val_data, "init_from": args.init_from,
                "best_epoch": state.best_epoch,
