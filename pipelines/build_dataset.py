@@ -747,9 +747,24 @@ def parse_args(argv):
     parser.add_argument("--oov", choices=OOV_POLICIES, default="reject",
                         help="labels with characters outside the charset: reject (default), lowercase then "
                              "re-check, or drop the unknown characters")
+    parser.add_argument("--image-size", type=image_size, default=(32, 128), metavar="HxW",
+                        help="stored image height x width, the input size of the model config you will train "
+                             "(default 32x128: every shipped config; e.g. 32x160 for a config with width 160)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --output")
     add_runner_arguments(parser)
     return parse_job_args(parser, argv)
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """`--image-size HxW` -> (H, W): H a multiple of 16 in [16, 256], W a multiple of 4 in [16, 2048]."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HxW (e.g. 32x128)") from None
+    if not (16 <= h <= 256 and h % 16 == 0 and 16 <= w <= 2048 and w % 4 == 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: height must be a multiple of 16 in 16-256 and width a "
+                                         "multiple of 4 in 16-2048")
+    return h, w
 
 
 def _is_folder(uri: str) -> bool:
@@ -925,7 +940,7 @@ def run(argv=None, test_pipeline=None):
 def _run(argv, test_pipeline):
     args, beam_args = parse_args(argv)
     started = time.time()
-    spec = PreprocessSpec()
+    spec = PreprocessSpec(*args.image_size)
     plan = SplitPlan(args.val_fraction, args.test_fraction, args.shards, args.only_split)
     try:
         charset = Charset(args.charset)

@@ -7,6 +7,7 @@ else the default one-device strategy. Killed runs resume from `OUTPUT/_backup` w
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -128,10 +129,13 @@ def initial_weights(path: str, cfg) -> list:
     from ocr_core.bundle import SHIPPED_MODEL, load_bundle
 
     bundle = load_bundle(str(SHIPPED_MODEL) if path == "shipped" else path)
-    if bundle.config.model != cfg.model or bundle.charset.characters != cfg.charset:
+    # No weight depends on the input width (convolutions, BiLSTMs and the per-step classifier), so a bundle
+    # can start a config that differs from it only in model.width (more or fewer time steps).
+    same_but_width = dataclasses.replace(bundle.config.model, width=cfg.model.width) == cfg.model
+    if not same_but_width or bundle.charset.characters != cfg.charset:
         raise ValueError(f"--init-from {path}: its architecture/charset (config {bundle.config.name!r}) "
                          f"differ from config {cfg.name!r}; fine-tune with the bundle's own config "
-                         f"(`--config {path}/config.yaml` keeps its architecture)")
+                         f"(`--config {path}/config.yaml` keeps its architecture; only model.width may differ)")
     return bundle.model.get_weights()
 
 
@@ -141,6 +145,7 @@ def run(argv=None) -> int:
     from ocr_core.bundle import ONNX_FILE, onnx_export_missing, save_bundle
     from ocr_core.config import load_config
     from ocr_core.data import DataMix, DatasetError, DatasetInfo
+    from ocr_core.preprocess import PreprocessSpec
     from ocr_core.training import BACKUP_DIR, check_compatible, current_task, finish, is_chief, train
 
     try:
@@ -195,7 +200,8 @@ def run(argv=None) -> int:
                "stopped_early": state.stopped_early, "train_images_per_second": state.images_per_second,
                "counts": {s: data.count(s) for s in ("train", "val", "test")}, "history": state.history}
     missing = onnx_export_missing()
-    onnx_failed = save_bundle(output, model, cfg, metrics, saved_model=not args.no_saved_model,
+    spec = PreprocessSpec(*data.image_shape)  # the stored images' size: the serving input size
+    onnx_failed = save_bundle(output, model, cfg, metrics, spec, saved_model=not args.no_saved_model,
                               onnx=not missing)
     if missing or onnx_failed:
         print(f"ocr train: note: the bundle has no {ONNX_FILE} ({missing or onnx_failed}); "

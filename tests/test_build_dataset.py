@@ -412,6 +412,8 @@ USER_MISTAKES = {  # extra arguments -> what the one-line error says
     "output is a file": (["--output", "{file}"], "is a file, not a directory"),
     "output under a file": (["--output", "{file}/ds"], "cannot create the directory"),
     "empty manifest": (["--input", "{empty}"], "no inputs"),
+    "image size 30x128": (["--image-size", "30x128"], "height must be a multiple of 16"),
+    "image size 128": (["--image-size", "128"], "is not HxW"),
 }
 
 

@@ -76,6 +76,23 @@ def test_demo_config_learns(words, tmp_path):
             check=False)
     assert p.returncode == 2 and "differ from config 'small'" in p.stderr
 
+    # A wider input (more time steps) starts from the same weights: build at 32x160, fine-tune a copy of the
+    # demo config with width 160; the bundle's serving contract says 160.
+    wide_data = tmp_path / "wide_data"
+    build_dataset.run(["--input", str(words.parent / "raw" / "labels.tsv"), "--output", str(wide_data),
+                       "--workers", "1", "--shards", "2", "--val-fraction", "0.15", "--image-size", "32x160"])
+    assert json.loads((wide_data / "manifest.json").read_text())["image_shape"] == [32, 160, 1]
+    import yaml
+    demo = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    demo["model"]["width"] = 160
+    (tmp_path / "demo160.yaml").write_text(yaml.safe_dump(demo))
+    wide = tmp_path / "wide"
+    ocr("train", "--data", wide_data, "--config", tmp_path / "demo160.yaml", "--output", wide, "--init-from", out,
+        "--epochs", 1, "--max-steps-per-epoch", 5, "--learning-rate", 1e-4, "--no-saved-model")
+    meta = yaml.safe_load((wide / "config.yaml").read_text())
+    assert (meta["preprocess"]["height"], meta["preprocess"]["width"]) == (32, 160)
+    assert json.loads((wide / "metrics.json").read_text())["history"][0]["val_word_accuracy"] >= 0.3
+
 
 @pytest.mark.slow
 def test_killed_run_resumes_from_its_last_epoch(words, tmp_path):
