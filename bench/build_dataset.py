@@ -33,7 +33,8 @@ from ocr_core.charset import Charset, ctc_min_steps
 from ocr_core.errors import InputError
 from ocr_core.preprocess import preprocess_word_image
 from ocr_core.records import WordRecord, record_id
-from pipelines.build_dataset import resolve_path, tfrecord_frame
+from ocr_core.inputs import resolve_path
+from pipelines.build_dataset import tfrecord_frame
 
 manifest, out = sys.argv[1], sys.argv[2]
 charset, base = Charset(), manifest.rsplit("/", 1)[0]

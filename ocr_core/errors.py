@@ -3,7 +3,8 @@
 A bad input is never fatal: the build writes it to rejects-*.jsonl as `reason` + `detail`, predict writes an
 error row `"<reason>: <detail>"`. The reason is a short stable code (counted in manifests and summaries); the
 detail says what is wrong in words and numbers, and never quotes the file's content.
-User mistakes that stop a job before it starts (bad options, missing manifest) are not InputErrors.
+User mistakes that stop a job before it starts (bad options, missing manifest) are not InputErrors but
+UsageErrors: one line on stderr and exit code 2.
 """
 from __future__ import annotations
 
@@ -39,3 +40,10 @@ class InputError(ValueError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class UsageError(ValueError):
+    """A user mistake that stops a job before it starts (bad option, missing input): one line, exit 2.
+
+    Each job subclasses it (BuildError, PredictError, EvaluateError) so its message names the command.
+    """

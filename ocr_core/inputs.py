@@ -1,16 +1,291 @@
-"""Reading one input image, for the dataset build and batch predict alike: every way a file can fail to be
-read is an InputError (a reject / an error row), never a crash of the job."""
+"""The input layer shared by the dataset build and batch predict: what an --input is (kinds, manifest lines,
+file names, path resolution, the inputs' common root), and reading one input image, where every way a file can
+fail to be read is an InputError (a reject / an error row), never a crash of the job.
+
+Pure functions, no pipeline: the jobs wrap them in Beam transforms.
+"""
 from __future__ import annotations
 
+import csv
 import errno
+import json
 import os
+import posixpath
+import re
 import stat
+from typing import NamedTuple
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from ocr_core.errors import InputError
+from ocr_core.errors import InputError, UsageError
 from ocr_core.preprocess import PreprocessSpec
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+HEADERS = {("path", "label"), ("filename", "label"), ("image", "text")}
+
+class InputSpec(NamedTuple):
+    """One --input: a manifest (tsv, csv, mjsynth annotation) or a glob of label-in-file-name images."""
+
+    index: int
+    uri: str  # resolved (absolute local path or scheme://)
+    kind: str  # tsv | csv | mjsynth | glob
+    given: str  # as typed on the command line; origins start with it
+    root: str = ""  # common directory of all inputs: split keys are image paths relative to it
+
+
+class Entry(NamedTuple):
+    """A light (pixel-free) example: where the image is and what it says."""
+
+    id: str  # record_id(source, label), set by ValidateLabels
+    source: str
+    label: str
+    label_ids: tuple
+    origin: str  # "labels.tsv:17" / the file matched by a glob
+    order: tuple  # (input index, line or file number): sorts origins in input order
+    key: str = ""  # the image path relative to the inputs' common directory: what the split hashes
+
+
+class Reject(NamedTuple):
+    """A dead letter: one input that did not become a record, and why."""
+
+    source: str
+    origin: str
+    label: str | None
+    reason: str
+    detail: str
+    order: tuple
+
+    def to_json(self) -> str:
+        return json.dumps({"source": self.source, "origin": self.origin, "label": self.label,
+                           "reason": self.reason, "detail": self.detail}, ensure_ascii=False)
+
+
+def _reject(entry: Entry, err: InputError) -> Reject:
+    return Reject(entry.source, entry.origin, entry.label, err.reason, err.detail, entry.order)
+
+
+def _line_reject(origin: str, order: tuple, detail: str) -> Reject:
+    """A manifest line that names no image and label. The detail never quotes the line: `origin` points to it,
+    and an --input that is not a manifest at all (a config, a key file) must not be copied into rejects."""
+    return _reject(Entry("", "", None, (), origin, order), InputError("malformed_line", detail))
+
+
+
+def input_kind(uri: str) -> str:
+    """The kind of an --input from its name: glob, csv, tsv or mjsynth (annotation*.txt)."""
+    if any(c in uri for c in "*?["):
+        return "glob"
+    name = posixpath.basename(uri).lower()
+    for ext in (".gz", ".bz2", ".zst", ".deflate"):
+        name = name.removesuffix(ext)
+    if name.endswith(".csv"):
+        return "csv"
+    if name.startswith("annotation") and name.endswith(".txt"):
+        return "mjsynth"
+    if name.endswith((".tsv", ".txt")):
+        return "tsv"
+    if name.endswith(IMAGE_EXTENSIONS):
+        return "glob"
+    raise UsageError(f"{uri}: unknown input kind; use a .tsv/.csv manifest, an MJSynth annotation*.txt, "
+                     "a glob of images named like 123_Label_456.jpg, or a folder of such images")
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def input_dir(uri: str, kind: str) -> str:
+    """The directory an input's image paths hang from: a manifest's folder, a glob's fixed prefix or the
+    folder itself."""
+    if kind == "dir":
+        return uri.rstrip("/")
+    if kind == "glob":
+        fixed = re.split(r"[*?\[]", uri, maxsplit=1)[0]
+        return fixed.rstrip("/") if fixed.endswith("/") else posixpath.dirname(fixed)
+    return posixpath.dirname(uri)
+
+
+def common_root(dirs: list[str]) -> str:
+    """The deepest directory containing all of `dirs` (same scheme), '' when they share none."""
+    split = [d.rstrip("/").split("/") for d in dirs]
+    common = []
+    for parts in zip(*split):
+        if len(set(parts)) > 1:
+            break
+        common.append(parts[0])
+    return "/".join(common)
+
+
+def location_key(source: str, root: str) -> str:
+    """`source` relative to `root`: the same for a copy of the tree anywhere (another disk, gs://)."""
+    prefix = root.rstrip("/") + "/"
+    return source[len(prefix):] if root and source.startswith(prefix) else source
+
+
+def resolve_path(base_dir: str, path: str) -> str:
+    """A manifest's image path made absolute against the manifest's directory (local or scheme://)."""
+    if _is_uri(path):
+        scheme, rest = path.split("://", 1)
+        return f"{scheme}://{posixpath.normpath(rest)}"
+    if path.startswith("/"):
+        return os.path.normpath(path)
+    if _is_uri(base_dir):
+        scheme, rest = base_dir.split("://", 1)
+        return f"{scheme}://{posixpath.normpath(posixpath.join(rest, path))}"
+    return os.path.normpath(os.path.join(base_dir, path))
+
+
+def label_from_filename(path: str) -> str | None:
+    """MJSynth naming: the text between the first and the last underscore of the file name, else None."""
+    stem = posixpath.splitext(posixpath.basename(path))[0]
+    first, last = stem.find("_"), stem.rfind("_")
+    if first < 0 or first == last:
+        return None
+    return stem[first + 1:last]
+
+
+def parse_line(kind: str, line: str) -> tuple[str, str]:
+    """(image path, label) of one manifest line; raises ValueError with a readable reason."""
+    if kind == "tsv":
+        fields = line.split("\t")
+    elif kind == "csv":
+        fields = next(csv.reader([line]), [])
+    elif kind == "mjsynth":
+        fields = line.split()
+        if len(fields) not in (1, 2) or (len(fields) == 2 and not fields[1].lstrip("-").isdigit()):
+            raise ValueError("expected '<path> <lexicon index>'")
+        label = label_from_filename(fields[0])
+        if label is None:
+            raise ValueError("the file name is not <n>_<label>_<n>.<ext>")
+        return fields[0], label
+    else:
+        raise ValueError(f"unknown manifest kind {kind}")
+    if len(fields) != 2:
+        sep = "a tab" if kind == "tsv" else "a comma"
+        raise ValueError(f"expected 2 fields (path and label separated by {sep}), got {len(fields)}")
+    if not fields[0].strip():
+        raise ValueError("empty image path")
+    return fields[0].strip(), fields[1]
+
+
+def _is_header(kind: str, line: str) -> bool:
+    if kind == "mjsynth":
+        return False
+    try:
+        fields = parse_line(kind, line)
+    except ValueError:
+        return False
+    return tuple(f.strip().lower() for f in fields) in HEADERS
+
+
+def image_files(spec: InputSpec) -> list[str]:
+    """The sorted files a glob matches, or every image (by extension) in a folder and all its subfolders."""
+    pattern = spec.uri if spec.kind == "glob" else FileSystems.join(spec.uri, "**")
+    paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    return paths if spec.kind == "glob" else [p for p in paths if p.lower().endswith(IMAGE_EXTENSIONS)]
+
+
+def file_entry(spec: InputSpec, path: str, n: int) -> Entry | Reject:
+    """The Entry of the n-th file of a glob/folder input: its label from the name (<n>_<label>_<n>.<ext>), or
+    a malformed_name Reject."""
+    label = label_from_filename(path)
+    entry = Entry("", path, label, (), path, (spec.index, n),
+                  location_key(path, spec.root or input_dir(spec.uri, spec.kind)))
+    if label is not None:
+        return entry
+    name = posixpath.basename(path)
+    return _reject(entry, InputError("malformed_name", f"file name {name!r} is not <n>_<label>_<n>.<ext>"))
+
+
+def line_entry(spec: InputSpec, line: str, origin: str, order: tuple) -> Entry | Reject:
+    """The Entry of one counted manifest line (image path resolved against the manifest's folder), or a
+    malformed_line Reject."""
+    try:
+        path, label = parse_line(spec.kind, line)
+    except ValueError as e:
+        return _line_reject(origin, order, f"{e} (a line of {len(line)} characters)")
+    base_dir = input_dir(spec.uri, spec.kind)
+    source = resolve_path(base_dir, path)
+    return Entry("", source, label, (), origin, order, location_key(source, spec.root or base_dir))
+
+
+def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
+    """Yields an Entry (id not yet set) or a Reject (malformed_line / malformed_name) per counted input.
+
+    Blank lines, `#` comments and a header line are skipped and not counted. With parts > 1 only every
+    parts-th counted input (from `part`) is yielded, so several workers can share one manifest.
+    """
+    if spec.kind in ("glob", "dir"):
+        for n, path in enumerate(image_files(spec)):
+            if n % parts != part:
+                continue
+            yield file_entry(spec, path, n)
+        return
+    counted = 0
+    first_content = True
+    with FileSystems.open(spec.uri) as fh:
+        line_no = 0
+        while True:
+            raw = fh.readline()
+            if not raw:
+                break
+            line_no += 1
+            origin = f"{spec.given}:{line_no}"
+            try:
+                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                line, bad_at = None, e.start
+            if line is not None and (not line.strip() or line.lstrip().startswith("#")):
+                continue
+            if first_content and line is not None and _is_header(spec.kind, line):
+                first_content = False
+                continue
+            first_content = False
+            n, counted = counted, counted + 1
+            if n % parts != part:
+                continue
+            order = (spec.index, line_no)
+            if line is None:
+                yield _line_reject(origin, order, f"line is not UTF-8 (invalid byte at position {bad_at})")
+            else:
+                yield line_entry(spec, line, origin, order)
+
+
+
+def _is_folder(uri: str) -> bool:
+    return uri.endswith("/") or (not _is_uri(uri) and os.path.isdir(uri))
+
+
+def resolve_inputs(given: list[str]) -> list[InputSpec]:
+    """InputSpecs for the --input values; raises UsageError for inputs that do not exist, cannot be read or
+    hold no input at all (an empty or header-only manifest, a folder without images)."""
+    specs = []
+    for i, g in enumerate(given):
+        uri = g if _is_uri(g) else os.path.abspath(g)
+        kind = "dir" if _is_folder(uri) else input_kind(uri)
+        spec = InputSpec(i, uri, kind, g)
+        if kind == "glob":  # only one match is listed here: a glob can stand for millions of files
+            if not FileSystems.match([uri], limits=[1])[0].metadata_list:
+                raise UsageError(f"--input {g}: matched no files")
+        elif kind != "dir" and not FileSystems.exists(uri):
+            raise UsageError(f"--input {g}: no such file")
+        else:
+            try:
+                first = next(read_input(spec), None)  # reads up to the first counted line
+            except OSError as e:
+                raise UsageError(f"--input {g}: cannot read it ({e})") from e
+            if first is None:
+                what = (f"no images ({', '.join(IMAGE_EXTENSIONS)}) in it or its subfolders" if kind == "dir"
+                        else "the manifest is empty or holds only a header, comments and blank lines")
+                raise UsageError(f"--input {g}: no inputs: {what}")
+        specs.append(spec)
+    root = common_root([input_dir(s.uri, s.kind) for s in specs])
+    return [s._replace(root=root) for s in specs]
+
+
+
+# --- reading one image ------------------------------------------------------------------------------
 
 _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))

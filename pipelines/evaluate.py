@@ -29,6 +29,9 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from ocr_core.errors import UsageError
+from ocr_core.inputs import InputSpec, Reject, read_input
+from ocr_core.inputs import input_kind as manifest_kind
 from ocr_core.metrics import (
     align,
     by_length,
@@ -41,8 +44,6 @@ from ocr_core.metrics import (
 )
 from ocr_core.preprocess import PreprocessSpec, decode_gray
 from ocr_core.records import RecordError, WordRecord, iter_tfrecords, record_id
-from pipelines.build_dataset import BuildError, InputSpec, Reject, read_input
-from pipelines.build_dataset import input_kind as manifest_kind
 from pipelines.predict import PART_PREFIX, SCHEMA, SUCCESS
 
 REQUIRED_COLUMNS = ("id", "source", "text", "confidence", "error", "label")
@@ -53,7 +54,7 @@ THUMB_MAX_WIDTH = 480
 MANIFEST = "manifest.json"
 
 
-class EvaluateError(ValueError):
+class EvaluateError(UsageError):
     """The evaluation cannot start (a missing or malformed input); the message names the input and the fix."""
 
 
@@ -166,7 +167,7 @@ def read_labels(path: str | None, split: str) -> Labels:
                             f"did not finish); {fix}")
     try:
         kind = manifest_kind(uri)
-    except BuildError as e:
+    except UsageError as e:
         raise EvaluateError(f"--labels {path}: {e}") from None
     if kind == "glob":
         if not FileSystems.match([uri], limits=[1])[0].metadata_list:

@@ -39,8 +39,9 @@ from ocr_core.bundle import (
 )
 from ocr_core.charset import Charset
 from ocr_core.ctc import beam_search_decode, greedy_decode
-from ocr_core.errors import REASONS, InputError
-from ocr_core.inputs import read_image_bytes
+from ocr_core.errors import REASONS, InputError, UsageError
+from ocr_core.inputs import IMAGE_EXTENSIONS, InputSpec, Reject, read_image_bytes, read_input
+from ocr_core.inputs import input_kind as manifest_kind
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import record_id
 from pipelines.beam_options import (
@@ -82,7 +83,7 @@ SCHEMA_DOC = {
 }
 
 
-class PredictError(ValueError):
+class PredictError(UsageError):
     """The job cannot start (bad model, bad input, bad options)."""
 
 
@@ -93,8 +94,7 @@ def input_kind(path: str) -> str:
     """dataset (a directory with manifest.json), manifest (tsv/csv/annotation) or glob."""
     if FileSystems.exists(posixpath.join(path, "manifest.json")):
         return "dataset"
-    if any(c in path for c in "*?[") or path.lower().endswith((".jpg", ".jpeg", ".png", ".bmp", ".tif",
-                                                               ".tiff", ".webp", ".gif")):
+    if any(c in path for c in "*?[") or path.lower().endswith(IMAGE_EXTENSIONS):
         return "glob"
     if path.lower().endswith((".tsv", ".csv", ".txt")):
         return "manifest"
@@ -127,9 +127,6 @@ def _glob_items(pattern: str) -> Iterable[Item]:
 
 
 def _manifest_items(path: str) -> Iterable[Item]:
-    from pipelines.build_dataset import InputSpec, Reject, read_input
-    from pipelines.build_dataset import input_kind as manifest_kind
-
     spec = InputSpec(0, path, manifest_kind(path), path)
     for e in read_input(spec):
         if isinstance(e, Reject):  # a malformed line is still an input: it gets an error row

@@ -135,7 +135,7 @@ def initial_weights(path: str, cfg) -> list:
     if not same_but_width or bundle.charset.characters != cfg.charset:
         raise ValueError(f"--init-from {path}: its architecture/charset (config {bundle.config.name!r}) "
                          f"differ from config {cfg.name!r}; fine-tune with the bundle's own config "
-                         f"(`--config {path}/config.yaml` keeps its architecture; only model.width may differ)")
+                         f"(`--config {path}/config.yaml` keeps its architecture; model.width may differ)")
     return bundle.model.get_weights()
 
 

@@ -12,21 +12,14 @@ import images
 import numpy as np
 import pytest
 
+from ocr_core import inputs
 from ocr_core.charset import Charset
-from ocr_core.errors import InputError
+from ocr_core.errors import InputError, UsageError
+from ocr_core.inputs import input_kind, label_from_filename, parse_line, resolve_path
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import WordRecord, iter_tfrecords, record_id
 from pipelines import build_dataset, inspect_dataset
-from pipelines.build_dataset import (
-    BuildError,
-    SplitPlan,
-    check_label,
-    input_kind,
-    label_from_filename,
-    max_time_steps,
-    parse_line,
-    resolve_path,
-)
+from pipelines.build_dataset import SplitPlan, check_label, max_time_steps
 
 IN_MEMORY = ["--workers", "1"]  # DirectRunner, in_memory mode: fast, in this process
 
@@ -92,7 +85,7 @@ def test_inputs_are_recognised_and_parsed():
     assert input_kind("/d/labels.csv.gz") == "csv"
     assert input_kind("/d/annotation_train.txt") == "mjsynth"
     assert input_kind("/d/*.jpg") == "glob"
-    with pytest.raises(BuildError, match="unknown input kind"):
+    with pytest.raises(UsageError, match="unknown input kind"):
         input_kind("/d/labels.parquet")
     assert parse_line("tsv", "a/b.png\tHello world") == ("a/b.png", "Hello world")
     assert parse_line("csv", '"a,b.png","x,y"') == ("a,b.png", "x,y")
@@ -142,7 +135,7 @@ def test_split_is_deterministic_and_proportional():
     assert [plan.split_of(i) for i in ids[:500]] == [SplitPlan(0.1, 0.05, 8).split_of(i) for i in ids[:500]]
     shards = Counter(plan.shard_of(i, "train") for i in ids if plan.split_of(i) == "train")
     assert set(shards) == set(range(8)) and min(shards.values()) > 0.8 * max(shards.values())
-    with pytest.raises(BuildError):
+    with pytest.raises(UsageError):
         SplitPlan(0.6, 0.4, 8)
 
 
@@ -258,12 +251,12 @@ def test_a_copy_of_the_data_elsewhere_gets_the_same_split(corpus, tmp_path):
 
 
 def test_location_keys():
-    assert build_dataset.input_dir("/d/a/labels.tsv", "tsv") == "/d/a"
-    assert build_dataset.input_dir("gs://b/x/*/img_*.jpg", "glob") == "gs://b/x"
-    assert build_dataset.common_root(["/d/a", "/d/a/b", "/d/c"]) == "/d"
-    assert build_dataset.common_root(["gs://b/x", "gs://b/x/y"]) == "gs://b/x"
-    assert build_dataset.location_key("/d/a/img/1.png", "/d") == "a/img/1.png"
-    assert build_dataset.location_key("/elsewhere/1.png", "/d") == "/elsewhere/1.png"
+    assert inputs.input_dir("/d/a/labels.tsv", "tsv") == "/d/a"
+    assert inputs.input_dir("gs://b/x/*/img_*.jpg", "glob") == "gs://b/x"
+    assert inputs.common_root(["/d/a", "/d/a/b", "/d/c"]) == "/d"
+    assert inputs.common_root(["gs://b/x", "gs://b/x/y"]) == "gs://b/x"
+    assert inputs.location_key("/d/a/img/1.png", "/d") == "a/img/1.png"
+    assert inputs.location_key("/elsewhere/1.png", "/d") == "/elsewhere/1.png"
 
 
 def test_overwrite_deletes_the_manifest_first(tmp_path):
@@ -271,7 +264,7 @@ def test_overwrite_deletes_the_manifest_first(tmp_path):
     out.mkdir()
     for name in ("manifest.json", "train-00000-of-00001.tfrecord", "rejects-00000-of-00001.jsonl"):
         (out / name).write_text("old")
-    with pytest.raises(BuildError):
+    with pytest.raises(UsageError):
         build_dataset.prepare_output(str(out), overwrite=False)
     build_dataset.prepare_output(str(out), overwrite=True)
     assert list(out.iterdir()) == []

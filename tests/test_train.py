@@ -87,8 +87,9 @@ def test_demo_config_learns(words, tmp_path):
     demo["model"]["width"] = 160
     (tmp_path / "demo160.yaml").write_text(yaml.safe_dump(demo))
     wide = tmp_path / "wide"
-    ocr("train", "--data", wide_data, "--config", tmp_path / "demo160.yaml", "--output", wide, "--init-from", out,
-        "--epochs", 1, "--max-steps-per-epoch", 5, "--learning-rate", 1e-4, "--no-saved-model")
+    ocr("train", "--data", wide_data, "--config", tmp_path / "demo160.yaml", "--output", wide,
+        "--init-from", out, "--epochs", 1, "--max-steps-per-epoch", 5, "--learning-rate", 1e-4,
+        "--no-saved-model")
     meta = yaml.safe_load((wide / "config.yaml").read_text())
     assert (meta["preprocess"]["height"], meta["preprocess"]["width"]) == (32, 160)
     assert json.loads((wide / "metrics.json").read_text())["history"][0]["val_word_accuracy"] >= 0.3
