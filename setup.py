@@ -28,6 +28,9 @@ setup(
                "tensorflow>=2.16; platform_machine!='x86_64'", "tf2onnx>=1.17", "onnx"],
         "onnx": ["onnxruntime"],  # `ocr predict --engine onnx` (also what Dataflow workers need for it)
         "dask": ["dask[distributed]"],
+        # gs:// inputs and outputs for the Beam jobs and `--runner dataflow` (Beam's GCS filesystem, Dataflow
+        # client); training reads gs:// through TensorFlow's own filesystem and needs no extra.
+        "gcp": ["apache-beam[gcp]"],
         "dev": ["pytest", "pytest-timeout", "ruff"],
         # Peers of bench/real_accuracy.py only (never needed by `make test`). Install with
         # `--no-binary tesserocr` so tesserocr compiles against Debian's libtesseract-dev (PyPI's wheels

@@ -24,13 +24,21 @@ COMMANDS = {
 
 
 def usage() -> str:
-    lines = ["usage: ocr COMMAND [options]   (ocr COMMAND --help for a command's options)", "", "commands:"]
+    lines = ["usage: ocr [--verbose] COMMAND [options]   (ocr COMMAND --help for a command's options)", "",
+             "  --verbose      keep the known start-up noise of Beam workers, TensorFlow and libpng",
+             "                 (also OCR_VERBOSE=1)", "", "commands:"]
     lines += [f"  {name:<14} {desc}" for name, (_, desc) in COMMANDS.items()]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv or os.environ.get("OCR_VERBOSE", "") not in ("", "0")
+    argv = [a for a in argv if a != "--verbose"]
+    if not verbose:
+        from pipelines.quiet import filter_stderr
+
+        filter_stderr()
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0

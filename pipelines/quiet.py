@@ -1,0 +1,69 @@
+"""Known harmless noise on stderr, dropped from the console of every `ocr` command (`ocr --verbose` keeps it).
+
+Beam worker processes, TensorFlow's C++ start-up and libpng write these lines straight to file descriptor 2,
+before any logging configuration of ours can apply (a Beam worker prints them while importing Beam, ahead
+of its pipeline options). So the filter sits on the descriptor itself: fd 2 becomes a pipe that a thread
+copies to the real stderr line by line, leaving out the lines below. Child processes (DirectRunner workers,
+a local Dask cluster) inherit the pipe, so their noise goes the same way. Everything else, tracebacks and
+worker errors included, passes unchanged.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import sys
+import threading
+
+NOISE = re.compile("|".join([
+    # Beam imports its BigQuery client at `import apache_beam`; without Beam's gcp extra it says so, once
+    # per process (the launcher and every worker)
+    r"WARNING:root:apitools not found, and bigquery client libraries are not available",
+    # a Beam worker's INFO line from before it reads the log level of its options
+    r"INFO:[\w.]+:Logging handler created\.",
+    # TensorFlow (absl) start-up notices, printed before TF_CPP_MIN_LOG_LEVEL can apply
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR",
+    r"I\d{4} [\d:.]+ +\d+ port\.cc:\d+\] oneDNN custom operations are on",
+    # tf.data on a Python generator (the validation stream)
+    r"W\d{4} [\d:.]+ +\d+ dataset\.cc:\d+\] Input of GeneratorDatasetOp::Dataset will not be optimized",
+    # PNG metadata libpng fixes or ignores while decoding (e.g. an odd ICC profile): not an image error
+    r"libpng warning: ",
+]))
+
+
+def is_noise(line: str) -> bool:
+    return NOISE.match(line) is not None
+
+
+def filter_stderr() -> None:
+    """Routes fd 2 through the noise filter for the rest of this process (and the processes it starts)."""
+    sys.stderr.flush()
+    real = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def copy() -> None:
+        with os.fdopen(read_end, "rb", buffering=0) as src:
+            pending = b""
+            while chunk := src.read(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                kept = b"".join(line + b"\n" for line in lines
+                                if not is_noise(line.decode("utf-8", "replace")))
+                if kept:
+                    os.write(real, kept)
+            if pending and not is_noise(pending.decode("utf-8", "replace")):
+                os.write(real, pending)
+
+    thread = threading.Thread(target=copy, name="ocr-stderr-filter", daemon=True)
+    thread.start()
+
+    def restore() -> None:
+        # Put the real stderr back and let the thread drain what is in the pipe. A child still holding the
+        # pipe open would keep it from ending: wait briefly, never hang the exit.
+        sys.stderr.flush()
+        os.dup2(real, 2)
+        thread.join(timeout=2.0)
+
+    atexit.register(restore)
