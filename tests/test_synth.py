@@ -12,6 +12,7 @@ import pytest
 from ocr_core import synth
 from ocr_core.charset import Charset, ctc_min_steps
 from ocr_core.preprocess import preprocess_word_image
+from ocr_core.synth import render
 from pipelines import cli
 
 COUNT = 120
@@ -239,12 +240,12 @@ def test_oldstyle_figures_are_rendered_in_fonts_that_have_them(monkeypatch):
     assert with_onum and without and not any(synth.has_oldstyle_figures(f.path) for f in without)
     font = with_onum[0]
 
-    def render(share: float, text: str) -> np.ndarray:
-        monkeypatch.setattr(synth, "OLDSTYLE_SHARE", share)
-        return synth._draw_text(np.random.default_rng(0), text, font.path, 40, 0, "", "").fill
+    def draw(share: float, text: str) -> np.ndarray:
+        monkeypatch.setattr(render, "OLDSTYLE_SHARE", share)
+        return render._draw_text(np.random.default_rng(0), text, font.path, 40, 0, "", "").fill
 
-    assert not np.array_equal(render(0.0, "1985"), render(1.0, "1985"))
-    assert np.array_equal(render(0.0, "word"), render(1.0, "word"))  # letters never switch glyphs
+    assert not np.array_equal(draw(0.0, "1985"), draw(1.0, "1985"))
+    assert np.array_equal(draw(0.0, "word"), draw(1.0, "word"))  # letters never switch glyphs
 
 
 def test_cli_end_to_end(tmp_path, capsys):
