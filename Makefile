@@ -61,7 +61,7 @@ apt_install = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $
 system-deps:
 	@$(call apt_install,$(DEBS))
 
-# The trdg fonts go where ocr_core.synth looks (<venv>/share/ocr-fonts); the wheel is only unpacked.
+# The trdg fonts go where ocr_core.synth.fontset looks (<venv>/share/ocr-fonts); the wheel is only unpacked.
 synth-assets: $(STAMP)
 	@$(call apt_install,$(SCENE_DEBS))
 	@test -d $(VENV)/share/ocr-fonts/trdg || { \

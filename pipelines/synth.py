@@ -52,7 +52,7 @@ def run(argv=None) -> int:
             args.out, args.count, seed=args.seed, layout=args.layout, workers=args.workers,
             font_split=args.fonts, progress=not args.no_progress, image_format=args.format,
             font_dir=args.font_dir, words_path=args.words, overwrite=args.overwrite, version=args.version,
-            background_dirs=tuple(args.backgrounds or synth.scene.BACKGROUND_DIRS))
+            background_dirs=tuple(args.backgrounds or synth.BACKGROUND_DIRS))
     except FileExistsError as e:
         print(f"ocr synth: {e}; pass --overwrite to replace it", file=sys.stderr)
         return 2

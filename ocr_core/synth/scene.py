@@ -2,8 +2,8 @@
 
 Natural-image backgrounds (random crops of the wallpapers and photographs that Debian's background packages
 install), text colour chosen against the local palette of that crop, and signage looks (embossed or engraved
-letters, LED dot matrices, reflections, painted edges), defocus blur and heavy JPEG. `ocr_core.synth` calls
-these only for version 3, so every random draw here happens only then and versions 1-2 stay byte-identical.
+letters, LED dot matrices, reflections, painted edges), defocus blur and heavy JPEG. `render` calls these
+only for version 3, so every random draw here happens only then and versions 1-2 stay byte-identical.
 
 The ranges were chosen by looking at the real train crops (`../shared/realwords/*/train.tsv`, a 48-crop
 contact sheet and the size statistics of 300 crops per folder): crop heights 17-116 px (median 28-53), about
