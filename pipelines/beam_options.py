@@ -20,6 +20,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import signal
+import threading
+import time
 from collections.abc import Callable
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -108,6 +112,83 @@ def limit_worker_blas_threads() -> None:
         os.environ.setdefault(var, "1")
 
 
+class WorkerDied(RuntimeError):
+    """A worker process of the DirectRunner ended abnormally (killed, aborted): the job failed, nothing was
+    published. The message is one line; the worker's own last words, if it wrote any, are on stderr above."""
+
+
+_WORKER_EXIT = re.compile(r"Worker subprocess exited with return code (-?\d+)")
+# Beam loggers that print the launcher's side of a dead worker's broken gRPC channel as tracebacks.
+_CHANNEL_LOGGERS = ("apache_beam.runners.worker.data_plane",
+                    "apache_beam.runners.portability.fn_api_runner.worker_handlers")
+
+
+def describe_exit(code: int) -> str:
+    """`exit code 137 (signal 9, SIGKILL: ...)`: the worker runs under `sh -c`, so a signal N is 128 + N."""
+    sig = code - 128 if code > 128 else -code if code < 0 else 0
+    if not sig:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(sig).name
+    except ValueError:
+        name = f"signal {sig}"
+    why = {"SIGKILL": "killed, e.g. by the kernel's out-of-memory killer",
+           "SIGABRT": "aborted by a native library",
+           "SIGSEGV": "a crash in native code"}.get(name, "")
+    return f"exit code {code} (signal {sig}, {name}" + (f": {why})" if why else ")")
+
+
+class WorkerWatch:
+    """Collects the deaths of DirectRunner worker processes during one run.
+
+    Beam reports a dead worker as a RuntimeError in one of its own threads, while the main thread fails later
+    with "Channel closed prematurely" and a page of gRPC tracebacks that never say which worker died or how.
+    During the run this hook keeps those thread exceptions (and the two Beam loggers of the broken channel)
+    back; `verdict` then turns a death into one WorkerDied line, and replays what it held back otherwise.
+    """
+
+    def __init__(self):
+        self.codes: list[int] = []
+        self._held: list = []
+        self._running = True
+        self._previous = threading.excepthook
+        self._levels = {name: logging.getLogger(name).level for name in _CHANNEL_LOGGERS}
+        threading.excepthook = self._hook
+        for name in _CHANNEL_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+    def _hook(self, args) -> None:
+        found = _WORKER_EXIT.search(str(args.exc_value))
+        if not found:
+            self._held.append(args)
+            return
+        self.codes.append(int(found.group(1)))
+        if self._running:
+            # The runner does not always notice: about every other time it waits forever for the dead worker's
+            # bundle. Interrupt the main thread; `verdict` turns that into WorkerDied.
+            self._running = False
+            # a real SIGINT to the main thread: it also wakes a blocking wait (interrupt_main would not)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    def verdict(self, failed: bool) -> None:
+        """Ends the watch. Raises WorkerDied when a worker died (after a failed run, the dead worker's thread
+        may report a moment after the main thread: wait up to 2 s for it). Call it from the `finally` of the
+        run: a death interrupts the main thread with KeyboardInterrupt, which this replaces."""
+        self._running = False
+        deadline = time.monotonic() + (2.0 if failed else 0.0)
+        while failed and not self.codes and time.monotonic() < deadline:
+            time.sleep(0.05)
+        threading.excepthook = self._previous
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
+        if self.codes:
+            raise WorkerDied(f"a Beam worker process died ({describe_exit(self.codes[0])}); the job failed "
+                             "and published nothing")
+        if failed:
+            for args in self._held:
+                self._previous(args)
+
+
 def _has_flag(beam_args: list[str], *names: str) -> bool:
     return any(a == n or a.startswith(n + "=") for a in beam_args for n in names)
 
@@ -159,7 +240,17 @@ def pipeline_options(beam_args: list[str], runner: str = "direct", workers: int 
         if not _has_flag(beam_args, "--dask_npartitions", "--dask_partition_size"):
             args.append(f"--dask_npartitions={workers}")
 
+    watch = WorkerWatch() if name == DIRECT_RUNNER else None
+
     def cleanup(result=None) -> None:
+        """Closes what the run opened; raises WorkerDied when a DirectRunner worker died during the run."""
+        try:
+            _close_dask(result)
+        finally:
+            if watch is not None:
+                watch.verdict(failed=result is None)
+
+    def _close_dask(result) -> None:
         client = getattr(result, "client", None)  # DaskRunnerResult keeps the client it opened
         if client is None and cluster is not None:  # the run failed before returning its result
             from distributed import Client

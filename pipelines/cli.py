@@ -53,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
             print(e.code, file=sys.stderr)
             return 2
         raise
+    except RuntimeError as e:
+        from pipelines.beam_options import WorkerDied
+
+        if not isinstance(e, WorkerDied):
+            raise
+        print(f"ocr {argv[0]}: error: {e}", file=sys.stderr)
+        return 1
     return result if isinstance(result, int) else 0
 
 

@@ -28,11 +28,39 @@ NOISE = re.compile("|".join([
     r"W\d{4} [\d:.]+ +\d+ dataset\.cc:\d+\] Input of GeneratorDatasetOp::Dataset will not be optimized",
     # PNG metadata libpng fixes or ignores while decoding (e.g. an odd ICC profile): not an image error
     r"libpng warning: ",
+    # gRPC's notice when a job's channels close
+    r"I\d{4} [\d:.]+ +\d+ chttp2_transport\.cc:\d+\] .*Got goaway",
 ]))
+# After a worker dies, the surviving workers' log forwarders retry the launcher's closed logging server every
+# few seconds, five lines each time; the job's own one-line WorkerDied message says what happened.
+BLOCK_START = "Logging client failed: <_MultiThreadedRendezvous"
+BLOCK_END = ">... resetting"
 
 
 def is_noise(line: str) -> bool:
     return NOISE.match(line) is not None
+
+
+class NoiseFilter:
+    """Line by line: False for noise, and for every line of a retry block (two workers' blocks can share a
+    line: a block starts wherever BLOCK_START appears and ends with its BLOCK_END line and a blank line)."""
+
+    def __init__(self):
+        self.in_block = False
+        self.just_ended = False
+
+    def keep(self, line: str) -> bool:
+        just_ended, self.just_ended = self.just_ended, False
+        if BLOCK_START in line:
+            self.in_block = True
+            return False
+        if self.in_block:
+            if line.startswith(BLOCK_END):
+                self.in_block, self.just_ended = False, True
+            return False
+        if just_ended and not line.strip():
+            return False
+        return not is_noise(line)
 
 
 def filter_stderr() -> None:
@@ -43,17 +71,18 @@ def filter_stderr() -> None:
     os.dup2(write_end, 2)
     os.close(write_end)
 
+    noise = NoiseFilter()
+
     def copy() -> None:
         with os.fdopen(read_end, "rb", buffering=0) as src:
             pending = b""
             while chunk := src.read(65536):
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
-                kept = b"".join(line + b"\n" for line in lines
-                                if not is_noise(line.decode("utf-8", "replace")))
+                kept = b"".join(line + b"\n" for line in lines if noise.keep(line.decode("utf-8", "replace")))
                 if kept:
                     os.write(real, kept)
-            if pending and not is_noise(pending.decode("utf-8", "replace")):
+            if pending and noise.keep(pending.decode("utf-8", "replace")):
                 os.write(real, pending)
 
     thread = threading.Thread(target=copy, name="ocr-stderr-filter", daemon=True)

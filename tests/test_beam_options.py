@@ -1,6 +1,9 @@
 """The Beam jobs refuse flags that are neither theirs nor Beam's (Beam would drop them, run on defaults)."""
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ocr_core.bundle import save_bundle
@@ -60,3 +63,54 @@ def test_predict_refuses_a_misspelt_flag(tmp_path):
     errors = _errors(p.stderr, "ocr predict")
     assert len(errors) == 1 and "unrecognized arguments: --decodr beam" in errors[0], p.stderr
     assert not out.exists()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Process ids below `pid` (from /proc), children first."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    out, frontier = [], [pid]
+    while frontier:
+        kids = [p for p, parent in parents.items() if parent in frontier]
+        out += kids
+        frontier = kids
+    return out
+
+
+def _is_beam_worker(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"apache_beam.runners.worker.sdk_worker_main" in argv and b"-c" not in argv
+
+
+def test_a_killed_worker_ends_predict_with_one_line_and_exit_1(tmp_path):
+    """A worker killed mid-run (as the out-of-memory killer would) fails the job: exit 1, one line naming the
+    signal, nothing published. Beam alone prints pages of gRPC tracebacks and never says which signal."""
+    for i, word in enumerate(["north", "south", "east", "west"]):
+        images.write_word(tmp_path / "raw" / f"{i}.png", word)
+    (tmp_path / "raw" / "many.tsv").write_text("".join(f"{i % 4}.png\tw\n" for i in range(6000)))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "predict", "--input",
+                             str(tmp_path / "raw" / "many.tsv"), "--output", str(out)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    workers = []
+    while not workers and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+        workers = [p for p in _descendants(proc.pid) if _is_beam_worker(p)]
+    assert workers, "no Beam worker process appeared"
+    time.sleep(1.0)  # let it take a bundle
+    os.kill(workers[0], signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1, (stdout, stderr[-3000:])
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("ocr predict: error: a Beam worker process died"), lines[-5:]
+    assert "SIGKILL" in lines[-1] and "Traceback" not in stderr, stderr[-3000:]
+    assert not (out / "_SUCCESS.json").exists()
