@@ -18,6 +18,7 @@ setup(
         "pillow",
         "pyarrow",
         "pyyaml",
+        "rapidfuzz",  # edit distances of `ocr evaluate` (ocr_core.metrics)
         "tfrecord",
         "tqdm",
     ],
