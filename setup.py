@@ -8,11 +8,12 @@ setup(
                 "training and Beam batch inference.",
     python_requires=">=3.10",
     packages=find_packages(include=["ocr_core", "ocr_core.*", "pipelines", "pipelines.*"]),
-    package_data={"ocr_core": ["assets/*", "assets/**/*"], "configs": ["*.yaml"]},
+    package_data={"ocr_core": ["assets/*", "assets/**/*", "templates/*.j2"], "configs": ["*.yaml"]},
     include_package_data=True,
     install_requires=[
         "apache-beam>=2.60",
         "crc32c",  # TFRecord checksums on read (ocr_core.records), without TensorFlow
+        "jinja2",  # the HTML report of `ocr evaluate` (ocr_core.report)
         "numpy",
         "opencv-python-headless",
         "pillow",
