@@ -7,17 +7,23 @@ setup(
     description="Word-image text recognition (CRNN + CTC) with Beam dataset builds, tf.distribute "
                 "training and Beam batch inference.",
     python_requires=">=3.10",
-    packages=find_packages(include=["ocr_core", "ocr_core.*", "pipelines", "pipelines.*"]),
-    package_data={"ocr_core": ["assets/*", "assets/**/*"], "configs": ["*.yaml"]},
+    # configs/ stays at the top of the source tree and installs as ocr_core/configs (ocr_core.config finds
+    # either), so a wheel carries the configs without a top-level `configs` package in site-packages.
+    packages=[*find_packages(include=["ocr_core", "ocr_core.*", "pipelines", "pipelines.*"]),
+              "ocr_core.configs"],
+    package_dir={"ocr_core.configs": "configs"},
+    package_data={"ocr_core": ["assets/*", "assets/**/*", "templates/*.j2"], "ocr_core.configs": ["*.yaml"]},
     include_package_data=True,
     install_requires=[
         "apache-beam>=2.60",
         "crc32c",  # TFRecord checksums on read (ocr_core.records), without TensorFlow
+        "jinja2",  # the HTML report of `ocr evaluate` (ocr_core.report)
         "numpy",
         "opencv-python-headless",
         "pillow",
         "pyarrow",
         "pyyaml",
+        "rapidfuzz",  # edit distances of `ocr evaluate` (ocr_core.metrics)
         "tfrecord",
         "tqdm",
     ],
@@ -31,7 +37,8 @@ setup(
         # gs:// inputs and outputs for the Beam jobs and `--runner dataflow` (Beam's GCS filesystem, Dataflow
         # client); training reads gs:// through TensorFlow's own filesystem and needs no extra.
         "gcp": ["apache-beam[gcp]"],
-        "dev": ["pytest", "pytest-timeout", "ruff"],
+        # setuptools + wheel: tests/test_packaging.py builds the wheel without build isolation (no network)
+        "dev": ["pytest", "pytest-timeout", "ruff", "setuptools>=61", "wheel"],
         # Peers of bench/real_accuracy.py only (never needed by `make test`). Install with
         # `--no-binary tesserocr` so tesserocr compiles against Debian's libtesseract-dev (PyPI's wheels
         # bundle a Tesseract of their own); EasyOCR needs torch and gets a venv of its own (see that script).

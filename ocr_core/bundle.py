@@ -257,6 +257,7 @@ def export_saved_model(model, charset: Charset, spec: PreprocessSpec, path: str)
     import keras
     import tensorflow as tf
 
+    from ocr_core.ctc import greedy_decode_tf
     from ocr_core.preprocess_tf import preprocess_image_bytes
 
     chars = tf.constant([""] + list(charset.characters))
@@ -264,14 +265,8 @@ def export_saved_model(model, charset: Charset, spec: PreprocessSpec, path: str)
     def serve(images):
         pixels = tf.map_fn(lambda b: preprocess_image_bytes(b, spec), images,
                            fn_output_signature=tf.TensorSpec([spec.height, spec.width], tf.uint8))
-        probs = model(pixels[..., None], training=False)
-        best = tf.argmax(probs, axis=-1, output_type=tf.int32)
-        keep = tf.logical_and(best != 0, tf.concat([tf.ones_like(best[:, :1], tf.bool),
-                                                    best[:, 1:] != best[:, :-1]], axis=1))
-        ids = tf.ragged.boolean_mask(best, keep)
-        text = tf.strings.reduce_join(tf.gather(chars, ids), axis=-1)
-        conf = tf.exp(tf.reduce_sum(tf.math.log(tf.maximum(tf.reduce_max(probs, -1), 1e-7)), -1))
-        return {"text": text, "confidence": conf}
+        ids, conf = greedy_decode_tf(model(pixels[..., None], training=False))
+        return {"text": tf.strings.reduce_join(tf.gather(chars, ids), axis=-1), "confidence": conf}
 
     archive = keras.export.ExportArchive()
     archive.track(model)

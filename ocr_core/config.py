@@ -1,4 +1,5 @@
-"""Typed configuration of a model and its training recipe, loaded from YAML (configs/*.yaml)."""
+"""Typed configuration of a model and its training recipe, loaded from YAML (configs/*.yaml, shipped in
+the package)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
@@ -8,7 +9,15 @@ import yaml
 
 from ocr_core.charset import DEFAULT_CHARACTERS
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+def _config_dir() -> Path:
+    """configs/ as a wheel installs it (ocr_core/configs, see setup.py), else the source tree's own."""
+    here = Path(__file__).resolve().parent
+    installed = here / "configs"
+    return installed if installed.is_dir() else here.parent / "configs"
+
+
+CONFIG_DIR = _config_dir()
 
 
 @dataclass

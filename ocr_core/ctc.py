@@ -1,6 +1,9 @@
 """CTC: the loss (TensorFlow) and decoders (NumPy: greedy and prefix beam search) with confidences.
 
-Blank is class 0 everywhere (`ocr_core.charset.BLANK_ID`). Decoders take per-time-step probabilities
+The greedy decoder has a TensorFlow twin, `greedy_decode_tf`, used by training's validation metrics and the
+SavedModel's serving signature; predict's workers use the NumPy one, so an onnx worker never imports
+TensorFlow (this module imports it only inside the TensorFlow functions). Blank is class 0 everywhere
+(`ocr_core.charset.BLANK_ID`). Decoders take per-time-step probabilities
 [T, C] (or [B, T, C]) as the model outputs them. Confidence of a greedy result is the probability of its
 best path (product of the per-step maxima); of a beam result, the summed probability of all alignments
 of that text found by the search. Both lie in [0, 1].
@@ -53,6 +56,24 @@ def greedy_decode(probs: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
     keep = best != BLANK_ID
     keep[:, 1:] &= best[:, 1:] != best[:, :-1]
     return [row[k].tolist() for row, k in zip(best, keep)], conf.astype(np.float32)
+
+
+def greedy_decode_tf(probs):
+    """`greedy_decode` as TensorFlow ops (graph-friendly: training's validation step, the serving signature).
+
+    Args:
+        probs: float [B, T, C] probabilities (a tensor).
+
+    Returns:
+        (int32 RaggedTensor [B, None] of ids with repeats merged and blanks removed, float32 confidence [B]).
+    """
+    import tensorflow as tf
+
+    best = tf.argmax(probs, axis=-1, output_type=tf.int32)
+    keep = tf.logical_and(best != BLANK_ID, tf.concat([tf.ones_like(best[:, :1], tf.bool),
+                                                       best[:, 1:] != best[:, :-1]], axis=1))
+    best_prob = tf.maximum(tf.cast(tf.reduce_max(probs, axis=-1), tf.float32), _EPS)
+    return tf.ragged.boolean_mask(best, keep), tf.exp(tf.reduce_sum(tf.math.log(best_prob), axis=-1))
 
 
 def _logsumexp(a: float, b: float) -> float:

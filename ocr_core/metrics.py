@@ -1,27 +1,20 @@
 """Recognition metrics: word accuracy (case-sensitive, case-insensitive, scene-text protocol), CER, and the
-breakdowns `ocr evaluate` reports (by label length, character confusions, confidence calibration)."""
+breakdowns `ocr evaluate` reports (by label length, character confusions, confidence calibration).
+Edit distances come from rapidfuzz's Levenshtein."""
 from __future__ import annotations
 
 import re
 from collections import Counter
 from collections.abc import Iterable
 
+from rapidfuzz.distance import Levenshtein
+
 _NON_ALNUM = re.compile(r"[^0-9a-z]")
 
 
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance (insert, delete, substitute all cost 1)."""
-    if a == b:  # most pairs of a usable model: skip the O(len^2) table
-        return 0
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+    return Levenshtein.distance(a, b)
 
 
 def scene_text_normalize(text: str) -> str:
@@ -86,35 +79,29 @@ def by_length(pairs: Iterable[tuple[str, str]]) -> list[dict]:
 def align(label: str, pred: str) -> list[tuple[str, str, str]]:
     """One minimal edit-distance alignment of label -> prediction, in reading order.
 
-    Ties prefer a match/substitution, then a deletion, then an insertion, so the result is deterministic.
+    Walking back from the ends, ties prefer a match/substitution, then a deletion, then an insertion, so the
+    result is deterministic and confusions count substitutions where they can. (rapidfuzz's own `editops`
+    breaks ties the other way: "ab" -> "ba" would be an insertion and a deletion, not two substitutions.)
 
     Returns:
         (op, label_char, pred_char) with op "=" (match), "s" (substitution), "d" (label char missing from
         the prediction; pred_char "") or "i" (extra predicted char; label_char "").
     """
-    if label == pred:
-        return [("=", c, c) for c in label]
-    m, n = len(label), len(pred)
-    d = [[0] * (n + 1) for _ in range(m + 1)]
-    for i in range(m + 1):
-        d[i][0] = i
-    for j in range(n + 1):
-        d[0][j] = j
-    for i in range(1, m + 1):
-        for j in range(1, n + 1):
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (label[i - 1] != pred[j - 1]))
     ops = []
-    i, j = m, n
-    while i or j:
-        if i and j and d[i][j] == d[i - 1][j - 1] + (label[i - 1] != pred[j - 1]):
-            ops.append(("=" if label[i - 1] == pred[j - 1] else "s", label[i - 1], pred[j - 1]))
-            i, j = i - 1, j - 1
-        elif i and d[i][j] == d[i - 1][j] + 1:
+    i, j = len(label), len(pred)
+    d = Levenshtein.distance(label, pred)  # of label[:i] and pred[:j], kept while walking back
+    while d:
+        cost = int(i > 0 and j > 0 and label[i - 1] != pred[j - 1])
+        if i and j and Levenshtein.distance(label[:i - 1], pred[:j - 1]) == d - cost:
+            ops.append(("s" if cost else "=", label[i - 1], pred[j - 1]))
+            i, j, d = i - 1, j - 1, d - cost
+        elif i and Levenshtein.distance(label[:i - 1], pred[:j]) == d - 1:
             ops.append(("d", label[i - 1], ""))
-            i -= 1
+            i, d = i - 1, d - 1
         else:
             ops.append(("i", "", pred[j - 1]))
-            j -= 1
+            j, d = j - 1, d - 1
+    ops += [("=", c, c) for c in reversed(label[:i])]  # distance 0 left: the prefixes are equal
     return ops[::-1]
 
 

@@ -21,7 +21,7 @@ import tensorflow as tf
 from ocr_core import fs
 from ocr_core.charset import Charset
 from ocr_core.config import OcrConfig
-from ocr_core.ctc import ctc_loss
+from ocr_core.ctc import ctc_loss, greedy_decode_tf
 from ocr_core.data import DataMix, DatasetError, DatasetInfo, make_dataset
 from ocr_core.model import build_crnn
 
@@ -82,13 +82,6 @@ def _lowercase_table(charset: Charset) -> tf.Tensor:
     return tf.constant(table, tf.int32)
 
 
-def _greedy_ragged(probs):
-    best = tf.argmax(probs, axis=-1, output_type=tf.int32)
-    keep = tf.logical_and(best != 0, tf.concat([tf.ones_like(best[:, :1], tf.bool),
-                                                best[:, 1:] != best[:, :-1]], axis=1))
-    return tf.ragged.boolean_mask(best, keep)
-
-
 def validation_sums(probs, labels, lower_table):
     """Sums over a batch: [n, loss, exact, exact_nocase, edit distance, label chars] (float32).
 
@@ -100,7 +93,7 @@ def validation_sums(probs, labels, lower_table):
     stand_in = tf.one_hot(tf.zeros_like(labels[:, 0]), tf.shape(labels)[1], dtype=tf.int32)
     loss_labels = tf.where(real[:, None] > 0, labels, stand_in)
     loss = tf.reduce_sum(ctc_loss(loss_labels, probs) * real)
-    hyp = _greedy_ragged(probs)
+    hyp, _ = greedy_decode_tf(probs)
     truth = tf.ragged.boolean_mask(labels, labels > 0)
     dist = tf.edit_distance(hyp.to_sparse(), truth.to_sparse(), normalize=False)
     hyp_l = tf.ragged.map_flat_values(lambda v: tf.gather(lower_table, v), hyp)

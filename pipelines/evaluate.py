@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import base64
-import html
 import json
 import os
 import posixpath
 import sys
 from collections import Counter
-from collections.abc import Iterable
-from itertools import groupby
 from typing import NamedTuple
 
 import cv2
@@ -33,7 +30,6 @@ from ocr_core.errors import UsageError
 from ocr_core.inputs import InputSpec, Reject, read_input
 from ocr_core.inputs import input_kind as manifest_kind
 from ocr_core.metrics import (
-    align,
     by_length,
     calibration,
     confusions,
@@ -44,6 +40,7 @@ from ocr_core.metrics import (
 )
 from ocr_core.preprocess import PreprocessSpec, decode_gray
 from ocr_core.records import RecordError, WordRecord, iter_tfrecords, record_id
+from ocr_core.report import render_report
 from pipelines.predict import PART_PREFIX, SCHEMA, SUCCESS
 
 REQUIRED_COLUMNS = ("id", "source", "text", "confidence", "error", "label")
@@ -351,166 +348,7 @@ def load_thumbnails(worst: list[dict], labels: Labels) -> dict[str, str]:
     return out
 
 
-# --- HTML report ----------------------------------------------------------------------------------------
-
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1120px;
- padding:0 16px;color:#1d2330;background:#fff}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde1e8;
- padding-bottom:4px}
-.meta{color:#5a6270;font-size:12.5px;word-break:break-all}
-table{border-collapse:collapse;margin:4px 0}td,th{padding:3px 10px;border-bottom:1px solid #eceef2;
- text-align:left;vertical-align:middle}th{background:#f5f6f9;font-weight:600}td.num{text-align:right;
- font-variant-numeric:tabular-nums}
-.bar{background:#e8ebf1;width:160px;height:10px;border-radius:2px}.bar>div{background:#3b73d9;height:10px;
- border-radius:2px}
-.cols{display:flex;gap:36px;flex-wrap:wrap;align-items:flex-start}
-.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;white-space:pre}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:12px}
-.card{border:1px solid #dde1e8;border-radius:6px;padding:8px;background:#fafbfc;overflow:hidden}
-.card img{display:block;max-width:100%;height:auto;image-rendering:auto;background:#fff;border:1px solid #eee;
- margin-bottom:6px}
-.card .noimg{height:48px;display:flex;align-items:center;justify-content:center;color:#8a919c;
- background:#f0f1f4;margin-bottom:6px;font-size:12px}
-.card .k{color:#5a6270;display:inline-block;width:38px;font-size:12px}
-.card .src{color:#8a919c;font-size:11px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-mark{padding:0 1px;border-radius:2px}mark.s{background:#ffd98a}mark.d{background:#ffc2c2;
- text-decoration:line-through}mark.i{background:#c6e8c6}
-.note{color:#5a6270;font-size:12.5px;max-width:900px}
-"""
-
-
-def _e(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _char(c: str) -> str:
-    """A character made visible in a table cell (space and control characters spelled out)."""
-    if c == " ":
-        return "␣"
-    if not c.isprintable():
-        return f"U+{ord(c):04X}"
-    return c
-
-
-def _pct(x) -> str:
-    return "–" if x is None else f"{100 * x:.1f} %"
-
-
-def _num(x, digits: int = 3) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
-
-
-def _bar(x) -> str:
-    return f'<div class="bar"><div style="width:{0 if x is None else round(100 * x, 1)}%"></div></div>'
-
-
-def marked(label: str, pred: str) -> tuple[str, str]:
-    """Escaped HTML of label and prediction with the edit-distance alignment's differences highlighted
-    (<mark class="s|d|i"> for substituted, missing and extra characters)."""
-    lab, prd = [], []
-    for op, a, b in align(label, pred):
-        cls = "" if op == "=" else op
-        if a:
-            lab.append((cls, a))
-        if b:
-            prd.append((cls, b))
-    return _runs(lab), _runs(prd)
-
-
-def _runs(chars: list[tuple[str, str]]) -> str:
-    out = []
-    for cls, group in groupby(chars, key=lambda x: x[0]):
-        text = _e("".join(c for _, c in group))
-        out.append(f'<mark class="{cls}">{text}</mark>' if cls else text)
-    return "".join(out)
-
-
-def _table(head: Iterable[str], rows: Iterable[Iterable[str]], num_from: int = 1) -> str:
-    """An HTML table; cells are already-escaped HTML, columns from `num_from` are right-aligned."""
-    out = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
-    for row in rows:
-        out.append("<tr>" + "".join(f'<td class="num">{c}</td>' if i >= num_from else f"<td>{c}</td>"
-                                    for i, c in enumerate(row)) + "</tr>")
-    return "".join(out) + "</table>"
-
-
-def render_report(metrics: dict, thumbs: dict[str, str]) -> str:
-    """The self-contained HTML report (inline CSS, images as data URIs); every text is HTML-escaped."""
-    m = metrics
-    summary = [
-        ("Words scored", str(m["n"])),
-        ("Word accuracy (exact)", _pct(m["word_accuracy"])),
-        ("Word accuracy, case-insensitive", _pct(m["word_accuracy_case_insensitive"])),
-        ("Word accuracy, alphanumeric (scene-text protocol)", _pct(m["word_accuracy_alnum"])),
-        ("Character error rate", _pct(m["cer"])),
-        ("Mean normalised edit distance", _num(m["mean_ned"])),
-        ("Unreadable inputs (scored as wrong)", str(m["errors"]["count"])),
-        ("Unlabelled prediction rows (not scored)", str(m["unlabelled"])),
-        ("Labels without a prediction (not scored)", str(m["missing_predictions"])),
-        ("Label lines rejected", str(m["label_rejects"])),
-        ("Mean confidence: right / wrong", f"{_num(m['mean_confidence_right'])} / "
-                                           f"{_num(m['mean_confidence_wrong'])}"),
-        ("Expected calibration error", _num(m["expected_calibration_error"])),
-    ]
-    parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>OCR evaluation</title>"
-             f"<style>{CSS}</style></head><body>",
-             "<h1>OCR evaluation</h1>",
-             f'<div class="meta">predictions {_e(m["predictions"])} · '
-             f'labels {_e(m["labels"] or "table column")}'
-             f' ({_e(m["label_source"])}{", split " + _e(m["split"]) if m["split"] else ""})'
-             f' · model {_e(", ".join(m["models"]) or "?")} · {m["rows"]} rows</div>',
-             "<h2>Summary</h2>", _table(["Metric", "Value"], [(_e(k), v) for k, v in summary])]
-    if m["errors"]["by_reason"]:
-        parts.append(_table(["Unreadable input", "Rows"],
-                            [(_e(k), str(v)) for k, v in m["errors"]["by_reason"].items()]))
-
-    length_rows = [(_e(b["length"]), str(b["n"]), _pct(b["accuracy"]), _bar(b["accuracy"]))
-                   for b in m["by_length"] if b["n"]]
-    cal_rows = [(_e(b["bin"]), str(b["n"]), _num(b["mean_confidence"]), _pct(b["accuracy"]),
-                 _bar(b["accuracy"])) for b in m["calibration"] if b["n"]]
-    parts += ['<div class="cols"><div><h2>Accuracy by label length</h2>',
-              _table(["Length", "Words", "Exact", ""], length_rows) if length_rows else "<p>No words.</p>",
-              "</div><div><h2>Calibration</h2>",
-              _table(["Confidence", "Words", "Mean conf.", "Exact", ""], cal_rows) if cal_rows
-              else "<p>No confidences.</p>", "</div></div>"]
-
-    parts.append(f"<h2>Worst mistakes ({len(m['worst'])})</h2>")
-    parts.append('<p class="note">Wrong predictions ranked by normalised edit distance (edit distance / '
-                 "longer length), then by confidence: the most wrong words first, and among equally wrong "
-                 "ones those the model was surest of, because a confidence threshold cannot catch them and "
-                 "they often reveal label noise. Unreadable inputs are listed above, not here. "
-                 '<mark class="s">substituted</mark> <mark class="d">missing</mark> '
-                 '<mark class="i">extra</mark></p>')
-    cards = []
-    for w in m["worst"]:
-        uri = thumbs.get(w["label_id"])
-        img = (f'<img src="{uri}" alt="{_e(w["label"])}">' if uri else '<div class="noimg">no image</div>')
-        lab, prd = marked(w["label"], w["prediction"] or "")
-        cards.append(f'<div class="card">{img}'
-                     f'<div><span class="k">label</span><span class="mono">{lab}</span></div>'
-                     f'<div><span class="k">pred</span><span class="mono">{prd}</span></div>'
-                     f'<div><span class="k">conf</span>{_num(w["confidence"])} · NED {_num(w["ned"], 2)}'
-                     f' · dist {w["edit_distance"]}</div>'
-                     f'<div class="src" title="{_e(w["source"])}">{_e(w["source"])}</div></div>')
-    parts.append(f'<div class="grid">{"".join(cards)}</div>' if cards else "<p>No mistakes to show.</p>")
-
-    c = m["confusions"]
-
-    def mono(ch: str) -> str:
-        return f'<span class="mono">{_e(_char(ch))}</span>'
-
-    subs = [(mono(x["label"]), mono(x["predicted"]), str(x["count"])) for x in c["substitutions"]]
-    dels = [(mono(x["char"]), str(x["count"])) for x in c["deletions"]]
-    ins = [(mono(x["char"]), str(x["count"])) for x in c["insertions"]]
-    parts += ["<h2>Character confusions</h2>",
-              '<p class="note">From the edit-distance alignment of each wrong, readable prediction '
-              "(␣ is a space).</p>", '<div class="cols"><div>',
-              _table(["Label", "Predicted", "Count"], subs, 2) if subs else "<p>No substitutions.</p>",
-              "</div><div>", _table(["Missing", "Count"], dels) if dels else "<p>No deletions.</p>",
-              "</div><div>", _table(["Extra", "Count"], ins) if ins else "<p>No insertions.</p>",
-              "</div></div></body></html>"]
-    return "\n".join(parts)
+# --- report files (the page itself: ocr_core.report) ----------------------------------------------------
 
 
 def _write(path: str, data: bytes) -> None:

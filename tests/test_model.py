@@ -10,7 +10,7 @@ from PIL import Image
 from ocr_core.bundle import BundleError, load_bundle, read_bundle_meta, save_bundle
 from ocr_core.charset import Charset
 from ocr_core.config import load_config
-from ocr_core.ctc import beam_search_decode, ctc_loss, greedy_decode
+from ocr_core.ctc import beam_search_decode, ctc_loss, greedy_decode, greedy_decode_tf
 from ocr_core.model import build_crnn
 from ocr_core.preprocess import preprocess_word_image
 from ocr_core.preprocess_tf import preprocess_image_bytes
@@ -55,6 +55,29 @@ def test_greedy_merges_repeats_and_drops_blanks():
     assert ids == [[5, 5, 7]]
     assert 0 < conf[0] <= 1 and np.isclose(conf[0], 0.9 ** 31, rtol=1e-4)
 
+
+
+def test_tensorflow_greedy_decoder_agrees_with_numpy():
+    """Training and serving decode with greedy_decode_tf, predict's workers with greedy_decode: the same."""
+    rng = np.random.default_rng(0)
+    batch, steps, classes = 64, 31, 63
+    logits = rng.normal(size=(batch, steps, classes)).astype(np.float32)
+    for b in range(batch):  # peaked paths over few classes: repeats, blanks between and around them
+        if b % 4:
+            path = rng.choice([0, 0, 1, 2, 7, 62], size=steps)
+            logits[b, np.arange(steps), path] += rng.uniform(0, 6, steps).astype(np.float32)
+    logits[0, :, 0] += 20  # all blank
+    logits[1] = 0
+    logits[1, :, 5] = 10  # one class throughout: a single character
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    ids, conf = greedy_decode(probs)
+    ids_tf, conf_tf = greedy_decode_tf(tf.constant(probs))
+    assert ids_tf.to_list() == ids and ids[0] == [] and ids[1] == [5]
+    assert any(len(i) > 5 for i in ids) and any(i[j] == i[j + 1] for i in ids for j in range(len(i) - 1))
+    np.testing.assert_allclose(conf_tf.numpy(), conf, rtol=1e-5)
+    assert conf_tf.dtype == tf.float32 and ids_tf.dtype == tf.int32
+    empty_ids, empty_conf = greedy_decode_tf(tf.zeros([0, steps, classes]))
+    assert empty_ids.to_list() == [] and empty_conf.shape == (0,)
 
 def test_beam_search_agrees_with_greedy_on_peaked_input_and_ranks_candidates():
     probs = _peaked([0, 3, 0, 4, 4, 0] + [0] * 25)
