@@ -18,6 +18,7 @@ setup(
         "pillow",
         "pyarrow",
         "pyyaml",
+        "rapidfuzz",  # edit distance for lexicon decoding's BK-tree (ocr_core.lexicon)
         "tfrecord",
         "tqdm",
     ],
