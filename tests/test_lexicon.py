@@ -56,10 +56,12 @@ def test_bk_tree_queries_equal_a_full_scan(seed):
     for query in random_words(rng, 40) + ["", "abcdeabcdeab"]:
         scan = [(edit_distance(query, w), i) for i, w in enumerate(words)]
         for radius in (0, 1, 2, 3, 5):
-            assert tree.within(query, radius) == sorted(x for x in scan if x[0] <= radius)
-        best = min(d for d, _ in scan)
-        assert tree.nearest(query) == [(d, i) for d, i in scan if d == best]
-    assert BKTree([]).within("a", 3) == [] and BKTree([]).nearest("a") == []
+            close = sorted(x for x in scan if x[0] <= radius)
+            assert tree.search(query, radius) == close
+            for at_least in (1, 7, 64, 500):  # the nearest words when too few are that close
+                want = close if len(close) >= at_least else sorted(scan)[:at_least]
+                assert tree.search(query, radius, at_least) == want
+    assert BKTree([]).search("a", 3) == [] and BKTree([]).search("a", 0, 5) == []
 
 
 def test_lexicon_file_rules():
@@ -94,16 +96,16 @@ def frames_spelling(text: str, charset: Charset, sharpness: float = 4.0, seed: i
 def test_decoder_picks_the_likeliest_near_word_and_keeps_the_lexicon_spelling():
     charset = Charset()
     lex = Lexicon.from_words(["Harbour", "harbor", "arbour", "Market", "garden"], charset)
-    decoder = LexiconDecoder(lex, charset)
     probs = frames_spelling("HARB0UR", charset)  # upper case, and a zero for the O
-    m = decoder.decode(probs, ["HARB0UR"])
-    assert m.word == "Harbour" and m.distance == 1 and m.candidates == 3  # not Market/garden (far)
-    assert 0.0 < m.probability <= m.confidence <= 1.0
-    scores = decoder.score_all(probs)  # the exhaustive scan agrees, and gives the same posterior
+    scores = LexiconDecoder(lex, charset).score_all(probs)  # every word's log-likelihood
     assert lex.words[int(np.argmax(scores))] == "Harbour"
-    near = [i for i, w in enumerate(lex.words) if edit_distance(match_key(w), "harb0ur") <= 3]
-    posterior = math.exp(scores[0] - np.logaddexp.reduce(scores[near]))
-    assert math.isclose(m.confidence, posterior) and math.isclose(m.probability, math.exp(scores[0]))
+    for min_candidates, scored in [(64, 5), (1, 3)]:  # the whole small lexicon, or only those within δ
+        m = LexiconDecoder(lex, charset, min_candidates=min_candidates).decode(probs, ["HARB0UR"])
+        assert m.word == "Harbour" and m.distance == 1 and m.candidates == scored
+        assert 0.0 < m.probability <= m.confidence <= 1.0
+        near = [i for i, w in enumerate(lex.words) if edit_distance(match_key(w), "harb0ur") <= 3]
+        posterior = math.exp(scores[0] - np.logaddexp.reduce(scores[near if scored == 3 else slice(None)]))
+        assert math.isclose(m.confidence, posterior) and math.isclose(m.probability, math.exp(scores[0]))
     # case folding: the upper-case frames support "Harbour" far better when case is ignored
     strict = LexiconDecoder(Lexicon.from_words(lex.words, charset, case_sensitive=True), charset)
     assert strict.score_all(probs)[0] < scores[0] - 5
@@ -111,13 +113,15 @@ def test_decoder_picks_the_likeliest_near_word_and_keeps_the_lexicon_spelling():
 
 def test_decoder_falls_back_to_the_nearest_words():
     charset = Charset()
-    decoder = LexiconDecoder(Lexicon.from_words(["hi", "sesquipedalian", "ha"], charset), charset,
-                             max_distance=1)
-    probs = frames_spelling("xyzzyq", charset)
-    assert decoder.candidates(["xyzzyq"]) == [(6, 0), (6, 2)]  # nothing within 1: the two at distance 6
-    assert decoder.decode(probs, ["xyzzyq"]).word in ("hi", "ha")
-    wide = LexiconDecoder(decoder.lexicon, charset, max_distance=50)  # every word scored
-    assert len(wide.candidates(["xyzzyq"])) == 3
+    lex = Lexicon.from_words(["hi", "sesquipedalian", "ha", "xyzzy", "plugh"], charset)
+    decoder = LexiconDecoder(lex, charset, max_distance=1, min_candidates=2)
+    probs = frames_spelling("xyzzq", charset)
+    assert decoder.candidates(["xyzzq"]) == [(1, 3), (5, 0)]  # one within 1, topped up: hi/ha/plugh tie at 5
+    assert LexiconDecoder(lex, charset, max_distance=1, min_candidates=1).candidates(["xyzzq"]) == [(1, 3)]
+    assert decoder.candidates(["qqqq"]) == [(4, 0), (4, 2)]  # none within 1: the two nearest
+    assert decoder.candidates(["qqqq", "xyzzq"]) == [(1, 3), (4, 0), (4, 2)]  # each reading's own
+    assert decoder.decode(probs, ["xyzzq"]).word == "xyzzy"
+    assert len(LexiconDecoder(lex, charset, max_distance=50, min_candidates=1).candidates([""])) == 5
 
 
 def test_decoder_over_random_lexicons_matches_the_restricted_full_scan():
@@ -125,7 +129,7 @@ def test_decoder_over_random_lexicons_matches_the_restricted_full_scan():
     rng = random.Random(7)
     for trial in range(20):
         lex = Lexicon.from_words(random_words(rng, 60, "abcdef", 7), charset)
-        decoder = LexiconDecoder(lex, charset, max_distance=2)
+        decoder = LexiconDecoder(lex, charset, max_distance=2, min_candidates=8)
         truth = rng.choice(lex.words)
         probs = frames_spelling(truth, charset, sharpness=1.5, seed=trial)  # noisy: readings go wrong
         reading = charset.decode(v for i, v in enumerate(probs.argmax(1))
@@ -133,6 +137,8 @@ def test_decoder_over_random_lexicons_matches_the_restricted_full_scan():
         m = decoder.decode(probs, [reading])
         scores = decoder.score_all(probs)
         dist = np.array([edit_distance(reading, w) for w in lex.words])
-        pool = np.nonzero(dist <= 2)[0] if (dist <= 2).any() else np.nonzero(dist == dist.min())[0]
+        pool = np.nonzero(dist <= 2)[0]
+        if len(pool) < 8:
+            pool = np.array(sorted(range(len(dist)), key=lambda i: (dist[i], i))[:8])
         assert m.word == lex.words[pool[np.argmax(scores[pool])]] and m.candidates == len(pool)
 
