@@ -1,15 +1,20 @@
-"""Lexicon-constrained decoding: the CTC forward score, the BK-tree and lexicon files."""
+"""Lexicon-constrained decoding: the CTC forward score, the BK-tree, lexicon files, and
+`ocr predict --lexicon` end to end with the shipped model."""
 import itertools
 import math
 import random
 import string
+from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from ocr_core.charset import Charset
 from ocr_core.lexicon import BKTree, Lexicon, LexiconDecoder, LexiconError, ctc_log_likelihood, match_key
 from ocr_core.metrics import edit_distance
+from pipelines import cli, predict
+from tests import images
 
 
 def brute_force_likelihoods(probs: np.ndarray) -> dict[tuple, float]:
@@ -142,3 +147,94 @@ def test_decoder_over_random_lexicons_matches_the_restricted_full_scan():
             pool = np.array(sorted(range(len(dist)), key=lambda i: (dist[i], i))[:8])
         assert m.word == lex.words[pool[np.argmax(scores[pool])]] and m.candidates == len(pool)
 
+
+# --- `ocr predict --lexicon` end to end ---------------------------------------------------------------
+
+
+def occluded_word(text: str) -> np.ndarray:
+    """A word image with the top half of its middle fifth painted over: the shipped model misreads these."""
+    img = images.word_image(text)
+    h, w = img.shape
+    img[: h // 2, 2 * w // 5: 3 * w // 5] = images.PAPER
+    return img
+
+
+# occluded, the shipped model reads them as harour, marxet, coriee, viliage
+MISREAD = ["harbour", "market", "coffee", "village"]
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("crops")
+    for word in MISREAD:
+        images.write(d / f"{word}.png", images.encode(occluded_word(word)))
+    images.write_word(d / "garden.png", "garden")  # read right without help
+    return d
+
+
+def read_rows(out: Path) -> dict[str, dict]:
+    assert (out / predict.SUCCESS).exists()
+    return {Path(r["source"]).stem: r for r in pq.read_table(out, schema=predict.SCHEMA).to_pylist()}
+
+
+@pytest.mark.parametrize("engine", ["onnx", "tf"])
+def test_predict_with_a_lexicon_corrects_misread_words(crops, tmp_path, capsys, engine):
+    plain = tmp_path / "plain"
+    predict.run(["--input", str(crops / "*.png"), "--output", str(plain), "--engine", engine,
+                 "--workers", "1"])
+    readings = {name: r["text"] for name, r in read_rows(plain).items()}
+    assert all(readings[w] != w for w in MISREAD), f"the shipped model now reads these right: {readings}"
+    assert readings["garden"] == "garden"
+
+    words = tmp_path / "words.txt"  # listed spellings win; near distractors; a repeat; skipped words
+    words.write_text("Harbour\nharbor\nMARKET\nmarker\nmarket\n\ncoffee\ntoffee\nVillage\nvillager\n"
+                     "Garden\ngardens\ncafé\nnaïve\n", encoding="utf-8")
+    out = tmp_path / "lex"
+    assert predict.run(["--input", str(crops / "*.png"), "--output", str(out), "--engine", engine,
+                        "--lexicon", str(words), "--workers", "1"]) == 0
+    assert "2 of 12 words skipped, characters outside the model's charset (éï): café, naïve" in \
+        capsys.readouterr().err
+    rows = read_rows(out)
+    assert {name: r["text"] for name, r in rows.items()} == {"harbour": "Harbour", "market": "MARKET",
+                                                             "coffee": "coffee", "village": "Village",
+                                                             "garden": "Garden"}
+    for name, r in rows.items():
+        assert r["decoder"] == "greedy+lexicon" and r["engine"] == engine and r["error"] is None
+        assert 0.0 < r["confidence"] <= 1.0
+        chosen, unconstrained = r["candidates"]
+        assert chosen["text"] == r["text"] and 0.0 < chosen["score"] <= r["confidence"] + 1e-6
+        assert unconstrained["text"] == readings[name]
+
+
+def test_predict_beam_decoder_with_a_lexicon(crops, tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("harbour\nmarket\ncoffee\nvillage\ngarden\n", encoding="utf-8")
+    out = tmp_path / "lex"
+    predict.run(["--input", str(crops / "*.png"), "--output", str(out), "--engine", "onnx",
+                 "--decoder", "beam", "--beam-width", "5", "--top-k", "2", "--lexicon", str(words),
+                 "--workers", "1"])
+    rows = read_rows(out)
+    assert {name: r["text"] for name, r in rows.items()} == {w: w for w in [*MISREAD, "garden"]}
+    for r in rows.values():
+        assert r["decoder"] == "beam(5)+lexicon" and 2 <= len(r["candidates"]) <= 3
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "no such file"),
+    ("\n  \n\n", "no words (empty, or blank lines only)"),
+    ("café\n日本\n", "none of its 2 words can be spelled with the model's charset "
+                   "(characters outside it: é日本)"),
+    (b"caf\xe9\n", "not UTF-8 text (byte 3); save it as UTF-8"),
+])
+def test_bad_lexicons_are_one_line_errors_before_the_pipeline(crops, tmp_path, capsys, content, message):
+    words = tmp_path / "words.txt"
+    if isinstance(content, bytes):
+        words.write_bytes(content)
+    elif content is not None:
+        words.write_text(content, encoding="utf-8")
+    out = tmp_path / "out"
+    code = cli.main(["predict", "--input", str(crops / "*.png"), "--output", str(out), "--engine", "onnx",
+                     "--lexicon", str(words), "--workers", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"ocr predict: error: --lexicon {words}: {message}"]
+    assert not out.exists()
