@@ -23,7 +23,7 @@ setup(
         "pillow",
         "pyarrow",
         "pyyaml",
-        "rapidfuzz",  # edit distances of `ocr evaluate` (ocr_core.metrics)
+        "rapidfuzz",  # edit distances: `ocr evaluate` (ocr_core.metrics), lexicon decoding (ocr_core.lexicon)
         "tfrecord",
         "tqdm",
     ],

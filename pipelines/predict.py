@@ -42,6 +42,7 @@ from ocr_core.ctc import beam_search_decode, greedy_decode
 from ocr_core.errors import REASONS, InputError, UsageError
 from ocr_core.inputs import IMAGE_EXTENSIONS, InputSpec, Reject, read_image_bytes, read_input
 from ocr_core.inputs import input_kind as manifest_kind
+from ocr_core.lexicon import DEFAULT_MAX_DISTANCE, Lexicon, LexiconDecoder, LexiconError
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import record_id
 from pipelines.beam_options import (
@@ -73,10 +74,14 @@ SCHEMA_DOC = {
     "source": "input uri (for dataset inputs: the original image uri stored in the record)",
     "text": "recognised text; null when error is set",
     "confidence": "greedy: probability of the best CTC path; beam: probability of the text summed over "
-                  "the alignments the search kept; in [0, 1]",
-    "candidates": "beam search: top-k (text, probability), best first; greedy: the one result",
+                  "the alignments the search kept; lexicon: the word's CTC probability normalised over the "
+                  "lexicon words scored for this image (its posterior, given the word is in the lexicon); "
+                  "in [0, 1]",
+    "candidates": "beam search: top-k (text, probability), best first; greedy: the one result; lexicon: the "
+                  "chosen word (score: its CTC probability, summed over all alignments) followed by the "
+                  "unconstrained decoder's candidates",
     "model": "model bundle name (config@directory)",
-    "decoder": "greedy | beam(width)",
+    "decoder": "greedy | beam(width), with '+lexicon' under --lexicon",
     "engine": "tf (model.keras in TensorFlow) | onnx (model.onnx in ONNX Runtime)",
     "error": "null when OK, else '<reason>: <detail>', reason one of " + ", ".join(REASONS),
     "label": "ground truth when the input carries labels (manifest or dataset), else null",
@@ -275,23 +280,28 @@ class CrnnModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
         return sum(x.nbytes for x in batch)
 
 
-def decoder_label(decoder: str, beam_width: int) -> str:
-    """The `decoder` column: greedy | beam(width)."""
-    return f"beam({beam_width})" if decoder == "beam" else "greedy"
+def decoder_label(decoder: str, beam_width: int, lexicon: bool = False) -> str:
+    """The `decoder` column: greedy | beam(width), + "+lexicon" when a lexicon constrains the text."""
+    return (f"beam({beam_width})" if decoder == "beam" else "greedy") + ("+lexicon" if lexicon else "")
 
 
 class DecodeCTC(beam.DoFn):
-    """(item, PredictionResult) -> a row: CTC decoding with confidence (greedy or beam top-k).
+    """(item, PredictionResult) -> a row: CTC decoding with confidence (greedy or beam top-k), then, with a
+    lexicon, the lexicon word best supported by the CTC output (ocr_core.lexicon; the tree is built once
+    per worker).
 
     `tags`: the model, decoder and engine columns of every row.
     """
 
-    def __init__(self, characters: str, decoder: str, beam_width: int, top_k: int, tags: dict):
+    def __init__(self, characters: str, decoder: str, beam_width: int, top_k: int, tags: dict,
+                 lexicon: Lexicon | None = None, lexicon_distance: int = DEFAULT_MAX_DISTANCE):
         self._chars, self._decoder, self._width, self._top_k = characters, decoder, beam_width, top_k
-        self._tags = tags
+        self._tags, self._lexicon, self._distance = tags, lexicon, lexicon_distance
 
     def setup(self):
         self._charset = Charset(self._chars)
+        self._matcher = (None if self._lexicon is None
+                         else LexiconDecoder(self._lexicon, self._charset, self._distance))
 
     def process(self, keyed):
         item, result = keyed
@@ -302,6 +312,11 @@ class DecodeCTC(beam.DoFn):
         else:
             ids, conf = greedy_decode(probs[None])
             cands = [(self._charset.decode(ids[0]), float(conf[0]))]
+        if self._matcher is not None:
+            m = self._matcher.decode(probs, [text for text, _ in cands])
+            cands = [(m.word, m.probability), *cands]
+            yield make_row(item, self._tags, m.word, m.confidence, cands)
+            return
         yield make_row(item, self._tags, cands[0][0], cands[0][1], cands)
 
 
@@ -359,8 +374,10 @@ class Recognise(beam.PTransform):
 
     def __init__(self, bundle: str, model_name: str, characters: str, spec: PreprocessSpec, decoder: str,
                  beam_width: int, top_k: int, batch_size: int, threads: int,
-                 use_run_inference: bool = True, groups: int = 8, engine: str = "tf", workers: int = 1):
+                 use_run_inference: bool = True, groups: int = 8, engine: str = "tf", workers: int = 1,
+                 lexicon: Lexicon | None = None, lexicon_distance: int = DEFAULT_MAX_DISTANCE):
         super().__init__()
+        self.lexicon, self.lexicon_distance = lexicon, lexicon_distance
         self.use_run_inference, self.groups = use_run_inference, groups
         self.bundle, self.model_name, self.characters, self.spec = bundle, model_name, characters, spec
         self.decoder, self.beam_width, self.top_k = decoder, beam_width, top_k
@@ -371,8 +388,8 @@ class Recognise(beam.PTransform):
         prepared = items | "Preprocess" >> beam.Map(preprocess_item, spec)
         # Filters rather than tagged outputs: Beam's DaskRunner feeds every tagged output to every consumer.
         failed = prepared | "Failed" >> beam.Filter(lambda it: bool(it.get("error")))
-        tags = {"model": self.model_name, "decoder": decoder_label(self.decoder, self.beam_width),
-                "engine": self.engine}
+        tags = {"model": self.model_name, "engine": self.engine,
+                "decoder": decoder_label(self.decoder, self.beam_width, self.lexicon is not None)}
         error_rows = failed | "ErrorRows" >> beam.Map(make_row, tags)
         # Fixed-size batches (min = max): BatchElements' adaptive sizing starts tiny and probes, which costs
         # ~7% on a busy CPU for no gain; the tail of each bundle is flushed whatever its size.
@@ -385,7 +402,8 @@ class Recognise(beam.PTransform):
                 | "RunInference" >> (RunInference(handler) if self.use_run_inference
                                      else InferBatches(handler, self.batch_size, self.groups))
                 | "DecodeCTC" >> beam.ParDo(DecodeCTC(self.characters, self.decoder, self.beam_width,
-                                                      self.top_k, tags)))
+                                                      self.top_k, tags, self.lexicon,
+                                                      self.lexicon_distance)))
         return (rows, error_rows) | "AllRows" >> beam.Flatten()
 
 
@@ -486,6 +504,15 @@ def parse_args(argv):
     p.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
     p.add_argument("--beam-width", type=int, default=10)
     p.add_argument("--top-k", type=int, default=3, help="beam search candidates kept per word")
+    p.add_argument("--lexicon", default=None, metavar="FILE",
+                   help="word list (UTF-8, one word per line): each text becomes the word of this list that "
+                        "the model's CTC output supports best, matched ignoring case and spelled as listed "
+                        "(the unconstrained text stays in `candidates`)")
+    p.add_argument("--lexicon-distance", type=int, default=DEFAULT_MAX_DISTANCE,
+                   help="with --lexicon: score the words within this many edits of the unconstrained text "
+                        "(the 64 nearest words when fewer are that close)")
+    p.add_argument("--lexicon-case-sensitive", action="store_true",
+                   help="with --lexicon: match case as well (default: case-insensitive)")
     p.add_argument("--batch-size", type=int, default=64, help="largest inference batch")
     p.add_argument("--shards", type=int, default=0,
                    help="Parquet part files (default: one per ~250k rows)")
@@ -523,6 +550,30 @@ def choose_engine(requested: str, bundle: str) -> str:
     return requested
 
 
+def read_lexicon_text(path: str) -> str:
+    """The text of a --lexicon file (any Beam filesystem), checked before the model loads."""
+    if not FileSystems.exists(path):
+        raise PredictError(f"--lexicon {path}: no such file")
+    try:
+        with FileSystems.open(path) as fh:
+            return fh.read().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PredictError(f"--lexicon {path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except OSError as e:
+        raise PredictError(f"--lexicon {path}: cannot be read ({e})") from None
+
+
+def parse_lexicon(path: str, text: str, charset: Charset, case_sensitive: bool) -> Lexicon:
+    """The lexicon for the model's charset; words it cannot spell are reported once, on stderr."""
+    try:
+        lexicon = Lexicon.parse(text, charset, case_sensitive)
+    except LexiconError as e:
+        raise PredictError(f"--lexicon {path}: {e}") from None
+    if lexicon.skipped:
+        print(f"ocr predict: note: --lexicon {path}: {lexicon.skipped_note()}", file=sys.stderr)
+    return lexicon
+
+
 def check_model(bundle: str, engine: str):
     """Loads the engine's model once before the pipeline: a bundle that does not load (a truncated file)
     fails here with one line, instead of in every worker once the pipeline runs. Returns (config, charset,
@@ -547,6 +598,9 @@ def _run(argv, test_pipeline):
     quiet_memory_probe_warning()  # for the in-process runner; worker processes log at ERROR (beam_options)
     if args.beam_width < 1 or args.top_k < 1 or args.top_k > args.beam_width:
         raise PredictError("need 1 <= --top-k <= --beam-width")
+    if args.lexicon_distance < 0:
+        raise PredictError("--lexicon-distance must be >= 0")
+    lexicon_text = None if args.lexicon is None else read_lexicon_text(args.lexicon)
     bundle = resolve_model(args.model)
     engine = choose_engine(args.engine, bundle)
     try:
@@ -559,6 +613,8 @@ def _run(argv, test_pipeline):
         cfg, charset, spec = check_model(bundle, engine)
     bundle = os.path.abspath(bundle) if "://" not in bundle else bundle
     model_name = f"{cfg.name}@{posixpath.basename(bundle.rstrip('/'))}"
+    lexicon = (None if lexicon_text is None
+               else parse_lexicon(args.lexicon, lexicon_text, charset, args.lexicon_case_sensitive))
     src = args.input if "://" in args.input else os.path.abspath(args.input)
     kind = input_kind(src)
     out = args.output if "://" in args.output else os.path.abspath(args.output)
@@ -576,7 +632,8 @@ def _run(argv, test_pipeline):
              | "Recognise" >> Recognise(bundle, model_name, charset.characters, spec, args.decoder,
                                         args.beam_width, args.top_k, args.batch_size, args.threads,
                                         use_run_inference=runner_name(args.runner) != DASK_RUNNER,
-                                        groups=4 * args.workers, engine=engine, workers=args.workers)
+                                        groups=4 * args.workers, engine=engine, workers=args.workers,
+                                        lexicon=lexicon, lexicon_distance=args.lexicon_distance)
              | "WriteTable" >> WriteTable(staging, args.shards or auto_shards(inputs.expected_rows)))
         result = p.result
     except Exception:
