@@ -32,8 +32,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 import ocr_core
+from ocr_core import dataset
 from ocr_core.charset import BLANK_ID, DEFAULT_CHARACTERS, Charset, CharsetError, ctc_min_steps
 from ocr_core.config import ModelConfig
+from ocr_core.dataset import MANIFEST, SPLITS
 from ocr_core.errors import InputError, UsageError
 from ocr_core.inputs import (
     IMAGE_EXTENSIONS,
@@ -51,10 +53,8 @@ from ocr_core.records import SCHEMA, SCHEMA_VERSION, WordRecord, record_id
 from pipelines.beam_options import add_runner_arguments, parse_job_args, pipeline_options, runner_name
 
 METRICS_NAMESPACE = "ocr.build_dataset"
-MANIFEST = "manifest.json"
 SUMMARY_DIR = "_build_summary"
 TMP_DIR = "_tmp"
-SPLITS = ("train", "val", "test")
 OOV_POLICIES = ("reject", "lowercase", "drop")
 
 
@@ -564,7 +564,7 @@ def prepare_output(out_dir: str, overwrite: bool) -> None:
     if not _is_uri(out_dir) and os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise BuildError(f"--output {out_dir}: is a file, not a directory; choose another --output")
     manifest = _join(out_dir, MANIFEST)
-    has_manifest = FileSystems.exists(manifest)
+    has_manifest = dataset.Dataset.exists(out_dir)
     old = _matching(out_dir, "*.tfrecord", "rejects-*.jsonl")
     if (has_manifest or old) and not overwrite:
         what = "manifest.json" if has_manifest else f"{len(old)} shard/reject files"
@@ -587,7 +587,7 @@ def read_summary(out_dir: str) -> list[dict]:
 
 
 def make_manifest(summary: list[dict], inputs: list[InputSpec], plan: SplitPlan, charset: Charset,
-                  spec: PreprocessSpec, options: dict) -> dict:
+                  spec: PreprocessSpec, options: dict, build_id: str) -> dict:
     """The dataset's manifest.json (its commit marker and contract with training) from the build summary."""
     per_input = Counter()
     for s in summary:
@@ -596,46 +596,23 @@ def make_manifest(summary: list[dict], inputs: list[InputSpec], plan: SplitPlan,
     shards = sorted((s for s in summary if s["kind"] == "shard"),
                     key=lambda s: (SPLITS.index(s["split"]), s["shard"]))
     reject_files = sorted((s for s in summary if s["kind"] == "rejects"), key=lambda s: s["path"])
-    counts = {split: sum(s["count"] for s in shards if s["split"] == split) for split in plan.num_shards}
-    by_reason = Counter()
-    for r in reject_files:
-        by_reason.update(r["by_reason"])
-    lengths = {split: Counter() for split in plan.num_shards}
-    for s in shards:
-        lengths[s["split"]].update({int(k): v for k, v in s["label_lengths"].items()})
-    n_inputs, written, rejected = sum(per_input.values()), sum(counts.values()), sum(by_reason.values())
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "record_schema": SCHEMA,
-        "charset": charset.characters,
-        "blank_id": BLANK_ID,
-        "image_shape": [spec.height, spec.width, 1],
-        "preprocessing": spec.to_dict(),
-        "max_time_steps": max_time_steps(spec),
-        "inputs": [{"input": s.given, "uri": s.uri, "kind": s.kind, "entries": per_input[s.index]}
-                   for s in inputs],
-        "counts": counts,
-        "totals": {"inputs": n_inputs, "written": written, "rejected": rejected,
-                   "inputs_equal_written_plus_rejected": n_inputs == written + rejected},
-        "rejects": dict(sorted(by_reason.items())),
-        "reject_files": [r["path"] for r in reject_files],
-        "splits": {split: {"fraction": plan.fractions[split], "num_shards": n}
-                   for split, n in plan.num_shards.items()},
-        "label_length_histogram": {split: {str(k): v for k, v in sorted(c.items())}
-                                   for split, c in lengths.items()},
-        "shards": [{"split": s["split"], "path": s["path"], "count": s["count"], "bytes": s["bytes"]}
-                   for s in shards],
-        "ocr_version": ocr_core.__version__,
-        "options": options,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    version = dataset.make_version(
+        1, build_id,
+        inputs=[{"input": s.given, "uri": s.uri, "kind": s.kind, "entries": per_input[s.index]}
+                for s in inputs],
+        shards=shards, reject_files=reject_files, index_files=[],
+        splits={split: {"fraction": plan.fractions[split], "num_shards": n}
+                for split, n in plan.num_shards.items()},
+        options=options, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        ocr_version=ocr_core.__version__)
+    return dataset.make_manifest(contract(charset, spec), [version], inputs[0].root if inputs else "")
 
 
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        fh.write(text.encode())
-    FileSystems.rename([tmp], [path])
+def contract(charset: Charset, spec: PreprocessSpec) -> dict:
+    """What a model trained on the dataset relies on: the record schema, charset and image contract."""
+    return {"schema_version": SCHEMA_VERSION, "record_schema": SCHEMA, "charset": charset.characters,
+            "blank_id": BLANK_ID, "image_shape": [spec.height, spec.width, 1],
+            "preprocessing": spec.to_dict(), "max_time_steps": max_time_steps(spec)}
 
 
 def _counters(result) -> dict[str, int] | None:
@@ -715,7 +692,7 @@ def _run(argv, test_pipeline):
     summary = read_summary(out_dir)
     used = {k: v for k, v in vars(args).items() if k not in ("input", "output")}
     used.update(runner=runner_name(args.runner), beam_args=beam_args)
-    manifest = make_manifest(summary, inputs, plan, charset, spec, used)
+    manifest = make_manifest(summary, inputs, plan, charset, spec, used, build_id=uuid.uuid4().hex)
     totals = manifest["totals"]
     if not totals["inputs_equal_written_plus_rejected"]:
         raise RuntimeError(f"{out_dir}: build lost track of inputs: {totals['inputs']} inputs != "
@@ -725,7 +702,7 @@ def _run(argv, test_pipeline):
     for d in (SUMMARY_DIR, TMP_DIR):
         if not _is_uri(out_dir) and os.path.isdir(os.path.join(out_dir, d)):
             os.rmdir(os.path.join(out_dir, d))
-    _write_text(_join(out_dir, MANIFEST), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")  # last
+    dataset.write_manifest(out_dir, manifest, f"{MANIFEST}.{uuid.uuid4().hex}.tmp")  # last
     report(manifest, _counters(result), out_dir, time.time() - started)
     return result
 
