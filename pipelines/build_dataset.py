@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import os
-import struct
 import sys
 import time
 import uuid
@@ -26,13 +25,11 @@ from datetime import datetime, timezone
 from functools import cached_property
 
 import apache_beam as beam
-import crc32c
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 import ocr_core
-from ocr_core import dataset
+from ocr_core import dataset, fs
 from ocr_core.charset import BLANK_ID, DEFAULT_CHARACTERS, Charset, CharsetError, ctc_min_steps
 from ocr_core.config import ModelConfig
 from ocr_core.dataset import MANIFEST, SPLITS
@@ -51,10 +48,11 @@ from ocr_core.inputs import (
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import SCHEMA, SCHEMA_VERSION, WordRecord, record_id
 from pipelines.beam_options import add_runner_arguments, parse_job_args, pipeline_options, runner_name
+from pipelines.sinks import TMP_DIR, JsonLinesEncoder, ShardSink, TFRecordEncoder, WriteFiles
 
 METRICS_NAMESPACE = "ocr.build_dataset"
 SUMMARY_DIR = "_build_summary"
-TMP_DIR = "_tmp"
+SUMMARY_FILE = "summary.jsonl"
 OOV_POLICIES = ("reject", "lowercase", "drop")
 
 
@@ -183,16 +181,6 @@ def reject_file_name(shard: int, num_shards: int) -> str:
     return f"rejects-{shard:05d}-of-{num_shards:05d}.jsonl"
 
 
-def tfrecord_frame(data: bytes) -> bytes:
-    """One TFRecord: little-endian length, masked crc32c of the length, data, masked crc32c of the data."""
-    def masked(b: bytes) -> int:
-        crc = crc32c.crc32c(b)
-        return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-    length = struct.pack("<Q", len(data))
-    return length + struct.pack("<I", masked(length)) + data + struct.pack("<I", masked(data))
-
-
 def _join(*parts: str) -> str:
     return FileSystems.join(*parts)
 
@@ -283,18 +271,18 @@ class KeepOnePerImage(beam.DoFn):
 
 
 class WriteShard(beam.DoFn):
-    """((split, shard), entries) -> writes the shard file in id order; yields its summary.
+    """((split, shard), entries) -> the shard file, its records in id order; yields the file's summary.
 
-    Image problems (missing, unreadable, empty, not an image, truncated, too large, corrupt) leave as dead
-    letters.
-    The file is written under a unique temporary name and renamed, so a retried bundle just rewrites the
-    same bytes.
+    Each image is read, checked and preprocessed here, while the shard is written (`pipelines.sinks`), so
+    memory does not grow with the shard; image problems (missing, unreadable, empty, not an image,
+    truncated, too large, corrupt) leave as dead letters.
     """
 
     REJECTS = "rejects"
 
     def __init__(self, out_dir: str, spec: PreprocessSpec, num_shards: dict[str, int]):
-        self.out_dir, self.spec, self.num_shards = out_dir, spec, num_shards
+        self.sink = ShardSink(out_dir, TFRecordEncoder())
+        self.spec, self.num_shards = spec, num_shards
 
     def setup(self):
         self.written = {s: Metrics.counter(METRICS_NAMESPACE, f"written_{s}") for s in SPLITS}
@@ -302,68 +290,42 @@ class WriteShard(beam.DoFn):
     def process(self, keyed):
         (split, shard), entries = keyed
         entries = sorted((e for e in entries if e is not None), key=lambda e: e.id)
-        n_shards = self.num_shards[split]
-        name = shard_name(split, shard, n_shards)
-        tmp = _join(self.out_dir, TMP_DIR, f"{name}.{uuid.uuid4().hex}")
-        count, size, lengths = 0, 0, Counter()
-        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        rejects, lengths = [], Counter()
+
+        def records():
             for e in entries:
                 try:
                     image, content_width = preprocess_word_image(
                         read_image_bytes(e.source, self.spec.max_bytes), self.spec)
                 except InputError as err:
-                    yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(e, err))
+                    rejects.append(_reject(e, err))
                     continue
-                frame = tfrecord_frame(WordRecord(e.id, e.source, image, content_width, e.label,
-                                                  list(e.label_ids)).encode())
-                fh.write(frame)
-                count, size = count + 1, size + len(frame)
                 lengths[len(e.label)] += 1
-        FileSystems.rename([tmp], [_join(self.out_dir, name)])
-        self.written[split].inc(count)
-        yield {"kind": "shard", "split": split, "shard": shard, "num_shards": n_shards, "path": name,
-               "count": count, "bytes": size,
+                yield WordRecord(e.id, e.source, image, content_width, e.label, list(e.label_ids)).encode()
+
+        n_shards = self.num_shards[split]
+        written = self.sink.write(shard_name(split, shard, n_shards), records())
+        for r in rejects:
+            yield beam.pvalue.TaggedOutput(self.REJECTS, r)
+        self.written[split].inc(written["count"])
+        yield {"kind": "shard", "split": split, "shard": shard, "num_shards": n_shards, **written,
                "label_lengths": {str(k): v for k, v in sorted(lengths.items())}}
 
 
-class WriteRejectFile(beam.DoFn):
-    """(file index, rejects) -> one rejects-*.jsonl file in input order; yields counts per reason."""
-
-    def __init__(self, out_dir: str, num_files: int):
-        self.out_dir, self.num_files = out_dir, num_files
-
-    def process(self, keyed):
-        index, rejects = keyed
-        rejects = sorted(rejects, key=lambda r: (r.order, r.reason))
-        name = reject_file_name(index, self.num_files)
-        tmp = _join(self.out_dir, TMP_DIR, f"{name}.{uuid.uuid4().hex}")
-        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            for r in rejects:
-                fh.write(r.to_json().encode() + b"\n")
-        FileSystems.rename([tmp], [_join(self.out_dir, name)])
-        by_reason = Counter(r.reason for r in rejects)
-        for reason, n in by_reason.items():
-            Metrics.counter(METRICS_NAMESPACE, f"rejected_{reason}").inc(n)
-        yield {"kind": "rejects", "path": name, "count": len(rejects),
-               "by_reason": dict(sorted(by_reason.items()))}
+def reject_order(r: Reject) -> tuple:
+    return r.order, r.reason
 
 
-class WriteSummaryFile(beam.DoFn):
-    """(_, summaries) -> DIR/_build_summary/summary.json, read (and removed) by the launcher."""
+def reject_summary(rejects: list[Reject]) -> dict:
+    """A rejects file's summary fields; counts the rejects by reason (Beam counters)."""
+    by_reason = Counter(r.reason for r in rejects)
+    for reason, n in by_reason.items():
+        Metrics.counter(METRICS_NAMESPACE, f"rejected_{reason}").inc(n)
+    return {"kind": "rejects", "by_reason": dict(sorted(by_reason.items()))}
 
-    def __init__(self, out_dir: str):
-        self.out_dir = out_dir
 
-    def process(self, keyed):
-        _, summaries = keyed
-        items = sorted((s for s in summaries if s["kind"] != "start"),
-                       key=lambda s: json.dumps(s, sort_keys=True))
-        path = _join(self.out_dir, SUMMARY_DIR, "summary.json")
-        tmp = f"{path}.{uuid.uuid4().hex}"
-        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            fh.write(json.dumps(items, indent=1).encode())
-        FileSystems.rename([tmp], [path])
-        yield path
+def summary_order(s: dict) -> str:
+    return json.dumps(s, sort_keys=True)
 
 
 # --- the stages ---------------------------------------------------------------------------------------
@@ -455,36 +417,41 @@ class WriteShards(beam.PTransform):
                 out[WriteShard.REJECTS] | "OnlyRejects" >> _is(Reject))
 
 
+class RejectFileOf:
+    """A reject -> its rejects-*.jsonl file, by a hash of its input position."""
+
+    def __init__(self, num_files: int):
+        self.num_files = num_files
+
+    def __call__(self, r: Reject) -> str:
+        return reject_file_name(zlib.crc32(repr(r.order).encode()) % self.num_files, self.num_files)
+
+
 class WriteRejects(beam.PTransform):
     """rejects -> summaries of DIR/rejects-*.jsonl files (each sorted in input order)."""
 
     def __init__(self, out_dir: str, num_files: int):
         super().__init__()
-        self.out_dir, self.num_files = out_dir, num_files
+        self.files = WriteFiles(ShardSink(out_dir, JsonLinesEncoder(Reject.to_json)), RejectFileOf(num_files),
+                                reject_order, reject_summary)
 
     def expand(self, rejects):
-        n = self.num_files
-        return (rejects
-                | "KeyByFile" >> beam.Map(lambda r: (zlib.crc32(repr(r.order).encode()) % n, r))
-                | "GroupByFile" >> beam.GroupByKey()
-                | "WriteJsonLines" >> beam.ParDo(WriteRejectFile(self.out_dir, n)))
+        return rejects | "WriteJsonLines" >> self.files
 
 
 class WriteBuildSummary(beam.PTransform):
-    """summaries -> DIR/_build_summary/summary.json. The single sink everything else feeds, which is
+    """summaries -> DIR/_build_summary/summary.jsonl. The single sink everything else feeds, which is
     what the DaskRunner needs to compute the whole graph."""
 
     def __init__(self, out_dir: str):
         super().__init__()
-        self.out_dir = out_dir
+        self.files = WriteFiles(ShardSink(_join(out_dir, SUMMARY_DIR), JsonLinesEncoder()),
+                                lambda s: SUMMARY_FILE, summary_order, names=[SUMMARY_FILE])
 
     def expand(self, summaries):
-        start = summaries[0].pipeline | "Start" >> beam.Create([{"kind": "start"}])  # never empty
-        return ((*summaries, start)
+        return (summaries
                 | "AllSummaries" >> beam.Flatten()
-                | "KeyAll" >> beam.Map(lambda s: (0, s))
-                | "GroupAll" >> beam.GroupByKey()
-                | "WriteJson" >> beam.ParDo(WriteSummaryFile(self.out_dir)))
+                | "WriteJsonLines" >> self.files)
 
 
 def build_pipeline(p, inputs: list[InputSpec], out_dir: str, plan: SplitPlan, charset: Charset, oov: str,
@@ -581,9 +548,8 @@ def prepare_output(out_dir: str, overwrite: bool) -> None:
 
 
 def read_summary(out_dir: str) -> list[dict]:
-    path = _join(out_dir, SUMMARY_DIR, "summary.json")
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        return json.loads(fh.read().decode())
+    with fs.open_binary(_join(out_dir, SUMMARY_DIR, SUMMARY_FILE)) as fh:
+        return [json.loads(line) for line in fh.read().decode().splitlines()]
 
 
 def make_manifest(summary: list[dict], inputs: list[InputSpec], plan: SplitPlan, charset: Charset,
@@ -698,10 +664,8 @@ def _run(argv, test_pipeline):
         raise RuntimeError(f"{out_dir}: build lost track of inputs: {totals['inputs']} inputs != "
                            f"{totals['written']} written + {totals['rejected']} rejected; "
                            "manifest not written")
-    _delete(_matching(out_dir, f"{SUMMARY_DIR}/*", f"{TMP_DIR}/*"))
     for d in (SUMMARY_DIR, TMP_DIR):
-        if not _is_uri(out_dir) and os.path.isdir(os.path.join(out_dir, d)):
-            os.rmdir(os.path.join(out_dir, d))
+        fs.remove(_join(out_dir, d))
     dataset.write_manifest(out_dir, manifest, f"{MANIFEST}.{uuid.uuid4().hex}.tmp")  # last
     report(manifest, _counters(result), out_dir, time.time() - started)
     return result

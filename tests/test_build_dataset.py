@@ -139,16 +139,6 @@ def test_split_is_deterministic_and_proportional():
         SplitPlan(0.6, 0.4, 8)
 
 
-def test_tfrecord_framing_is_what_tensorflow_reads(tmp_path):
-    import tensorflow as tf
-
-    payloads = [b"", b"x", bytes(range(256)) * 40]
-    path = tmp_path / "t.tfrecord"
-    path.write_bytes(b"".join(build_dataset.tfrecord_frame(p) for p in payloads))
-    got = [r.numpy() for r in tf.data.TFRecordDataset(str(path))]  # TF checks both CRCs
-    assert got == payloads
-
-
 # --- the pipeline ------------------------------------------------------------------------------------
 
 

@@ -44,7 +44,11 @@ def files(out: Path) -> dict[str, bytes]:
 
 
 def comparable(m: dict) -> dict:
-    return {k: v for k, v in m.items() if k not in ("created", "options")}
+    """The manifest without what differs between any two builds: when, how, which build."""
+    volatile = ("created", "options", "build_id")
+    out = {k: v for k, v in m.items() if k not in volatile}
+    out["versions"] = [{k: v for k, v in version.items() if k not in volatile} for version in m["versions"]]
+    return out
 
 
 def test_runner_options():
