@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import islice
 
-from ocr_core import fs, records
+from ocr_core import fs, publish, records
 from ocr_core.charset import Charset
 from ocr_core.errors import UsageError
 
@@ -65,6 +65,7 @@ class Dataset:
 
     root: str
     manifest: dict
+    generation: str | None = None  # of the manifest's bytes as loaded: what a publish into `root` checks
 
     @classmethod
     def load(cls, root) -> Dataset:
@@ -81,14 +82,16 @@ class Dataset:
                 raise DatasetError(f"{root}: no such dataset directory; build one with `ocr build-dataset`")
             raise DatasetError(f"{root}: no {MANIFEST} — not a complete dataset (the build did not finish, "
                                "or this is not a dataset directory); run `ocr build-dataset`")
+        with fs.open_binary(path) as fh:
+            data = fh.read()
         try:
-            manifest = json.loads(fs.read_text(path))
+            manifest = json.loads(data.decode("utf-8"))
         except ValueError as e:
             raise DatasetError(f"{path}: not valid JSON ({e}); rebuild the dataset") from None
         if manifest.get("schema_version") != records.SCHEMA_VERSION:
             raise DatasetError(f"{path}: schema_version {manifest.get('schema_version')} is not supported "
                                f"(this ocr reads {records.SCHEMA_VERSION}); rebuild the dataset")
-        return cls(root, manifest)
+        return cls(root, manifest, publish.generation_of(data))
 
     @staticmethod
     def exists(root) -> bool:
@@ -271,10 +274,13 @@ def manifest_text(manifest: dict) -> str:
     return json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
 
 
-def write_manifest(root: str, manifest: dict, tmp_name: str) -> str:
-    """Writes `root`/manifest.json through a temporary file `tmp_name` renamed over it (atomic for local
-    paths); returns its path. Publishing rules (what must exist first, who may write) are the caller's."""
-    path, tmp = fs.join(root, MANIFEST), fs.join(root, tmp_name)
-    fs.write_text(tmp, manifest_text(manifest))
-    fs.rename(tmp, path)
-    return path
+def publish_manifest(root: str, staging: str, manifest: dict, files: dict[str, str], *, build_id: str,
+                     expected: str | None, replace: list[str] = (), stale: list[str] = ()) -> None:
+    """Publishes a build: its staged files into `root`, then manifest.json, by the one publish rule
+    (`ocr_core.publish`: under the output's lock, only if the manifest is still generation `expected`).
+
+    Raises:
+        ocr_core.publish.PublishConflict: another build published into `root` meanwhile, or is publishing.
+    """
+    publish.publish(root, staging, files, MANIFEST, manifest_text(manifest), job_id=build_id,
+                    expected=expected, replace=replace, stale=stale, kind="build")

@@ -122,9 +122,7 @@ def rename(src, dest) -> None:
     if not is_remote(src):
         os.replace(src, dest)
     elif _beam(src):
-        if _beam(dest).exists(str(dest)):
-            _beam(dest).delete([str(dest)])
-        _beam(src).rename([str(src)], [str(dest)])
+        _beam(src).rename([str(src)], [str(dest)])  # object stores: a copy (replacing dest), then a delete
     else:
         _gfile().rename(str(src), str(dest), overwrite=True)
 

@@ -12,9 +12,11 @@ This module never imports TensorFlow (see `ocr_core.records`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
+import posixpath
 import sys
 import time
 import uuid
@@ -29,7 +31,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 import ocr_core
-from ocr_core import dataset, fs
+from ocr_core import dataset, fs, publish
 from ocr_core.charset import BLANK_ID, DEFAULT_CHARACTERS, Charset, CharsetError, ctc_min_steps
 from ocr_core.config import ModelConfig
 from ocr_core.dataset import MANIFEST, SPLITS
@@ -46,13 +48,16 @@ from ocr_core.inputs import (
     resolve_inputs,
 )
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
+from ocr_core.publish import PublishConflict
 from ocr_core.records import SCHEMA, SCHEMA_VERSION, WordRecord, record_id
 from pipelines.beam_options import add_runner_arguments, parse_job_args, pipeline_options, runner_name
-from pipelines.sinks import TMP_DIR, JsonLinesEncoder, ShardSink, TFRecordEncoder, WriteFiles
+from pipelines.sinks import JsonLinesEncoder, ShardSink, TFRecordEncoder, WriteFiles
 
 METRICS_NAMESPACE = "ocr.build_dataset"
 SUMMARY_DIR = "_build_summary"
 SUMMARY_FILE = "summary.jsonl"
+STAGING_DIR = "_staging"  # one folder per build: _staging/<build id>
+OWNER_FILE = "_owner.json"
 OOV_POLICIES = ("reject", "lowercase", "drop")
 
 
@@ -514,37 +519,56 @@ def image_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def _matching(out_dir: str, *patterns: str) -> list[str]:
-    paths = []
-    for result in FileSystems.match([_join(out_dir, p) for p in patterns]):
-        paths += [m.path for m in result.metadata_list]
-    return paths
+def check_output(out_dir: str, overwrite: bool) -> str | None:
+    """Refuses a file, or a directory holding a dataset unless overwrite; nothing is written or removed here
+    (an overwrite replaces the old dataset when the new one publishes).
 
-
-def _delete(paths: list[str]) -> None:
-    if paths:
-        FileSystems.delete(paths)
-
-
-def prepare_output(out_dir: str, overwrite: bool) -> None:
-    """Refuses a file, or a dataset's directory unless overwrite; clears old outputs, manifest first."""
+    Returns:
+        The generation of the manifest the build will replace (None: there is none).
+    """
     if not _is_uri(out_dir) and os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise BuildError(f"--output {out_dir}: is a file, not a directory; choose another --output")
-    manifest = _join(out_dir, MANIFEST)
-    has_manifest = dataset.Dataset.exists(out_dir)
-    old = _matching(out_dir, "*.tfrecord", "rejects-*.jsonl")
-    if (has_manifest or old) and not overwrite:
-        what = "manifest.json" if has_manifest else f"{len(old)} shard/reject files"
+    current = publish.generation(_join(out_dir, MANIFEST))
+    old = dataset_files(out_dir)
+    if (current or old) and not overwrite:
+        what = "manifest.json" if current else f"{len(old)} shard/reject files"
         raise BuildError(f"{out_dir} already holds a dataset ({what}); pass --overwrite to replace it, "
                          "or choose another --output")
-    if has_manifest:
-        _delete([manifest])  # first: from here on the directory is visibly incomplete
-    _delete(old + _matching(out_dir, f"{SUMMARY_DIR}/*", f"{TMP_DIR}/*"))
-    if not _is_uri(out_dir):
+    return current
+
+
+def dataset_files(out_dir: str) -> list[str]:
+    """What a dataset keeps in `out_dir` besides its manifest (relative paths): the first version's shard,
+    rejects and index files, and the folders of later versions."""
+    found = fs.glob(_join(out_dir, "*.tfrecord")) + fs.glob(_join(out_dir, "rejects-*.jsonl"))
+    found += fs.glob(_join(out_dir, "index-*.tsv"))
+    found += sorted({posixpath.dirname(p.replace(os.sep, "/"))
+                     for p in fs.glob(_join(out_dir, "v[0-9][0-9][0-9][0-9]", "*"))})
+    return [p[len(out_dir.rstrip("/")) + 1:] for p in found]
+
+
+def dead_stagings(out_dir: str) -> list[str]:
+    """Staging folders (relative paths) of builds whose process has died on this host (killed builds)."""
+    dead = []
+    for owner_file in fs.glob(_join(out_dir, STAGING_DIR, "*", OWNER_FILE)):
         try:
-            os.makedirs(out_dir, exist_ok=True)
-        except OSError as e:
-            raise BuildError(f"--output {out_dir}: cannot create the directory ({e.strerror})") from e
+            holder = json.loads(fs.read_text(owner_file))
+        except (OSError, ValueError):
+            continue
+        if publish.is_alive(holder) is False:
+            dead.append(f"{STAGING_DIR}/{holder['job']}")
+    return dead
+
+
+def start_staging(out_dir: str, build_id: str) -> str:
+    """Creates this build's staging folder `out_dir`/_staging/<build id> (with its owner) and returns it."""
+    staging = _join(out_dir, STAGING_DIR, build_id)
+    try:
+        fs.makedirs(out_dir)
+        fs.write_text(_join(staging, OWNER_FILE), json.dumps(publish.owner(build_id)))
+    except OSError as e:
+        raise BuildError(f"--output {out_dir}: cannot create the directory ({e.strerror or e})") from e
+    return staging
 
 
 def read_summary(out_dir: str) -> list[dict]:
@@ -640,33 +664,44 @@ def _run(argv, test_pipeline):
         raise BuildError(f"--charset: {e}") from e
     inputs = resolve_inputs(args.input)
     out_dir = args.output if _is_uri(args.output) else os.path.abspath(args.output)
-    prepare_output(out_dir, args.overwrite)
-
+    expected = check_output(out_dir, args.overwrite)
     try:
         options, cleanup = pipeline_options(beam_args, args.runner, args.workers, args.dask_address)
     except ValueError as e:
         raise BuildError(str(e)) from e
-    result = None
-    try:
-        p = test_pipeline if test_pipeline is not None else beam.Pipeline(options=options)
-        with p:
-            build_pipeline(p, inputs, out_dir, plan, charset, args.oov, spec, parts=max(1, args.workers))
-        result = p.result
-    finally:
-        cleanup(result)
 
-    summary = read_summary(out_dir)
-    used = {k: v for k, v in vars(args).items() if k not in ("input", "output")}
-    used.update(runner=runner_name(args.runner), beam_args=beam_args)
-    manifest = make_manifest(summary, inputs, plan, charset, spec, used, build_id=uuid.uuid4().hex)
-    totals = manifest["totals"]
-    if not totals["inputs_equal_written_plus_rejected"]:
-        raise RuntimeError(f"{out_dir}: build lost track of inputs: {totals['inputs']} inputs != "
-                           f"{totals['written']} written + {totals['rejected']} rejected; "
-                           "manifest not written")
-    for d in (SUMMARY_DIR, TMP_DIR):
-        fs.remove(_join(out_dir, d))
-    dataset.write_manifest(out_dir, manifest, f"{MANIFEST}.{uuid.uuid4().hex}.tmp")  # last
+    build_id = f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:12]}"
+    staging = start_staging(out_dir, build_id)
+    try:
+        result = None
+        try:
+            p = test_pipeline if test_pipeline is not None else beam.Pipeline(options=options)
+            with p:
+                build_pipeline(p, inputs, staging, plan, charset, args.oov, spec, parts=max(1, args.workers))
+            result = p.result
+        finally:
+            cleanup(result)
+        summary = read_summary(staging)
+        used = {k: v for k, v in vars(args).items() if k not in ("input", "output")}
+        used.update(runner=runner_name(args.runner), beam_args=beam_args)
+        manifest = make_manifest(summary, inputs, plan, charset, spec, used, build_id=build_id)
+        totals = manifest["totals"]
+        if not totals["inputs_equal_written_plus_rejected"]:
+            raise RuntimeError(f"{out_dir}: build lost track of inputs: {totals['inputs']} inputs != "
+                               f"{totals['written']} written + {totals['rejected']} rejected; "
+                               "manifest not written")
+        files = {name: name for name in (*(s["path"] for s in manifest["shards"]), *manifest["reject_files"])}
+        dataset.publish_manifest(out_dir, staging, manifest, files, build_id=build_id, expected=expected,
+                                 replace=dataset_files(out_dir) if args.overwrite else [],
+                                 stale=dead_stagings(out_dir))
+    except PublishConflict as e:
+        raise BuildError(f"{e}; run one build into an --output at a time (--append adds a version to a "
+                         "dataset)") from None
+    finally:
+        fs.remove(staging)  # nothing of a failed build stays (publish has moved a published one's files)
+        if not _is_uri(out_dir):
+            with contextlib.suppress(OSError):
+                os.rmdir(_join(out_dir, STAGING_DIR))  # when no other build stages here
     report(manifest, _counters(result), out_dir, time.time() - started)
     return result
 

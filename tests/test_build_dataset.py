@@ -249,15 +249,22 @@ def test_location_keys():
     assert inputs.location_key("/elsewhere/1.png", "/d") == "/elsewhere/1.png"
 
 
-def test_overwrite_deletes_the_manifest_first(tmp_path):
+def test_overwrite_replaces_the_old_dataset_only_when_the_new_one_publishes(corpus, tmp_path):
     out = tmp_path / "ds"
     out.mkdir()
-    for name in ("manifest.json", "train-00000-of-00001.tfrecord", "rejects-00000-of-00001.jsonl"):
+    old = ("manifest.json", "train-00000-of-00009.tfrecord", "rejects-00000-of-00001.jsonl",
+           "v0002/x.tfrecord")
+    for name in old:
+        (out / name).parent.mkdir(exist_ok=True)
         (out / name).write_text("old")
-    with pytest.raises(UsageError):
-        build_dataset.prepare_output(str(out), overwrite=False)
-    build_dataset.prepare_output(str(out), overwrite=True)
-    assert list(out.iterdir()) == []
+    with pytest.raises(UsageError, match="already holds a dataset"):
+        build_dataset.check_output(str(out), overwrite=False)
+    assert build_dataset.check_output(str(out), overwrite=True) is not None
+    assert sorted(build_dataset.dataset_files(str(out))) == sorted(old[1:3]) + ["v0002"]
+    assert all((out / name).read_text() == "old" for name in old)  # checking removes nothing
+    m = build(out, corpus / "labels.tsv", extra=["--overwrite", "--shards", "1", "--val-fraction", "0"])
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "manifest.json", "train-00000-of-00001.tfrecord"] and m["totals"]["written"] == 12
 
 
 def test_missing_input_is_a_clear_error(tmp_path, capsys):

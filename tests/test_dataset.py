@@ -11,6 +11,7 @@ import pytest
 from ocr_core import dataset, fs
 from ocr_core.charset import Charset
 from ocr_core.dataset import Dataset, DatasetError
+from ocr_core.publish import generation_of
 from ocr_core.records import SCHEMA_VERSION, WordRecord, iter_tfrecords
 from pipelines import build_dataset, inspect_dataset
 
@@ -96,12 +97,26 @@ def test_missing_incomplete_and_foreign_datasets_are_one_line_errors(tmp_path):
         Dataset.load(tmp_path / "old")
 
 
-def test_write_manifest_replaces_it_whole(built, tmp_path):
-    m = Dataset.load(built).manifest
-    path = dataset.write_manifest(str(tmp_path), {**m, "note": "é"}, "manifest.json.tmp")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
-    assert Path(path).read_text(encoding="utf-8") == dataset.manifest_text({**m, "note": "é"})
-    assert Dataset.load(tmp_path).manifest["note"] == "é"
+def test_a_manifest_publishes_after_its_files_and_only_over_the_generation_it_expects(built, tmp_path):
+    from ocr_core.publish import PublishConflict
+
+    m = {**Dataset.load(built).manifest, "note": "é"}
+    staging = tmp_path / "out" / "_staging" / "b1"
+    staging.mkdir(parents=True)
+    (staging / "x.tfrecord").write_bytes(b"")
+    dataset.publish_manifest(str(tmp_path / "out"), str(staging), m, {"x.tfrecord": "v0002/x.tfrecord"},
+                             build_id="b1", expected=None)
+    out = tmp_path / "out"
+    assert (out / "manifest.json").read_text(encoding="utf-8") == dataset.manifest_text(m)
+    d = Dataset.load(out)
+    assert d.manifest["note"] == "é" and (out / "v0002" / "x.tfrecord").exists()
+    assert d.generation == generation_of((out / "manifest.json").read_bytes())
+    staging.mkdir()
+    with pytest.raises(PublishConflict, match="another build published into it"):
+        dataset.publish_manifest(str(out), str(staging), m, {}, build_id="b2", expected=None)
+    dataset.publish_manifest(str(out), str(staging), {**m, "note": 2}, {}, build_id="b2",
+                             expected=d.generation)
+    assert Dataset.load(out).manifest["note"] == 2
 
 
 def test_a_dataset_on_a_remote_filesystem(built):
