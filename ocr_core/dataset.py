@@ -38,7 +38,7 @@ KEYS = {
     "totals": "[v] inputs, written, rejected, inputs_equal_written_plus_rejected",
     "rejects": "[v] reason -> count",
     "reject_files": "[v] rejects-*.jsonl paths",
-    "index_files": "[v] index-*.tsv paths: `record id<TAB>source` of every record, sorted by id",
+    "index_files": "[v] index-*.jsonl paths: `[record id, source]` of every record, sorted by id",
     "splits": "[v] split -> {fraction, num_shards}",
     "label_length_histogram": "[v] split -> {label length: count}",
     "shards": "[v] [{split, path, count, bytes}]",
@@ -188,7 +188,7 @@ def make_version(number: int, build_id: str, *, inputs: list[dict], shards: list
         inputs: {input, uri, kind, entries} per --input.
         shards: {split, path, count, bytes, label_lengths: {length: n}} per shard file, in manifest order.
         reject_files: {path, count, by_reason: {reason: n}} per rejects file.
-        index_files: the index-*.tsv paths.
+        index_files: the index-*.jsonl paths.
         splits: split -> {fraction, num_shards} of the plan.
     Paths are relative to the dataset directory.
     """
@@ -257,7 +257,7 @@ def make_manifest(contract: dict, versions: list[dict], split_root: str) -> dict
         "totals": totals,
         "rejects": dict(sorted(rejects.items())),
         "reject_files": [p for v in versions for p in v["reject_files"]],
-        "index_files": [p for v in versions for p in v["index_files"]],
+        "index_files": [p for v in versions for p in v.get("index_files", [])],
         "splits": splits,
         "label_length_histogram": {split: {str(k): n for k, n in sorted(c.items())}
                                    for split, c in lengths.items()},

@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
+from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -34,7 +35,7 @@ import ocr_core
 from ocr_core import dataset, fs, publish
 from ocr_core.charset import BLANK_ID, DEFAULT_CHARACTERS, Charset, CharsetError, ctc_min_steps
 from ocr_core.config import ModelConfig
-from ocr_core.dataset import MANIFEST, SPLITS
+from ocr_core.dataset import MANIFEST, SPLITS, Dataset
 from ocr_core.errors import InputError, UsageError
 from ocr_core.inputs import (
     IMAGE_EXTENSIONS,
@@ -43,13 +44,15 @@ from ocr_core.inputs import (
     Reject,
     _is_uri,
     _reject,
+    common_root,
+    input_dir,
     read_image_bytes,
     read_input,
     resolve_inputs,
 )
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.publish import PublishConflict
-from ocr_core.records import SCHEMA, SCHEMA_VERSION, WordRecord, record_id
+from ocr_core.records import SCHEMA, SCHEMA_VERSION, WordRecord, iter_tfrecords, record_id
 from pipelines.beam_options import add_runner_arguments, parse_job_args, pipeline_options, runner_name
 from pipelines.sinks import JsonLinesEncoder, ShardSink, TFRecordEncoder, WriteFiles
 
@@ -186,6 +189,10 @@ def reject_file_name(shard: int, num_shards: int) -> str:
     return f"rejects-{shard:05d}-of-{num_shards:05d}.jsonl"
 
 
+def index_file_name(shard: int, num_shards: int) -> str:
+    return f"index-{shard:05d}-of-{num_shards:05d}.jsonl"
+
+
 def _join(*parts: str) -> str:
     return FileSystems.join(*parts)
 
@@ -243,22 +250,63 @@ class ValidateLabel(beam.DoFn):
         yield entry._replace(id=record_id(entry.source, label), label=label, label_ids=tuple(ids))
 
 
+class Known(NamedTuple):
+    """A record of an earlier version of the dataset (appends): its image, record id and version."""
+
+    source: str
+    id: str
+    version: int
+
+
+class IndexEntry(NamedTuple):
+    """One line of a version's index-*.jsonl: a written record's id and image."""
+
+    id: str
+    source: str
+
+    def to_json(self) -> str:
+        return json.dumps([self.id, self.source], ensure_ascii=False)
+
+
+class ReadKnown(beam.DoFn):
+    """(file, version, kind) -> Known per record of an earlier version: from its index file, or (a version
+    built before indexes existed) from the shard's records themselves."""
+
+    def process(self, task):
+        path, version, kind = task
+        with fs.open_binary(path) as fh:
+            if kind == "index":
+                for line in fh.read().decode("utf-8").splitlines():
+                    id_, source = json.loads(line)
+                    yield Known(source, id_, version)
+            else:
+                for data in iter_tfrecords(fh, path):
+                    r = WordRecord.decode(data)
+                    yield Known(r.source, r.id, version)
+
+
 class KeepOnePerImage(beam.DoFn):
-    """(image source, its valid entries) -> at most one entry; the others are dead letters.
+    """(image source, its valid entries and Known records) -> at most one entry; the others are dead letters.
 
     The same image with the same label more than once: the first in input order is kept, the others are
     `duplicate`. The same image with different labels: which one is right cannot be known, and keeping the
     first would make the dataset depend on input order, so *every* entry of that image is a
     `conflicting_label` reject and the image is not written. Labels are compared as stored (after --oov), so
     `Hello` and `hello` with --oov lowercase are duplicates. One entry per image means one split per image.
+    An image an earlier version holds (appends) is never written again: its entries are `duplicate` when the
+    label is the same, else `conflicting_label` (the earlier record stays; relabelling needs a rebuild).
     """
 
     REJECTS = "rejects"
     SHOWN = 3  # origins named in a conflicting_label detail
 
     def process(self, keyed):
-        _, entries = keyed
-        entries = sorted(entries, key=lambda e: e.order)
+        _, items = keyed
+        entries = sorted((e for e in items if isinstance(e, Entry)), key=lambda e: e.order)
+        known = min((k for k in items if isinstance(k, Known)), default=None, key=lambda k: k.version)
+        if known is not None:
+            yield from self.already_written(entries, known)
+            return
         if len({e.label for e in entries}) > 1:
             for e in entries:
                 others = [f"{o.origin} ({o.label!r})" for o in entries if o.label != e.label]
@@ -274,6 +322,15 @@ class KeepOnePerImage(beam.DoFn):
                 self.REJECTS,
                 _reject(e, InputError("duplicate", f"same image and label as {kept.origin} (kept)")))
 
+    def already_written(self, entries, known: Known):
+        for e in entries:
+            if e.id == known.id:
+                err = InputError("duplicate", f"same image and label as a record of version {known.version}")
+            else:
+                err = InputError("conflicting_label", f"the image is in version {known.version} with another "
+                                 "label, which stays; rebuild with --overwrite to change a label")
+            yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(e, err))
+
 
 class WriteShard(beam.DoFn):
     """((split, shard), entries) -> the shard file, its records in id order; yields the file's summary.
@@ -284,6 +341,7 @@ class WriteShard(beam.DoFn):
     """
 
     REJECTS = "rejects"
+    INDEX = "index"
 
     def __init__(self, out_dir: str, spec: PreprocessSpec, num_shards: dict[str, int]):
         self.sink = ShardSink(out_dir, TFRecordEncoder())
@@ -295,7 +353,7 @@ class WriteShard(beam.DoFn):
     def process(self, keyed):
         (split, shard), entries = keyed
         entries = sorted((e for e in entries if e is not None), key=lambda e: e.id)
-        rejects, lengths = [], Counter()
+        rejects, written_ids, lengths = [], [], Counter()
 
         def records():
             for e in entries:
@@ -306,12 +364,15 @@ class WriteShard(beam.DoFn):
                     rejects.append(_reject(e, err))
                     continue
                 lengths[len(e.label)] += 1
+                written_ids.append(IndexEntry(e.id, e.source))
                 yield WordRecord(e.id, e.source, image, content_width, e.label, list(e.label_ids)).encode()
 
         n_shards = self.num_shards[split]
         written = self.sink.write(shard_name(split, shard, n_shards), records())
         for r in rejects:
             yield beam.pvalue.TaggedOutput(self.REJECTS, r)
+        for i in written_ids:
+            yield beam.pvalue.TaggedOutput(self.INDEX, i)
         self.written[split].inc(written["count"])
         yield {"kind": "shard", "split": split, "shard": shard, "num_shards": n_shards, **written,
                "label_lengths": {str(k): v for k, v in sorted(lengths.items())}}
@@ -370,9 +431,18 @@ class ValidateLabels(beam.PTransform):
 
 class DedupByImage(beam.PTransform):
     """entries -> (at most one entry per image, `duplicate` and `conflicting_label` rejects). Only light
-    entries are grouped."""
+    entries are grouped. `known`: the (file, version, kind) to read an earlier version's records from."""
+
+    def __init__(self, known: list[tuple[str, int, str]] = ()):
+        super().__init__()
+        self.known = list(known)
 
     def expand(self, entries):
+        if self.known:
+            known = (entries.pipeline
+                     | "ListEarlierVersions" >> beam.Create(self.known)
+                     | "ReadEarlierRecords" >> beam.ParDo(ReadKnown()))
+            entries = (entries, known) | "WithEarlierRecords" >> beam.Flatten()
         out = (entries
                | "KeyByImage" >> beam.Map(lambda e: (e.source, e))
                | "GroupByImage" >> beam.GroupByKey()
@@ -417,9 +487,10 @@ class WriteShards(beam.PTransform):
 
     def expand(self, grouped):
         out = grouped | "ReadPreprocessWrite" >> beam.ParDo(self.fn).with_outputs(
-            WriteShard.REJECTS, main="shards")
+            WriteShard.REJECTS, WriteShard.INDEX, main="shards")
         return (out.shards | "OnlySummaries" >> _is(dict),
-                out[WriteShard.REJECTS] | "OnlyRejects" >> _is(Reject))
+                out[WriteShard.REJECTS] | "OnlyRejects" >> _is(Reject),
+                out[WriteShard.INDEX] | "OnlyIndex" >> _is(IndexEntry))
 
 
 class RejectFileOf:
@@ -430,6 +501,37 @@ class RejectFileOf:
 
     def __call__(self, r: Reject) -> str:
         return reject_file_name(zlib.crc32(repr(r.order).encode()) % self.num_files, self.num_files)
+
+
+class IndexFileOf:
+    """A written record -> its index-*.jsonl file, by its id."""
+
+    def __init__(self, num_files: int):
+        self.num_files = num_files
+
+    def __call__(self, i: IndexEntry) -> str:
+        return index_file_name(int(i.id[:8], 16) % self.num_files, self.num_files)
+
+
+def index_order(i: IndexEntry) -> tuple:
+    return i.id, i.source
+
+
+def index_summary(_) -> dict:
+    return {"kind": "index"}
+
+
+class WriteIndex(beam.PTransform):
+    """written records -> summaries of DIR/index-*.jsonl files (`[id, source]` lines sorted by id), what a
+    later --append reads to know which images the dataset holds."""
+
+    def __init__(self, out_dir: str, num_files: int):
+        super().__init__()
+        self.files = WriteFiles(ShardSink(out_dir, JsonLinesEncoder(IndexEntry.to_json)),
+                                IndexFileOf(num_files), index_order, index_summary)
+
+    def expand(self, written):
+        return written | "WriteJsonLines" >> self.files
 
 
 class WriteRejects(beam.PTransform):
@@ -460,19 +562,23 @@ class WriteBuildSummary(beam.PTransform):
 
 
 def build_pipeline(p, inputs: list[InputSpec], out_dir: str, plan: SplitPlan, charset: Charset, oov: str,
-                   spec: PreprocessSpec, parts: int = 1):
-    """Adds the dataset build to pipeline `p` (see the module docstring)."""
+                   spec: PreprocessSpec, parts: int = 1, known: list[tuple[str, int, str]] = ()):
+    """Adds the dataset build to pipeline `p` (see the module docstring); `known`: earlier versions' record
+    files (appends)."""
     entries, read_rejects, input_counts = p | "ReadEntries" >> ReadEntries(inputs, parts)
     valid, label_rejects = entries | "ValidateLabels" >> ValidateLabels(charset, oov, max_time_steps(spec))
-    unique, duplicates = valid | "DedupByImage" >> DedupByImage()
-    shards, image_rejects = (unique
-                             | "AssignSplitAndShard" >> AssignSplitAndShard(plan)
-                             | "GroupByShard" >> GroupByShard(plan)
-                             | "WriteShards" >> WriteShards(out_dir, spec, plan))
+    unique, duplicates = valid | "DedupByImage" >> DedupByImage(known)
+    shards, image_rejects, written = (unique
+                                      | "AssignSplitAndShard" >> AssignSplitAndShard(plan)
+                                      | "GroupByShard" >> GroupByShard(plan)
+                                      | "WriteShards" >> WriteShards(out_dir, spec, plan))
+    files = max(1, plan.train_shards // 8)
     reject_files = ((read_rejects, label_rejects, duplicates, image_rejects)
                     | "AllRejects" >> beam.Flatten()
-                    | "WriteRejects" >> WriteRejects(out_dir, max(1, plan.train_shards // 8)))
-    return (input_counts, shards, reject_files) | "WriteBuildSummary" >> WriteBuildSummary(out_dir)
+                    | "WriteRejects" >> WriteRejects(out_dir, files))
+    index_files = written | "WriteIndex" >> WriteIndex(out_dir, files)
+    return ((input_counts, shards, reject_files, index_files)
+            | "WriteBuildSummary" >> WriteBuildSummary(out_dir))
 
 
 # --- the launcher ------------------------------------------------------------------------------------
@@ -488,23 +594,65 @@ def parse_args(argv):
                              "and in all its subfolders (recursive; by extension: "
                              f"{' '.join(IMAGE_EXTENSIONS)}), named like the glob's; repeatable")
     parser.add_argument("--output", required=True, metavar="DIR", help="dataset directory (local or gs://)")
-    parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--test-fraction", type=float, default=0.0)
+    parser.add_argument("--val-fraction", type=float, help="share of the val split (default 0.1)")
+    parser.add_argument("--test-fraction", type=float, help="share of the test split (default 0)")
     parser.add_argument("--shards", type=int, default=8,
                         help="train shards (val/test get a proportional share)")
     parser.add_argument("--split", choices=SPLITS, dest="only_split",
                         help="put every input into this one split instead of splitting by hash (a fixed "
                              "dev or test list, e.g. `--split val` for a dev set); --shards shards")
-    parser.add_argument("--charset", default=DEFAULT_CHARACTERS, help="the alphabet (default 0-9a-zA-Z)")
+    parser.add_argument("--charset", help="the alphabet (default 0-9a-zA-Z)")
     parser.add_argument("--oov", choices=OOV_POLICIES, default="reject",
                         help="labels with characters outside the charset: reject (default), lowercase then "
                              "re-check, or drop the unknown characters")
-    parser.add_argument("--image-size", type=image_size, default=(32, 128), metavar="HxW",
+    parser.add_argument("--image-size", type=image_size, metavar="HxW",
                         help="stored image height x width: the input size of the config to train (default "
                              "32x128, every shipped config; e.g. 32x160 for a config with width 160)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --output")
+    publishing = parser.add_mutually_exclusive_group()
+    publishing.add_argument("--overwrite", action="store_true",
+                            help="replace an existing dataset in --output")
+    publishing.add_argument("--append", action="store_true",
+                            help="add a version to the dataset in --output holding only the inputs no "
+                                 "earlier version holds (each in the split a full build gives it); charset, "
+                                 "image size and split options are the dataset's. Into an empty --output: "
+                                 "its first version. Nothing new: nothing written (exit 0)")
     add_runner_arguments(parser)
     return parse_job_args(parser, argv)
+
+
+DEFAULTS = {"val_fraction": 0.1, "test_fraction": 0.0, "only_split": None,
+            "charset": DEFAULT_CHARACTERS, "image_size": (32, 128)}
+KEPT_ON_APPEND = {"charset": "--charset", "image_size": "--image-size", "val_fraction": "--val-fraction",
+                  "test_fraction": "--test-fraction", "only_split": "--split"}
+
+
+def resolve_options(args: argparse.Namespace, current: Dataset | None) -> None:
+    """Fills the options not given: from the dataset being appended to, else the defaults.
+
+    Raises:
+        BuildError: an --append option given that differs from the dataset's (its records could not be
+            trained with the new ones, or would not land in the splits a full build gives them).
+    """
+    kept = {}
+    if current is not None:
+        options = current.manifest.get("options", {})
+        kept = {"charset": current.charset, "image_size": current.image_shape,
+                **{k: options.get(k, DEFAULTS[k]) for k in ("val_fraction", "test_fraction", "only_split")}}
+        if kept["only_split"] is not None:  # the fractions mean nothing then
+            kept.pop("val_fraction"), kept.pop("test_fraction")
+    for key, default in DEFAULTS.items():
+        given = getattr(args, key)
+        if key in kept and given is not None and tuple_or(given) != tuple_or(kept[key]):
+            shown = "x".join(map(str, kept[key])) if key == "image_size" else kept[key]
+            flag = KEPT_ON_APPEND[key]
+            raise BuildError(f"{flag} differs from the dataset's ({shown!r}); an --append keeps the "
+                             f"dataset's: omit {flag}, or rebuild with --overwrite")
+        if given is None:
+            setattr(args, key, tuple_or(kept.get(key, default)))
+
+
+def tuple_or(value):
+    return tuple(value) if isinstance(value, list) else value
 
 
 def image_size(text: str) -> tuple[int, int]:
@@ -519,29 +667,33 @@ def image_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def check_output(out_dir: str, overwrite: bool) -> str | None:
-    """Refuses a file, or a directory holding a dataset unless overwrite; nothing is written or removed here
-    (an overwrite replaces the old dataset when the new one publishes).
+def check_output(out_dir: str, overwrite: bool, append: bool = False) -> tuple[str | None, Dataset | None]:
+    """Refuses a file, or a directory holding a dataset unless overwrite or append; nothing is written or
+    removed here (an overwrite replaces the old dataset when the new one publishes).
 
     Returns:
-        The generation of the manifest the build will replace (None: there is none).
+        The generation of the manifest the build will replace (None: there is none), and with append the
+        dataset it adds a version to (None: there is none yet).
     """
     if not _is_uri(out_dir) and os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise BuildError(f"--output {out_dir}: is a file, not a directory; choose another --output")
+    if append and Dataset.exists(out_dir):
+        current = Dataset.load(out_dir)
+        return current.generation, current
     current = publish.generation(_join(out_dir, MANIFEST))
     old = dataset_files(out_dir)
     if (current or old) and not overwrite:
         what = "manifest.json" if current else f"{len(old)} shard/reject files"
-        raise BuildError(f"{out_dir} already holds a dataset ({what}); pass --overwrite to replace it, "
-                         "or choose another --output")
-    return current
+        fix = "pass --overwrite to replace it, " + ("" if current is None else "--append to add to it, ")
+        raise BuildError(f"{out_dir} already holds a dataset ({what}); {fix}or choose another --output")
+    return current, None
 
 
 def dataset_files(out_dir: str) -> list[str]:
     """What a dataset keeps in `out_dir` besides its manifest (relative paths): the first version's shard,
     rejects and index files, and the folders of later versions."""
     found = fs.glob(_join(out_dir, "*.tfrecord")) + fs.glob(_join(out_dir, "rejects-*.jsonl"))
-    found += fs.glob(_join(out_dir, "index-*.tsv"))
+    found += fs.glob(_join(out_dir, "index-*.jsonl"))
     found += sorted({posixpath.dirname(p.replace(os.sep, "/"))
                      for p in fs.glob(_join(out_dir, "v[0-9][0-9][0-9][0-9]", "*"))})
     return [p[len(out_dir.rstrip("/")) + 1:] for p in found]
@@ -576,26 +728,54 @@ def read_summary(out_dir: str) -> list[dict]:
         return [json.loads(line) for line in fh.read().decode().splitlines()]
 
 
-def make_manifest(summary: list[dict], inputs: list[InputSpec], plan: SplitPlan, charset: Charset,
-                  spec: PreprocessSpec, options: dict, build_id: str) -> dict:
-    """The dataset's manifest.json (its commit marker and contract with training) from the build summary."""
+def make_version(summary: list[dict], number: int, build_id: str, inputs: list[InputSpec], plan: SplitPlan,
+                 options: dict) -> dict:
+    """This build's version entry of the manifest, from the build summary; paths relative to the dataset."""
     per_input = Counter()
     for s in summary:
         if s["kind"] == "input":
             per_input[s["index"]] += s["entries"]
+    where = dataset.version_dir(number)
+
+    def placed(items):
+        return [{**s, "path": posixpath.join(where, s["path"])} for s in items]
+
     shards = sorted((s for s in summary if s["kind"] == "shard"),
                     key=lambda s: (SPLITS.index(s["split"]), s["shard"]))
     reject_files = sorted((s for s in summary if s["kind"] == "rejects"), key=lambda s: s["path"])
-    version = dataset.make_version(
-        1, build_id,
+    index_files = sorted(s["path"] for s in placed(s for s in summary if s["kind"] == "index"))
+    return dataset.make_version(
+        number, build_id,
         inputs=[{"input": s.given, "uri": s.uri, "kind": s.kind, "entries": per_input[s.index]}
                 for s in inputs],
-        shards=shards, reject_files=reject_files, index_files=[],
+        shards=placed(shards), reject_files=placed(reject_files), index_files=index_files,
         splits={split: {"fraction": plan.fractions[split], "num_shards": n}
                 for split, n in plan.num_shards.items()},
         options=options, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         ocr_version=ocr_core.__version__)
-    return dataset.make_manifest(contract(charset, spec), [version], inputs[0].root if inputs else "")
+
+
+def earlier_records(current: Dataset) -> list[tuple[str, int, str]]:
+    """(file, version, kind) to read the records of every version from: its index files, or its shards for a
+    version built before indexes existed."""
+    files = []
+    for v in current.versions:
+        if v.get("index_files") is not None and (v["index_files"] or not v["totals"]["written"]):
+            files += [(current.path(p), v["version"], "index") for p in v["index_files"]]
+        else:
+            files += [(current.path(s["path"]), v["version"], "shards") for s in v["shards"] if s["count"]]
+    return files
+
+
+def split_root(inputs: list[InputSpec], current: Dataset | None) -> str:
+    """The directory split keys are relative to: the inputs' common directory, widened on --append to the
+    one the dataset's keys hang from, so a record gets the split a full build over every input gives it."""
+    if current is None:
+        return inputs[0].root
+    previous = current.manifest.get("split_root")
+    if previous is None:  # a dataset built before the root was recorded
+        previous = common_root([input_dir(i["uri"], i["kind"]) for i in current.manifest.get("inputs", [])])
+    return common_root([previous, inputs[0].root])
 
 
 def contract(charset: Charset, spec: PreprocessSpec) -> dict:
@@ -617,17 +797,30 @@ def _counters(result) -> dict[str, int] | None:
     return dict(sorted(out.items()))
 
 
-def report(manifest: dict, counters: dict | None, out_dir: str, seconds: float, file=sys.stdout) -> None:
-    t = manifest["totals"]
-    print(f"ocr build-dataset: {out_dir}: {t['written']} records written, {t['rejected']} rejected, "
-          f"{t['inputs']} inputs ({seconds:.1f}s)", file=file)
-    for split, n in manifest["counts"].items():
-        shards = sum(1 for s in manifest["shards"] if s["split"] == split)
-        print(f"  {split:<6} {n:>9} records in {shards} shards", file=file)
-    for reason, n in manifest["rejects"].items():
+def report(version: dict, manifest: dict | None, counters: dict | None, out_dir: str, seconds: float,
+           file=None) -> None:
+    """What the build did (its version), and for an append the dataset's totals; manifest None: nothing new
+    was published."""
+    file = file or sys.stdout
+    t = version["totals"]
+    if manifest is None:
+        print(f"ocr build-dataset: {out_dir}: nothing new, nothing written: {t['inputs']} inputs, every one "
+              f"already in the dataset or rejected ({seconds:.1f}s)", file=file)
+    else:
+        head = f"version {version['version']}: " if version["version"] > 1 else ""
+        print(f"ocr build-dataset: {out_dir}: {head}{t['written']} records written, "
+              f"{t['rejected']} rejected, {t['inputs']} inputs ({seconds:.1f}s)", file=file)
+        for split, n in version["counts"].items():
+            shards = sum(1 for s in version["shards"] if s["split"] == split)
+            print(f"  {split:<6} {n:>9} records in {shards} shards", file=file)
+    for reason, n in version["rejects"].items():
         print(f"  rejected {reason:<16} {n:>7}", file=file)
-    if manifest["reject_files"]:
-        print(f"  rejects listed in {', '.join(manifest['reject_files'])}", file=file)
+    if manifest is not None and version["reject_files"]:
+        print(f"  rejects listed in {', '.join(version['reject_files'])}", file=file)
+    if manifest is not None and len(manifest["versions"]) > 1:
+        counts = ", ".join(f"{split} {n}" for split, n in manifest["counts"].items())
+        print(f"  the dataset: {manifest['totals']['written']} records in {len(manifest['versions'])} "
+              f"versions ({counts})", file=file)
     if counters is None:
         print("  (this runner reports no Beam metrics; counts above come from the build summary)", file=file)
     else:
@@ -656,44 +849,59 @@ def run(argv=None, test_pipeline=None):
 def _run(argv, test_pipeline):
     args, beam_args = parse_args(argv)
     started = time.time()
+    out_dir = args.output if _is_uri(args.output) else os.path.abspath(args.output)
+    expected, current = check_output(out_dir, args.overwrite, args.append)
+    resolve_options(args, current)
     spec = PreprocessSpec(*args.image_size)
+    if current is not None and current.manifest.get("preprocessing") != spec.to_dict():
+        raise BuildError(f"{out_dir}: the dataset's preprocessing contract differs from this build's "
+                         f"({spec.to_dict()}); an --append must match it: rebuild with --overwrite")
     plan = SplitPlan(args.val_fraction, args.test_fraction, args.shards, args.only_split)
     try:
         charset = Charset(args.charset)
     except CharsetError as e:
         raise BuildError(f"--charset: {e}") from e
     inputs = resolve_inputs(args.input)
-    out_dir = args.output if _is_uri(args.output) else os.path.abspath(args.output)
-    expected = check_output(out_dir, args.overwrite)
+    root = split_root(inputs, current)
+    inputs = [s._replace(root=root) for s in inputs]
     try:
         options, cleanup = pipeline_options(beam_args, args.runner, args.workers, args.dask_address)
     except ValueError as e:
         raise BuildError(str(e)) from e
 
+    number = len(current.versions) + 1 if current else 1
     build_id = f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:12]}"
     staging = start_staging(out_dir, build_id)
+    manifest = None
     try:
         result = None
         try:
             p = test_pipeline if test_pipeline is not None else beam.Pipeline(options=options)
             with p:
-                build_pipeline(p, inputs, staging, plan, charset, args.oov, spec, parts=max(1, args.workers))
+                build_pipeline(p, inputs, staging, plan, charset, args.oov, spec, parts=max(1, args.workers),
+                               known=earlier_records(current) if current else ())
             result = p.result
         finally:
             cleanup(result)
-        summary = read_summary(staging)
         used = {k: v for k, v in vars(args).items() if k not in ("input", "output")}
         used.update(runner=runner_name(args.runner), beam_args=beam_args)
-        manifest = make_manifest(summary, inputs, plan, charset, spec, used, build_id=build_id)
-        totals = manifest["totals"]
+        version = make_version(read_summary(staging), number, build_id, inputs, plan, used)
+        totals = version["totals"]
         if not totals["inputs_equal_written_plus_rejected"]:
             raise RuntimeError(f"{out_dir}: build lost track of inputs: {totals['inputs']} inputs != "
                                f"{totals['written']} written + {totals['rejected']} rejected; "
                                "manifest not written")
-        files = {name: name for name in (*(s["path"] for s in manifest["shards"]), *manifest["reject_files"])}
-        dataset.publish_manifest(out_dir, staging, manifest, files, build_id=build_id, expected=expected,
-                                 replace=dataset_files(out_dir) if args.overwrite else [],
-                                 stale=dead_stagings(out_dir))
+        if current is None or totals["written"]:
+            manifest = dataset.make_manifest(contract(charset, spec), [*(current.versions if current else []),
+                                                                       version], root)
+            where = dataset.version_dir(number)
+            written = (*(s["path"] for s in version["shards"]), *version["reject_files"],
+                       *version["index_files"])
+            files = {posixpath.relpath(path, where) if where else path: path for path in written}
+            replace = dataset_files(out_dir) if args.overwrite else []
+            stale = dead_stagings(out_dir) + ([where] if where and fs.exists(_join(out_dir, where)) else [])
+            dataset.publish_manifest(out_dir, staging, manifest, files, build_id=build_id, expected=expected,
+                                     replace=replace, stale=stale)
     except PublishConflict as e:
         raise BuildError(f"{e}; run one build into an --output at a time (--append adds a version to a "
                          "dataset)") from None
@@ -702,7 +910,7 @@ def _run(argv, test_pipeline):
         if not _is_uri(out_dir):
             with contextlib.suppress(OSError):
                 os.rmdir(_join(out_dir, STAGING_DIR))  # when no other build stages here
-    report(manifest, _counters(result), out_dir, time.time() - started)
+    report(version, manifest, _counters(result), out_dir, time.time() - started)
     return result
 
 

@@ -152,7 +152,7 @@ def test_build_writes_a_complete_dataset(built, corpus):
     assert m["inputs"][0]["entries"] == 12 and m["inputs"][0]["kind"] == "tsv"
     assert m["splits"]["train"]["num_shards"] == 3 and m["splits"]["val"]["num_shards"] == 1
     assert sum(m["counts"].values()) == 12
-    expected_files = ["manifest.json", *(s["path"] for s in m["shards"])]
+    expected_files = ["manifest.json", *(s["path"] for s in m["shards"]), *m["index_files"]]
     assert sorted(p.name for p in out.iterdir()) == sorted(expected_files)
     assert sum(sum(h.values()) for h in m["label_length_histogram"].values()) == 12
     for key in ("ocr_version", "options", "created", "rejects", "reject_files", "record_schema"):
@@ -197,6 +197,7 @@ def test_tensorflow_parses_the_shards(built):
 
 def fails(capsys, *argv) -> str:
     """Runs a build that must not start; returns its one-line error (exit code 2, nothing on stdout)."""
+    capsys.readouterr()  # what earlier builds of the test printed
     with pytest.raises(SystemExit) as e:
         build_dataset.run([str(a) for a in argv])
     assert e.value.code == 2
@@ -221,7 +222,8 @@ def test_rebuild_is_byte_identical_and_overwrite_is_explicit(built, corpus, tmp_
     fewer = build(tmp_path / "again", corpus / "labels.tsv", extra=["--overwrite", "--shards", "2",
                                                                       "--val-fraction", "0"])
     names = sorted(p.name for p in (tmp_path / "again").iterdir())
-    assert names == ["manifest.json", "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
+    assert names == ["index-00000-of-00001.jsonl", "manifest.json", "train-00000-of-00002.tfrecord",
+                     "train-00001-of-00002.tfrecord"]
     assert fewer["counts"] == {"train": 12}
 
 
@@ -264,7 +266,8 @@ def test_overwrite_replaces_the_old_dataset_only_when_the_new_one_publishes(corp
     assert all((out / name).read_text() == "old" for name in old)  # checking removes nothing
     m = build(out, corpus / "labels.tsv", extra=["--overwrite", "--shards", "1", "--val-fraction", "0"])
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
-        "manifest.json", "train-00000-of-00001.tfrecord"] and m["totals"]["written"] == 12
+        "index-00000-of-00001.jsonl", "manifest.json", "train-00000-of-00001.tfrecord"]
+    assert m["totals"]["written"] == 12
 
 
 def test_missing_input_is_a_clear_error(tmp_path, capsys):
