@@ -39,15 +39,19 @@ from ocr_core.dataset import MANIFEST, SPLITS, Dataset
 from ocr_core.errors import InputError, UsageError
 from ocr_core.inputs import (
     IMAGE_EXTENSIONS,
+    ByteRange,
     Entry,
     InputSpec,
     Reject,
     _is_uri,
     _reject,
+    byte_ranges,
     common_root,
+    count_range,
     input_dir,
     read_image_bytes,
     read_input,
+    read_range,
     resolve_inputs,
 )
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
@@ -211,7 +215,9 @@ def _isinstance(element, kind: type) -> bool:
 
 
 class ParseInput(beam.DoFn):
-    """(InputSpec, part, parts) -> Entry, with malformed lines as dead letters and a count per input."""
+    """(InputSpec, part, parts) of a glob/folder, or ((index, range), [(InputSpec, ByteRange, first line
+    number, header possible)]) of a manifest -> Entry, with malformed lines as dead letters and a count per
+    part."""
 
     REJECTS = "rejects"
     SUMMARY = "summary"
@@ -220,14 +226,38 @@ class ParseInput(beam.DoFn):
         self.inputs = Metrics.counter(METRICS_NAMESPACE, "inputs")
 
     def process(self, task):
-        spec, part, parts = task
+        if isinstance(task[0], InputSpec):
+            spec, part, parts = task
+            items = read_input(spec, part, parts)
+        else:
+            (_, part), [(spec, r, first_line_no, header_possible)] = task
+            items = read_range(spec, r, first_line_no, header_possible)
         n = 0
-        for item in read_input(spec, part, parts):
+        for item in items:
             n += 1
             yield beam.pvalue.TaggedOutput(self.REJECTS, item) if isinstance(item, Reject) else item
         self.inputs.inc(n)
         yield beam.pvalue.TaggedOutput(self.SUMMARY, {"kind": "input", "index": spec.index,
                                                       "input": spec.given, "part": part, "entries": n})
+
+
+def count_lines(task: tuple[InputSpec, ByteRange]):
+    """(spec, range) -> (input index, (spec, range, its lines, whether it holds content))."""
+    spec, r = task
+    return spec.index, (spec, r, *count_range(spec, r))
+
+
+def number_ranges(keyed):
+    """(input index, its ranges with their line counts) -> ((index, range), (spec, range, first line number,
+    header possible)): line numbers are those of the whole file; only the range holding the first content
+    line can hold the header."""
+    _, ranges = keyed
+    ranges = sorted(ranges, key=lambda x: x[1].index)
+    header_range = next((r.index for _, r, _, content in ranges if content), None)
+    line_no = 1
+    for spec, r, lines, _ in ranges:
+        yield (spec.index, r.index), (spec, r, line_no, r.index == header_range)
+        line_no += lines
 
 
 class ValidateLabel(beam.DoFn):
@@ -398,17 +428,35 @@ def summary_order(s: dict) -> str:
 
 
 class ReadEntries(beam.PTransform):
-    """PBegin -> (entries, rejects, input counts). Each input is read by `parts` workers (every
-    parts-th line each): the manifest is text and cheap to re-read; it lets runners that cannot split
-    a single element (Dask) spread the work."""
+    """PBegin -> (entries, rejects, input counts).
+
+    A manifest is read in byte ranges (at least `parts`, at most ~64 MB each), each by one worker and no
+    worker reading the whole file: a first pass counts each range's lines, so the second can number them as
+    the whole file does (origins `labels.tsv:17`, input order). Each glob/folder is listed by `parts`
+    workers, each keeping every parts-th file. The shuffles of tiny (spec, range) elements spread the
+    ranges over the workers, also on the DaskRunner, where Reshuffle does nothing but GroupByKey does.
+    """
 
     def __init__(self, inputs: list[InputSpec], parts: int):
         super().__init__()
-        self.tasks = [(spec, part, parts) for spec in inputs for part in range(parts)]
+        self.listings = [(spec, part, parts) for spec in inputs if spec.kind in ("glob", "dir")
+                         for part in range(parts)]
+        self.ranges = [(spec, r) for spec in inputs if spec.kind not in ("glob", "dir")
+                       for r in byte_ranges(spec, parts)]
 
     def expand(self, pbegin):
-        out = (pbegin
-               | "ListInputParts" >> beam.Create(self.tasks)
+        tasks = []
+        if self.listings:
+            tasks.append(pbegin | "ListFolderParts" >> beam.Create(self.listings))
+        if self.ranges:
+            tasks.append(pbegin
+                         | "ListManifestRanges" >> beam.Create(self.ranges)
+                         | "CountLines" >> beam.Map(count_lines)
+                         | "GroupByManifest" >> beam.GroupByKey()
+                         | "NumberLines" >> beam.FlatMap(number_ranges)
+                         | "SpreadRanges" >> beam.GroupByKey())
+        out = (tasks
+               | "AllParts" >> beam.Flatten()
                | "ParseLines" >> beam.ParDo(ParseInput()).with_outputs(
                    ParseInput.REJECTS, ParseInput.SUMMARY, main="entries"))
         return (out.entries | "OnlyEntries" >> _is(Entry),
