@@ -1,13 +1,17 @@
 """`ocr build-dataset`: word images + labels -> validated, deduplicated, sharded TFRecords (Apache Beam).
 
     ReadEntries -> ValidateLabels -> DedupByImage -> AssignSplitAndShard -> GroupByShard -> WriteShards
-    every reject (dead letter) -> WriteRejects;  counts of every stage -> WriteBuildSummary
+    every reject (dead letter) -> WriteRejects;  written records -> WriteIndex;
+    counts of every stage -> WriteBuildSummary
 
 Only light entries (uri, label, id) are shuffled. The one DoFn that owns a shard reads, preprocesses and
-writes its images itself, in id order, so shard files are byte-identical across runners and retries and
-memory does not grow with the dataset. The launcher writes `manifest.json` last (the commit marker) from a
-small summary file the pipeline leaves behind, which works on every runner, also those without metrics.
-This module never imports TensorFlow (see `ocr_core.records`).
+writes its images itself, in id order (through `pipelines.sinks`), so shard files are byte-identical across
+runners and retries and memory does not grow with the dataset. Everything is written into the build's own
+staging folder, `DIR/_staging/<build id>/`; the launcher then makes the manifest from a small summary file
+the pipeline leaves there (which works on every runner, also those without metrics) and publishes it with
+the files (`ocr_core.dataset.publish_manifest`: manifest last, refused if another build published meanwhile).
+With --append the build is a new version: earlier versions' indexes join DedupByImage, so only images no
+version holds are written. This module never imports TensorFlow (see `ocr_core.records`).
 """
 from __future__ import annotations
 

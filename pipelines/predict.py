@@ -108,7 +108,10 @@ def input_kind(path: str) -> str:
 def dataset_shards(root: str, split: str) -> list[tuple[str, int]]:
     """(shard path, record count) of a built dataset's split, every version's ("auto": test if present,
     else val, else train; "all": every split)."""
-    dataset = Dataset.load(root)
+    try:
+        dataset = Dataset.load(root)
+    except DatasetError as e:
+        raise PredictError(str(e)) from None
     try:
         split = dataset.resolve_split(split)
     except DatasetError as e:

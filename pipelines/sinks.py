@@ -10,8 +10,8 @@ Nothing here needs `finish_bundle`, side inputs or metrics, none of which surviv
 every file is written inside `process` and its summary (name, count, bytes, extras) is the DoFn's output,
 so the job can end in one summary sink that depends on every file (the DaskRunner computes only that).
 
-`publish` moves a finished job's staged files into the output directory with the commit marker (a
-manifest, a `_SUCCESS.json`) written last.
+A job writes its shards into its own staging folder; `ocr_core.publish.publish` then moves them into the
+output with the commit marker (a manifest, a `_SUCCESS.json`) last.
 """
 from __future__ import annotations
 
