@@ -19,11 +19,7 @@ CLI = [sys.executable, "-m", "pipelines.cli", "build-dataset"]
 
 def corpus(root: Path, words: list[str]) -> Path:
     """Word images listed by root/labels.tsv."""
-    rows = []
-    for i, w in enumerate(words):
-        images.write_word(root / "img" / f"{w}-{i}.png", w)
-        rows.append((f"img/{w}-{i}.png", w))
-    return images.write_manifest(root / "labels.tsv", rows)
+    return images.write_manifest(root / "labels.tsv", images.write_words(root, words, "img/{w}-{i}.png"))
 
 
 def error_lines(stderr: str) -> list[str]:

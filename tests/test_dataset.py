@@ -22,11 +22,7 @@ WORDS = ["Hello", "World", "foo", "Bar42", "ocr", "Beam", "tf", "Data", "word", 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("words")
-    rows = []
-    for i, w in enumerate(WORDS):
-        images.write_word(root / f"{i:02d}.png", w)
-        rows.append((f"{i:02d}.png", w))
-    images.write_manifest(root / "labels.tsv", rows)
+    images.write_manifest(root / "labels.tsv", images.write_words(root, WORDS))
     out = root / "ds"
     build_dataset.run(["--input", str(root / "labels.tsv"), "--output", str(out), "--workers", "1",
                        "--shards", "2", "--val-fraction", "0.3", "--test-fraction", "0.2"])
