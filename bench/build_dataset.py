@@ -32,9 +32,8 @@ import json, sys, time
 from ocr_core.charset import Charset, ctc_min_steps
 from ocr_core.errors import InputError
 from ocr_core.preprocess import preprocess_word_image
-from ocr_core.records import WordRecord, record_id
+from ocr_core.records import WordRecord, frame, record_id
 from ocr_core.inputs import resolve_path
-from pipelines.build_dataset import tfrecord_frame
 
 manifest, out = sys.argv[1], sys.argv[2]
 charset, base = Charset(), manifest.rsplit("/", 1)[0]
@@ -52,7 +51,7 @@ with open(manifest) as fh, open(out, "wb") as sink:
             rejected += 1
             continue
         record = WordRecord(record_id(source, label), source, image, cw, label, ids)
-        sink.write(tfrecord_frame(record.encode()))
+        sink.write(frame(record.encode()))
         written += 1
 print(json.dumps({"written": written, "rejected": rejected}))
 """

@@ -5,78 +5,15 @@ true lengths are the non-zero counts) — exactly what `CRNN.fit` and the custom
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
-from itertools import islice
 
 import tensorflow as tf
 
-from ocr_core import fs, records
-from ocr_core.charset import Charset
+from ocr_core import records
+from ocr_core.dataset import Dataset as DatasetInfo  # the manifest's home; the old name stays for callers
+from ocr_core.dataset import DatasetError
 
-
-class DatasetError(ValueError):
-    """A dataset directory that cannot be trained on."""
-
-
-@dataclass
-class DatasetInfo:
-    """What training needs from a dataset's manifest.json."""
-
-    root: str
-    manifest: dict
-
-    @classmethod
-    def load(cls, root: str) -> DatasetInfo:
-        """Reads `root`/manifest.json; `root` is local or any filesystem TensorFlow knows (gs://, ...)."""
-        root = str(root)
-        path = fs.join(root, "manifest.json")
-        if not fs.isdir(root):
-            raise DatasetError(f"{root}: no such dataset directory; build one with "
-                               "`ocr build-dataset`")
-        if not fs.exists(path):
-            raise DatasetError(f"{root}: no manifest.json — not a complete dataset (the build did not "
-                               "finish, or this is not a dataset directory); run `ocr build-dataset`")
-        manifest = json.loads(fs.read_text(path))
-        if manifest.get("schema_version") != records.SCHEMA_VERSION:
-            raise DatasetError(f"{path}: schema_version {manifest.get('schema_version')} is not supported "
-                               f"(this ocr reads {records.SCHEMA_VERSION}); rebuild the dataset")
-        return cls(root, manifest)
-
-    @property
-    def charset(self) -> str:
-        return self.manifest["charset"]
-
-    @property
-    def image_shape(self) -> tuple[int, int]:
-        h, w = self.manifest["image_shape"][:2]
-        return int(h), int(w)
-
-    def count(self, split: str) -> int:
-        return int(self.manifest.get("counts", {}).get(split, 0))
-
-    def shards(self, split: str) -> list[str]:
-        """Absolute shard paths of a split (only those holding records)."""
-        out = []
-        for shard in self.manifest.get("shards", []):
-            if shard["split"] == split and shard.get("count", 1) > 0:
-                p = shard["path"]
-                out.append(p if fs.is_remote(p) or os.path.isabs(p) else fs.join(self.root, p))
-        return out
-
-    def verify_sample(self, per_split: int = 32) -> None:
-        """Reads the first records of each split's first shard with their CRCs and checks that their label
-        ids encode their text in the manifest charset; DatasetError otherwise (e.g. an edited charset)."""
-        charset = Charset(self.charset)
-        for split in ("train", "val", "test"):
-            for shard in self.shards(split)[:1]:
-                try:
-                    with fs.open_binary(shard) as fh:
-                        for data in islice(records.iter_tfrecords(fh, shard), per_split):
-                            records.check_label(records.WordRecord.decode(data), charset, shard)
-                except records.RecordError as e:
-                    raise DatasetError(str(e)) from None
+__all__ = ["DataMix", "DatasetError", "DatasetInfo", "make_dataset", "parse_batch"]
 
 
 @dataclass

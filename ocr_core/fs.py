@@ -1,16 +1,20 @@
 """Paths that are local or remote: one set of file operations for training outputs, datasets and bundles.
 
-A path with a scheme (gs://, s3://, hdfs://, ram://, ...) goes through `tf.io.gfile`, which TensorFlow
-provides for every filesystem it has a plugin for; a plain path uses the local filesystem, so callers that
-never touch remote paths (the TensorFlow-free build and inspect jobs) do not import TensorFlow.
-Keras saves and loads only local files: `staged_write` and `local_copy` give it a local path and copy.
+A plain path uses the local filesystem. A path with a scheme (gs://, s3://, hdfs://, ram://, ...) goes
+through `tf.io.gfile` in a process that has loaded TensorFlow (training, TF inference), and through Beam's
+`FileSystems` in one that has not, when Beam knows the scheme (gs:// with `ocr[gcp]`, s3://, hdfs://, ...):
+the TensorFlow-free jobs (build, inspect, evaluate, ONNX predict) stay TensorFlow-free on remote paths too.
+A scheme only TensorFlow knows (ram://) loads TensorFlow. Keras saves and loads only local files:
+`staged_write` and `local_copy` give it a local path and copy.
 """
 from __future__ import annotations
 
 import contextlib
+import glob as globlib
 import os
 import posixpath
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -26,6 +30,26 @@ def _gfile():
     return tf.io.gfile
 
 
+def _beam(path):
+    """Beam's `FileSystems` for a remote `path` in a process without TensorFlow when Beam knows the scheme,
+    else None (tf.io.gfile)."""
+    if "tensorflow" in sys.modules:
+        return None
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        FileSystems.get_filesystem(str(path))
+    except ValueError:  # a scheme no installed Beam filesystem handles
+        return None
+    return FileSystems
+
+
+def _uncompressed():
+    from apache_beam.io.filesystem import CompressionTypes
+
+    return CompressionTypes.UNCOMPRESSED
+
+
 def join(base, *parts: str) -> str:
     base = str(base)
     return posixpath.join(base, *parts) if is_remote(base) else os.path.join(base, *parts)
@@ -37,46 +61,110 @@ def basename(path) -> str:
 
 
 def exists(path) -> bool:
-    return _gfile().exists(str(path)) if is_remote(path) else os.path.exists(path)
+    if not is_remote(path):
+        return os.path.exists(path)
+    beam = _beam(path)
+    return beam.exists(str(path)) if beam else _gfile().exists(str(path))
 
 
 def isdir(path) -> bool:
-    return _gfile().isdir(str(path)) if is_remote(path) else os.path.isdir(path)
+    """A local directory; remotely a directory, or (object stores) a prefix with something under it."""
+    if not is_remote(path):
+        return os.path.isdir(path)
+    if _beam(path):
+        return bool(glob(join(path, "*")))
+    return _gfile().isdir(str(path))
 
 
 def makedirs(path) -> None:
-    if is_remote(path):
-        _gfile().makedirs(str(path))
-    else:
+    if not is_remote(path):
         os.makedirs(path, exist_ok=True)
+    elif _beam(path):
+        if not exists(path):
+            _beam(path).mkdirs(str(path))  # a no-op on object stores
+    else:
+        _gfile().makedirs(str(path))
 
 
 def read_text(path) -> str:
-    if is_remote(path):
-        with _gfile().GFile(str(path), "r") as fh:
-            return fh.read()
-    with open(path, encoding="utf-8") as fh:
-        return fh.read()
+    with open_binary(path) as fh:
+        return fh.read().decode("utf-8")
 
 
 def write_text(path, text: str) -> None:
     """Writes (replaces) a whole text file."""
-    if is_remote(path):
-        with _gfile().GFile(str(path), "w") as fh:
-            fh.write(text)
-    else:
-        with open(path, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+    with create_binary(path) as fh:
+        fh.write(text.encode("utf-8"))
 
 
 def open_binary(path):
     """A binary read handle (a context manager)."""
-    return _gfile().GFile(str(path), "rb") if is_remote(path) else open(path, "rb")
+    if not is_remote(path):
+        return open(path, "rb")
+    beam = _beam(path)
+    return beam.open(str(path), compression_type=_uncompressed()) if beam else _gfile().GFile(str(path), "rb")
+
+
+def create_binary(path):
+    """A binary write handle (a context manager) creating or replacing `path`; local parents are made."""
+    if not is_remote(path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return open(path, "wb")
+    beam = _beam(path)
+    if beam:
+        return beam.create(str(path), compression_type=_uncompressed())
+    return _gfile().GFile(str(path), "wb")
+
+
+def rename(src, dest) -> None:
+    """Moves the file `src` to `dest`, replacing it: atomic for local paths on one filesystem; on object
+    stores a copy then a delete."""
+    if not is_remote(src):
+        os.replace(src, dest)
+    elif _beam(src):
+        _beam(src).rename([str(src)], [str(dest)])  # object stores: a copy (replacing dest), then a delete
+    else:
+        _gfile().rename(str(src), str(dest), overwrite=True)
+
+
+def glob(pattern) -> list[str]:
+    """The sorted paths matching `pattern` (`*` within a name, `**` across folders)."""
+    if not is_remote(pattern):
+        return sorted(globlib.glob(str(pattern), recursive=True))
+    beam = _beam(pattern)
+    if beam:
+        return sorted(m.path for m in beam.match([str(pattern)])[0].metadata_list)
+    return sorted(_gfile().glob(str(pattern)))
+
+
+def create_exclusive(path, text: str) -> bool:
+    """Creates the text file `path` unless it exists; False when it exists.
+
+    Atomic for local paths (O_CREAT | O_EXCL): of several processes exactly one gets True. Remotely it is
+    a check then a write, because neither Beam's FileSystems nor tf.io.gfile offers a conditional create:
+    two processes within that window can both get True.
+    """
+    if is_remote(path):
+        if exists(path):
+            return False
+        write_text(path, text)
+        return True
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return True
 
 
 def remove(path) -> None:
     """Deletes a file or a directory tree; nothing when it does not exist."""
-    if is_remote(path):
+    if is_remote(path) and _beam(path):
+        found = glob(join(path, "**")) + ([str(path)] if exists(path) else [])
+        if found:
+            _beam(path).delete(found)
+    elif is_remote(path):
         g = _gfile()
         if g.isdir(str(path)):
             g.rmtree(str(path))

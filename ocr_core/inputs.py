@@ -13,6 +13,7 @@ import os
 import posixpath
 import re
 import stat
+import sys
 from typing import NamedTuple
 
 from apache_beam.io.filesystem import CompressionTypes
@@ -222,35 +223,98 @@ def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
                 continue
             yield file_entry(spec, path, n)
         return
-    counted = 0
-    first_content = True
     with FileSystems.open(spec.uri) as fh:
-        line_no = 0
-        while True:
-            raw = fh.readline()
-            if not raw:
-                break
-            line_no += 1
-            origin = f"{spec.given}:{line_no}"
-            try:
-                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                line, bad_at = None, e.start
-            if line is not None and (not line.strip() or line.lstrip().startswith("#")):
-                continue
-            if first_content and line is not None and _is_header(spec.kind, line):
-                first_content = False
-                continue
-            first_content = False
-            n, counted = counted, counted + 1
-            if n % parts != part:
-                continue
-            order = (spec.index, line_no)
-            if line is None:
-                yield _line_reject(origin, order, f"line is not UTF-8 (invalid byte at position {bad_at})")
-            else:
-                yield line_entry(spec, line, origin, order)
+        yield from _manifest_items(spec, iter(fh.readline, b""), 1, True, lambda n: n % parts == part)
 
+
+def _decode(raw: bytes, first_of_file: bool) -> tuple[str | None, int]:
+    """A manifest line without its line break, or (None, position of the first invalid byte)."""
+    try:
+        return raw.decode("utf-8-sig" if first_of_file else "utf-8").rstrip("\r\n"), -1
+    except UnicodeDecodeError as e:
+        return None, e.start
+
+
+def _is_skipped(line: str | None) -> bool:
+    """Blank lines and `#` comments are not inputs (an undecodable line is: it becomes a reject)."""
+    return line is not None and (not line.strip() or line.lstrip().startswith("#"))
+
+
+def _manifest_items(spec: InputSpec, lines, first_line_no: int, header_possible: bool, keep=None):
+    """Entries and Rejects of raw manifest `lines` numbered from `first_line_no`; the first content line is a
+    skipped header when it looks like one and `header_possible`; `keep(n)` filters the n-th counted input."""
+    counted = 0
+    first_content = header_possible
+    for line_no, raw in enumerate(lines, first_line_no):
+        line, bad_at = _decode(raw, line_no == 1)
+        if _is_skipped(line):
+            continue
+        if first_content and line is not None and _is_header(spec.kind, line):
+            first_content = False
+            continue
+        first_content = False
+        n, counted = counted, counted + 1
+        if keep is not None and not keep(n):
+            continue
+        origin, order = f"{spec.given}:{line_no}", (spec.index, line_no)
+        if line is None:
+            yield _line_reject(origin, order, f"line is not UTF-8 (invalid byte at position {bad_at})")
+        else:
+            yield line_entry(spec, line, origin, order)
+
+
+# --- a manifest read in byte ranges ------------------------------------------------------------------
+
+RANGE_BYTES = 64 << 20  # a worker's share of a large manifest
+
+
+class ByteRange(NamedTuple):
+    """Part of a manifest: the lines whose first byte lies in [start, end)."""
+
+    index: int
+    start: int
+    end: int
+
+
+def byte_ranges(spec: InputSpec, parts: int, range_bytes: int = RANGE_BYTES) -> list[ByteRange]:
+    """At least `parts` ranges of at most about `range_bytes` bytes each; one range for a compressed
+    manifest (its bytes cannot be addressed without decompressing)."""
+    if CompressionTypes.detect_compression_type(spec.uri) != CompressionTypes.UNCOMPRESSED:
+        return [ByteRange(0, 0, sys.maxsize)]
+    size = FileSystems.match([spec.uri])[0].metadata_list[0].size_in_bytes
+    n = max(1, parts, -(-size // range_bytes))
+    bounds = [size * i // n for i in range(n + 1)]
+    return [ByteRange(i, bounds[i], bounds[i + 1]) for i in range(n)]
+
+
+def range_lines(fh, start: int, end: int):
+    """The raw lines of the seekable binary `fh` whose first byte lies in [start, end)."""
+    if start > 0:
+        fh.seek(start - 1)
+        if fh.read(1) != b"\n":
+            fh.readline()  # the rest of a line that began before `start` (its range reads it)
+    while fh.tell() < end:
+        raw = fh.readline()
+        if not raw:
+            return
+        yield raw
+
+
+def count_range(spec: InputSpec, r: ByteRange) -> tuple[int, bool]:
+    """(lines in the range, whether one of them is content: neither blank nor a comment)."""
+    lines, content = 0, False
+    with FileSystems.open(spec.uri) as fh:
+        for raw in range_lines(fh, r.start, r.end):
+            lines += 1
+            content = content or not _is_skipped(_decode(raw, lines == 1 and r.start == 0)[0])
+    return lines, content
+
+
+def read_range(spec: InputSpec, r: ByteRange, first_line_no: int, header_possible: bool):
+    """Entries and Rejects of the lines of one range, numbered from `first_line_no` (the lines before it
+    plus one); `header_possible` for the range holding the manifest's first content line."""
+    with FileSystems.open(spec.uri) as fh:
+        yield from _manifest_items(spec, range_lines(fh, r.start, r.end), first_line_no, header_possible)
 
 
 def _is_folder(uri: str) -> bool:

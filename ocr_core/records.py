@@ -1,4 +1,5 @@
-"""The one TFRecord `tf.train.Example` schema of ocr datasets (version 1): keys, encode, decode.
+"""The one TFRecord `tf.train.Example` schema of ocr datasets (version 1): keys, encode, decode, and the
+TFRecord framing (`frame` to write, `iter_tfrecords` to read with both CRCs checked).
 
 Encoding never needs TensorFlow: the dataset build uses the `tfrecord` package's copy of the Example
 proto. Both packages register `tensorflow.BytesList` in protobuf's default pool and cannot be loaded in
@@ -121,6 +122,12 @@ def masked_crc32c(data: bytes) -> int:
     """The TFRecord checksum: CRC-32C, rotated right by 15 bits plus a constant."""
     crc = crc32c.crc32c(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def frame(data: bytes) -> bytes:
+    """One TFRecord: little-endian length, masked CRC-32C of the length, data, masked CRC-32C of the data."""
+    length = struct.pack("<Q", len(data))
+    return length + struct.pack("<I", masked_crc32c(length)) + data + struct.pack("<I", masked_crc32c(data))
 
 
 def iter_tfrecords(fh, name: str = "<stream>"):

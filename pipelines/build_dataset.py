@@ -1,21 +1,26 @@
 """`ocr build-dataset`: word images + labels -> validated, deduplicated, sharded TFRecords (Apache Beam).
 
     ReadEntries -> ValidateLabels -> DedupByImage -> AssignSplitAndShard -> GroupByShard -> WriteShards
-    every reject (dead letter) -> WriteRejects;  counts of every stage -> WriteBuildSummary
+    every reject (dead letter) -> WriteRejects;  written records -> WriteIndex;
+    counts of every stage -> WriteBuildSummary
 
 Only light entries (uri, label, id) are shuffled. The one DoFn that owns a shard reads, preprocesses and
-writes its images itself, in id order, so shard files are byte-identical across runners and retries and
-memory does not grow with the dataset. The launcher writes `manifest.json` last (the commit marker) from a
-small summary file the pipeline leaves behind, which works on every runner, also those without metrics.
-This module never imports TensorFlow (see `ocr_core.records`).
+writes its images itself, in id order (through `pipelines.sinks`), so shard files are byte-identical across
+runners and retries and memory does not grow with the dataset. Everything is written into the build's own
+staging folder, `DIR/_staging/<build id>/`; the launcher then makes the manifest from a small summary file
+the pipeline leaves there (which works on every runner, also those without metrics) and publishes it with
+the files (`ocr_core.dataset.publish_manifest`: manifest last, refused if another build published meanwhile).
+With --append the build is a new version: earlier versions' indexes join DedupByImage, so only images no
+version holds are written. This module never imports TensorFlow (see `ocr_core.records`).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
-import struct
+import posixpath
 import sys
 import time
 import uuid
@@ -24,37 +29,46 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
+from typing import NamedTuple
 
 import apache_beam as beam
-import crc32c
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 import ocr_core
+from ocr_core import dataset, fs, publish
 from ocr_core.charset import BLANK_ID, DEFAULT_CHARACTERS, Charset, CharsetError, ctc_min_steps
 from ocr_core.config import ModelConfig
+from ocr_core.dataset import MANIFEST, SPLITS, Dataset
 from ocr_core.errors import InputError, UsageError
 from ocr_core.inputs import (
     IMAGE_EXTENSIONS,
+    ByteRange,
     Entry,
     InputSpec,
     Reject,
     _is_uri,
     _reject,
+    byte_ranges,
+    common_root,
+    count_range,
+    input_dir,
     read_image_bytes,
     read_input,
+    read_range,
     resolve_inputs,
 )
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
-from ocr_core.records import SCHEMA, SCHEMA_VERSION, WordRecord, record_id
+from ocr_core.publish import PublishConflict
+from ocr_core.records import SCHEMA, SCHEMA_VERSION, WordRecord, iter_tfrecords, record_id
 from pipelines.beam_options import add_runner_arguments, parse_job_args, pipeline_options, runner_name
+from pipelines.sinks import JsonLinesEncoder, ShardSink, TFRecordEncoder, WriteFiles
 
 METRICS_NAMESPACE = "ocr.build_dataset"
-MANIFEST = "manifest.json"
 SUMMARY_DIR = "_build_summary"
-TMP_DIR = "_tmp"
-SPLITS = ("train", "val", "test")
+SUMMARY_FILE = "summary.jsonl"
+STAGING_DIR = "_staging"  # one folder per build: _staging/<build id>
+OWNER_FILE = "_owner.json"
 OOV_POLICIES = ("reject", "lowercase", "drop")
 
 
@@ -183,14 +197,8 @@ def reject_file_name(shard: int, num_shards: int) -> str:
     return f"rejects-{shard:05d}-of-{num_shards:05d}.jsonl"
 
 
-def tfrecord_frame(data: bytes) -> bytes:
-    """One TFRecord: little-endian length, masked crc32c of the length, data, masked crc32c of the data."""
-    def masked(b: bytes) -> int:
-        crc = crc32c.crc32c(b)
-        return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-    length = struct.pack("<Q", len(data))
-    return length + struct.pack("<I", masked(length)) + data + struct.pack("<I", masked(data))
+def index_file_name(shard: int, num_shards: int) -> str:
+    return f"index-{shard:05d}-of-{num_shards:05d}.jsonl"
 
 
 def _join(*parts: str) -> str:
@@ -211,7 +219,9 @@ def _isinstance(element, kind: type) -> bool:
 
 
 class ParseInput(beam.DoFn):
-    """(InputSpec, part, parts) -> Entry, with malformed lines as dead letters and a count per input."""
+    """(InputSpec, part, parts) of a glob/folder, or ((index, range), [(InputSpec, ByteRange, first line
+    number, header possible)]) of a manifest -> Entry, with malformed lines as dead letters and a count per
+    part."""
 
     REJECTS = "rejects"
     SUMMARY = "summary"
@@ -220,14 +230,38 @@ class ParseInput(beam.DoFn):
         self.inputs = Metrics.counter(METRICS_NAMESPACE, "inputs")
 
     def process(self, task):
-        spec, part, parts = task
+        if isinstance(task[0], InputSpec):
+            spec, part, parts = task
+            items = read_input(spec, part, parts)
+        else:
+            (_, part), [(spec, r, first_line_no, header_possible)] = task
+            items = read_range(spec, r, first_line_no, header_possible)
         n = 0
-        for item in read_input(spec, part, parts):
+        for item in items:
             n += 1
             yield beam.pvalue.TaggedOutput(self.REJECTS, item) if isinstance(item, Reject) else item
         self.inputs.inc(n)
         yield beam.pvalue.TaggedOutput(self.SUMMARY, {"kind": "input", "index": spec.index,
                                                       "input": spec.given, "part": part, "entries": n})
+
+
+def count_lines(task: tuple[InputSpec, ByteRange]):
+    """(spec, range) -> (input index, (spec, range, its lines, whether it holds content))."""
+    spec, r = task
+    return spec.index, (spec, r, *count_range(spec, r))
+
+
+def number_ranges(keyed):
+    """(input index, its ranges with their line counts) -> ((index, range), (spec, range, first line number,
+    header possible)): line numbers are those of the whole file; only the range holding the first content
+    line can hold the header."""
+    _, ranges = keyed
+    ranges = sorted(ranges, key=lambda x: x[1].index)
+    header_range = next((r.index for _, r, _, content in ranges if content), None)
+    line_no = 1
+    for spec, r, lines, _ in ranges:
+        yield (spec.index, r.index), (spec, r, line_no, r.index == header_range)
+        line_no += lines
 
 
 class ValidateLabel(beam.DoFn):
@@ -250,22 +284,63 @@ class ValidateLabel(beam.DoFn):
         yield entry._replace(id=record_id(entry.source, label), label=label, label_ids=tuple(ids))
 
 
+class Known(NamedTuple):
+    """A record of an earlier version of the dataset (appends): its image, record id and version."""
+
+    source: str
+    id: str
+    version: int
+
+
+class IndexEntry(NamedTuple):
+    """One line of a version's index-*.jsonl: a written record's id and image."""
+
+    id: str
+    source: str
+
+    def to_json(self) -> str:
+        return json.dumps([self.id, self.source], ensure_ascii=False)
+
+
+class ReadKnown(beam.DoFn):
+    """(file, version, kind) -> Known per record of an earlier version: from its index file, or (a version
+    built before indexes existed) from the shard's records themselves."""
+
+    def process(self, task):
+        path, version, kind = task
+        with fs.open_binary(path) as fh:
+            if kind == "index":
+                for line in fh.read().decode("utf-8").splitlines():
+                    id_, source = json.loads(line)
+                    yield Known(source, id_, version)
+            else:
+                for data in iter_tfrecords(fh, path):
+                    r = WordRecord.decode(data)
+                    yield Known(r.source, r.id, version)
+
+
 class KeepOnePerImage(beam.DoFn):
-    """(image source, its valid entries) -> at most one entry; the others are dead letters.
+    """(image source, its valid entries and Known records) -> at most one entry; the others are dead letters.
 
     The same image with the same label more than once: the first in input order is kept, the others are
     `duplicate`. The same image with different labels: which one is right cannot be known, and keeping the
     first would make the dataset depend on input order, so *every* entry of that image is a
     `conflicting_label` reject and the image is not written. Labels are compared as stored (after --oov), so
     `Hello` and `hello` with --oov lowercase are duplicates. One entry per image means one split per image.
+    An image an earlier version holds (appends) is never written again: its entries are `duplicate` when the
+    label is the same, else `conflicting_label` (the earlier record stays; relabelling needs a rebuild).
     """
 
     REJECTS = "rejects"
     SHOWN = 3  # origins named in a conflicting_label detail
 
     def process(self, keyed):
-        _, entries = keyed
-        entries = sorted(entries, key=lambda e: e.order)
+        _, items = keyed
+        entries = sorted((e for e in items if isinstance(e, Entry)), key=lambda e: e.order)
+        known = min((k for k in items if isinstance(k, Known)), default=None, key=lambda k: k.version)
+        if known is not None:
+            yield from self.already_written(entries, known)
+            return
         if len({e.label for e in entries}) > 1:
             for e in entries:
                 others = [f"{o.origin} ({o.label!r})" for o in entries if o.label != e.label]
@@ -281,20 +356,30 @@ class KeepOnePerImage(beam.DoFn):
                 self.REJECTS,
                 _reject(e, InputError("duplicate", f"same image and label as {kept.origin} (kept)")))
 
+    def already_written(self, entries, known: Known):
+        for e in entries:
+            if e.id == known.id:
+                err = InputError("duplicate", f"same image and label as a record of version {known.version}")
+            else:
+                err = InputError("conflicting_label", f"the image is in version {known.version} with another "
+                                 "label, which stays; rebuild with --overwrite to change a label")
+            yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(e, err))
+
 
 class WriteShard(beam.DoFn):
-    """((split, shard), entries) -> writes the shard file in id order; yields its summary.
+    """((split, shard), entries) -> the shard file, its records in id order; yields the file's summary.
 
-    Image problems (missing, unreadable, empty, not an image, truncated, too large, corrupt) leave as dead
-    letters.
-    The file is written under a unique temporary name and renamed, so a retried bundle just rewrites the
-    same bytes.
+    Each image is read, checked and preprocessed here, while the shard is written (`pipelines.sinks`), so
+    memory does not grow with the shard; image problems (missing, unreadable, empty, not an image,
+    truncated, too large, corrupt) leave as dead letters.
     """
 
     REJECTS = "rejects"
+    INDEX = "index"
 
     def __init__(self, out_dir: str, spec: PreprocessSpec, num_shards: dict[str, int]):
-        self.out_dir, self.spec, self.num_shards = out_dir, spec, num_shards
+        self.sink = ShardSink(out_dir, TFRecordEncoder())
+        self.spec, self.num_shards = spec, num_shards
 
     def setup(self):
         self.written = {s: Metrics.counter(METRICS_NAMESPACE, f"written_{s}") for s in SPLITS}
@@ -302,85 +387,80 @@ class WriteShard(beam.DoFn):
     def process(self, keyed):
         (split, shard), entries = keyed
         entries = sorted((e for e in entries if e is not None), key=lambda e: e.id)
-        n_shards = self.num_shards[split]
-        name = shard_name(split, shard, n_shards)
-        tmp = _join(self.out_dir, TMP_DIR, f"{name}.{uuid.uuid4().hex}")
-        count, size, lengths = 0, 0, Counter()
-        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        rejects, written_ids, lengths = [], [], Counter()
+
+        def records():
             for e in entries:
                 try:
                     image, content_width = preprocess_word_image(
                         read_image_bytes(e.source, self.spec.max_bytes), self.spec)
                 except InputError as err:
-                    yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(e, err))
+                    rejects.append(_reject(e, err))
                     continue
-                frame = tfrecord_frame(WordRecord(e.id, e.source, image, content_width, e.label,
-                                                  list(e.label_ids)).encode())
-                fh.write(frame)
-                count, size = count + 1, size + len(frame)
                 lengths[len(e.label)] += 1
-        FileSystems.rename([tmp], [_join(self.out_dir, name)])
-        self.written[split].inc(count)
-        yield {"kind": "shard", "split": split, "shard": shard, "num_shards": n_shards, "path": name,
-               "count": count, "bytes": size,
+                written_ids.append(IndexEntry(e.id, e.source))
+                yield WordRecord(e.id, e.source, image, content_width, e.label, list(e.label_ids)).encode()
+
+        n_shards = self.num_shards[split]
+        written = self.sink.write(shard_name(split, shard, n_shards), records())
+        for r in rejects:
+            yield beam.pvalue.TaggedOutput(self.REJECTS, r)
+        for i in written_ids:
+            yield beam.pvalue.TaggedOutput(self.INDEX, i)
+        self.written[split].inc(written["count"])
+        yield {"kind": "shard", "split": split, "shard": shard, "num_shards": n_shards, **written,
                "label_lengths": {str(k): v for k, v in sorted(lengths.items())}}
 
 
-class WriteRejectFile(beam.DoFn):
-    """(file index, rejects) -> one rejects-*.jsonl file in input order; yields counts per reason."""
-
-    def __init__(self, out_dir: str, num_files: int):
-        self.out_dir, self.num_files = out_dir, num_files
-
-    def process(self, keyed):
-        index, rejects = keyed
-        rejects = sorted(rejects, key=lambda r: (r.order, r.reason))
-        name = reject_file_name(index, self.num_files)
-        tmp = _join(self.out_dir, TMP_DIR, f"{name}.{uuid.uuid4().hex}")
-        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            for r in rejects:
-                fh.write(r.to_json().encode() + b"\n")
-        FileSystems.rename([tmp], [_join(self.out_dir, name)])
-        by_reason = Counter(r.reason for r in rejects)
-        for reason, n in by_reason.items():
-            Metrics.counter(METRICS_NAMESPACE, f"rejected_{reason}").inc(n)
-        yield {"kind": "rejects", "path": name, "count": len(rejects),
-               "by_reason": dict(sorted(by_reason.items()))}
+def reject_order(r: Reject) -> tuple:
+    return r.order, r.reason
 
 
-class WriteSummaryFile(beam.DoFn):
-    """(_, summaries) -> DIR/_build_summary/summary.json, read (and removed) by the launcher."""
+def reject_summary(rejects: list[Reject]) -> dict:
+    """A rejects file's summary fields; counts the rejects by reason (Beam counters)."""
+    by_reason = Counter(r.reason for r in rejects)
+    for reason, n in by_reason.items():
+        Metrics.counter(METRICS_NAMESPACE, f"rejected_{reason}").inc(n)
+    return {"kind": "rejects", "by_reason": dict(sorted(by_reason.items()))}
 
-    def __init__(self, out_dir: str):
-        self.out_dir = out_dir
 
-    def process(self, keyed):
-        _, summaries = keyed
-        items = sorted((s for s in summaries if s["kind"] != "start"),
-                       key=lambda s: json.dumps(s, sort_keys=True))
-        path = _join(self.out_dir, SUMMARY_DIR, "summary.json")
-        tmp = f"{path}.{uuid.uuid4().hex}"
-        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            fh.write(json.dumps(items, indent=1).encode())
-        FileSystems.rename([tmp], [path])
-        yield path
+def summary_order(s: dict) -> str:
+    return json.dumps(s, sort_keys=True)
 
 
 # --- the stages ---------------------------------------------------------------------------------------
 
 
 class ReadEntries(beam.PTransform):
-    """PBegin -> (entries, rejects, input counts). Each input is read by `parts` workers (every
-    parts-th line each): the manifest is text and cheap to re-read; it lets runners that cannot split
-    a single element (Dask) spread the work."""
+    """PBegin -> (entries, rejects, input counts).
+
+    A manifest is read in byte ranges (at least `parts`, at most ~64 MB each), each by one worker and no
+    worker reading the whole file: a first pass counts each range's lines, so the second can number them as
+    the whole file does (origins `labels.tsv:17`, input order). Each glob/folder is listed by `parts`
+    workers, each keeping every parts-th file. The shuffles of tiny (spec, range) elements spread the
+    ranges over the workers, also on the DaskRunner, where Reshuffle does nothing but GroupByKey does.
+    """
 
     def __init__(self, inputs: list[InputSpec], parts: int):
         super().__init__()
-        self.tasks = [(spec, part, parts) for spec in inputs for part in range(parts)]
+        self.listings = [(spec, part, parts) for spec in inputs if spec.kind in ("glob", "dir")
+                         for part in range(parts)]
+        self.ranges = [(spec, r) for spec in inputs if spec.kind not in ("glob", "dir")
+                       for r in byte_ranges(spec, parts)]
 
     def expand(self, pbegin):
-        out = (pbegin
-               | "ListInputParts" >> beam.Create(self.tasks)
+        tasks = []
+        if self.listings:
+            tasks.append(pbegin | "ListFolderParts" >> beam.Create(self.listings))
+        if self.ranges:
+            tasks.append(pbegin
+                         | "ListManifestRanges" >> beam.Create(self.ranges)
+                         | "CountLines" >> beam.Map(count_lines)
+                         | "GroupByManifest" >> beam.GroupByKey()
+                         | "NumberLines" >> beam.FlatMap(number_ranges)
+                         | "SpreadRanges" >> beam.GroupByKey())
+        out = (tasks
+               | "AllParts" >> beam.Flatten()
                | "ParseLines" >> beam.ParDo(ParseInput()).with_outputs(
                    ParseInput.REJECTS, ParseInput.SUMMARY, main="entries"))
         return (out.entries | "OnlyEntries" >> _is(Entry),
@@ -403,9 +483,18 @@ class ValidateLabels(beam.PTransform):
 
 class DedupByImage(beam.PTransform):
     """entries -> (at most one entry per image, `duplicate` and `conflicting_label` rejects). Only light
-    entries are grouped."""
+    entries are grouped. `known`: the (file, version, kind) to read an earlier version's records from."""
+
+    def __init__(self, known: list[tuple[str, int, str]] = ()):
+        super().__init__()
+        self.known = list(known)
 
     def expand(self, entries):
+        if self.known:
+            known = (entries.pipeline
+                     | "ListEarlierVersions" >> beam.Create(self.known)
+                     | "ReadEarlierRecords" >> beam.ParDo(ReadKnown()))
+            entries = (entries, known) | "WithEarlierRecords" >> beam.Flatten()
         out = (entries
                | "KeyByImage" >> beam.Map(lambda e: (e.source, e))
                | "GroupByImage" >> beam.GroupByKey()
@@ -450,9 +539,51 @@ class WriteShards(beam.PTransform):
 
     def expand(self, grouped):
         out = grouped | "ReadPreprocessWrite" >> beam.ParDo(self.fn).with_outputs(
-            WriteShard.REJECTS, main="shards")
+            WriteShard.REJECTS, WriteShard.INDEX, main="shards")
         return (out.shards | "OnlySummaries" >> _is(dict),
-                out[WriteShard.REJECTS] | "OnlyRejects" >> _is(Reject))
+                out[WriteShard.REJECTS] | "OnlyRejects" >> _is(Reject),
+                out[WriteShard.INDEX] | "OnlyIndex" >> _is(IndexEntry))
+
+
+class RejectFileOf:
+    """A reject -> its rejects-*.jsonl file, by a hash of its input position."""
+
+    def __init__(self, num_files: int):
+        self.num_files = num_files
+
+    def __call__(self, r: Reject) -> str:
+        return reject_file_name(zlib.crc32(repr(r.order).encode()) % self.num_files, self.num_files)
+
+
+class IndexFileOf:
+    """A written record -> its index-*.jsonl file, by its id."""
+
+    def __init__(self, num_files: int):
+        self.num_files = num_files
+
+    def __call__(self, i: IndexEntry) -> str:
+        return index_file_name(int(i.id[:8], 16) % self.num_files, self.num_files)
+
+
+def index_order(i: IndexEntry) -> tuple:
+    return i.id, i.source
+
+
+def index_summary(_) -> dict:
+    return {"kind": "index"}
+
+
+class WriteIndex(beam.PTransform):
+    """written records -> summaries of DIR/index-*.jsonl files (`[id, source]` lines sorted by id), what a
+    later --append reads to know which images the dataset holds."""
+
+    def __init__(self, out_dir: str, num_files: int):
+        super().__init__()
+        self.files = WriteFiles(ShardSink(out_dir, JsonLinesEncoder(IndexEntry.to_json)),
+                                IndexFileOf(num_files), index_order, index_summary)
+
+    def expand(self, written):
+        return written | "WriteJsonLines" >> self.files
 
 
 class WriteRejects(beam.PTransform):
@@ -460,47 +591,46 @@ class WriteRejects(beam.PTransform):
 
     def __init__(self, out_dir: str, num_files: int):
         super().__init__()
-        self.out_dir, self.num_files = out_dir, num_files
+        self.files = WriteFiles(ShardSink(out_dir, JsonLinesEncoder(Reject.to_json)), RejectFileOf(num_files),
+                                reject_order, reject_summary)
 
     def expand(self, rejects):
-        n = self.num_files
-        return (rejects
-                | "KeyByFile" >> beam.Map(lambda r: (zlib.crc32(repr(r.order).encode()) % n, r))
-                | "GroupByFile" >> beam.GroupByKey()
-                | "WriteJsonLines" >> beam.ParDo(WriteRejectFile(self.out_dir, n)))
+        return rejects | "WriteJsonLines" >> self.files
 
 
 class WriteBuildSummary(beam.PTransform):
-    """summaries -> DIR/_build_summary/summary.json. The single sink everything else feeds, which is
+    """summaries -> DIR/_build_summary/summary.jsonl. The single sink everything else feeds, which is
     what the DaskRunner needs to compute the whole graph."""
 
     def __init__(self, out_dir: str):
         super().__init__()
-        self.out_dir = out_dir
+        self.files = WriteFiles(ShardSink(_join(out_dir, SUMMARY_DIR), JsonLinesEncoder()),
+                                lambda s: SUMMARY_FILE, summary_order, names=[SUMMARY_FILE])
 
     def expand(self, summaries):
-        start = summaries[0].pipeline | "Start" >> beam.Create([{"kind": "start"}])  # never empty
-        return ((*summaries, start)
+        return (summaries
                 | "AllSummaries" >> beam.Flatten()
-                | "KeyAll" >> beam.Map(lambda s: (0, s))
-                | "GroupAll" >> beam.GroupByKey()
-                | "WriteJson" >> beam.ParDo(WriteSummaryFile(self.out_dir)))
+                | "WriteJsonLines" >> self.files)
 
 
 def build_pipeline(p, inputs: list[InputSpec], out_dir: str, plan: SplitPlan, charset: Charset, oov: str,
-                   spec: PreprocessSpec, parts: int = 1):
-    """Adds the dataset build to pipeline `p` (see the module docstring)."""
+                   spec: PreprocessSpec, parts: int = 1, known: list[tuple[str, int, str]] = ()):
+    """Adds the dataset build to pipeline `p` (see the module docstring); `known`: earlier versions' record
+    files (appends)."""
     entries, read_rejects, input_counts = p | "ReadEntries" >> ReadEntries(inputs, parts)
     valid, label_rejects = entries | "ValidateLabels" >> ValidateLabels(charset, oov, max_time_steps(spec))
-    unique, duplicates = valid | "DedupByImage" >> DedupByImage()
-    shards, image_rejects = (unique
-                             | "AssignSplitAndShard" >> AssignSplitAndShard(plan)
-                             | "GroupByShard" >> GroupByShard(plan)
-                             | "WriteShards" >> WriteShards(out_dir, spec, plan))
+    unique, duplicates = valid | "DedupByImage" >> DedupByImage(known)
+    shards, image_rejects, written = (unique
+                                      | "AssignSplitAndShard" >> AssignSplitAndShard(plan)
+                                      | "GroupByShard" >> GroupByShard(plan)
+                                      | "WriteShards" >> WriteShards(out_dir, spec, plan))
+    files = max(1, plan.train_shards // 8)
     reject_files = ((read_rejects, label_rejects, duplicates, image_rejects)
                     | "AllRejects" >> beam.Flatten()
-                    | "WriteRejects" >> WriteRejects(out_dir, max(1, plan.train_shards // 8)))
-    return (input_counts, shards, reject_files) | "WriteBuildSummary" >> WriteBuildSummary(out_dir)
+                    | "WriteRejects" >> WriteRejects(out_dir, files))
+    index_files = written | "WriteIndex" >> WriteIndex(out_dir, files)
+    return ((input_counts, shards, reject_files, index_files)
+            | "WriteBuildSummary" >> WriteBuildSummary(out_dir))
 
 
 # --- the launcher ------------------------------------------------------------------------------------
@@ -516,23 +646,65 @@ def parse_args(argv):
                              "and in all its subfolders (recursive; by extension: "
                              f"{' '.join(IMAGE_EXTENSIONS)}), named like the glob's; repeatable")
     parser.add_argument("--output", required=True, metavar="DIR", help="dataset directory (local or gs://)")
-    parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--test-fraction", type=float, default=0.0)
+    parser.add_argument("--val-fraction", type=float, help="share of the val split (default 0.1)")
+    parser.add_argument("--test-fraction", type=float, help="share of the test split (default 0)")
     parser.add_argument("--shards", type=int, default=8,
                         help="train shards (val/test get a proportional share)")
     parser.add_argument("--split", choices=SPLITS, dest="only_split",
                         help="put every input into this one split instead of splitting by hash (a fixed "
                              "dev or test list, e.g. `--split val` for a dev set); --shards shards")
-    parser.add_argument("--charset", default=DEFAULT_CHARACTERS, help="the alphabet (default 0-9a-zA-Z)")
+    parser.add_argument("--charset", help="the alphabet (default 0-9a-zA-Z)")
     parser.add_argument("--oov", choices=OOV_POLICIES, default="reject",
                         help="labels with characters outside the charset: reject (default), lowercase then "
                              "re-check, or drop the unknown characters")
-    parser.add_argument("--image-size", type=image_size, default=(32, 128), metavar="HxW",
+    parser.add_argument("--image-size", type=image_size, metavar="HxW",
                         help="stored image height x width: the input size of the config to train (default "
                              "32x128, every shipped config; e.g. 32x160 for a config with width 160)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --output")
+    publishing = parser.add_mutually_exclusive_group()
+    publishing.add_argument("--overwrite", action="store_true",
+                            help="replace an existing dataset in --output")
+    publishing.add_argument("--append", action="store_true",
+                            help="add a version to the dataset in --output holding only the inputs no "
+                                 "earlier version holds (each in the split a full build gives it); charset, "
+                                 "image size and split options are the dataset's. Into an empty --output: "
+                                 "its first version. Nothing new: nothing written (exit 0)")
     add_runner_arguments(parser)
     return parse_job_args(parser, argv)
+
+
+DEFAULTS = {"val_fraction": 0.1, "test_fraction": 0.0, "only_split": None,
+            "charset": DEFAULT_CHARACTERS, "image_size": (32, 128)}
+KEPT_ON_APPEND = {"charset": "--charset", "image_size": "--image-size", "val_fraction": "--val-fraction",
+                  "test_fraction": "--test-fraction", "only_split": "--split"}
+
+
+def resolve_options(args: argparse.Namespace, current: Dataset | None) -> None:
+    """Fills the options not given: from the dataset being appended to, else the defaults.
+
+    Raises:
+        BuildError: an --append option given that differs from the dataset's (its records could not be
+            trained with the new ones, or would not land in the splits a full build gives them).
+    """
+    kept = {}
+    if current is not None:
+        options = current.manifest.get("options", {})
+        kept = {"charset": current.charset, "image_size": current.image_shape,
+                **{k: options.get(k, DEFAULTS[k]) for k in ("val_fraction", "test_fraction", "only_split")}}
+        if kept["only_split"] is not None:  # the fractions mean nothing then
+            kept.pop("val_fraction"), kept.pop("test_fraction")
+    for key, default in DEFAULTS.items():
+        given = getattr(args, key)
+        if key in kept and given is not None and tuple_or(given) != tuple_or(kept[key]):
+            shown = "x".join(map(str, kept[key])) if key == "image_size" else kept[key]
+            flag = KEPT_ON_APPEND[key]
+            raise BuildError(f"{flag} differs from the dataset's ({shown!r}); an --append keeps the "
+                             f"dataset's: omit {flag}, or rebuild with --overwrite")
+        if given is None:
+            setattr(args, key, tuple_or(kept.get(key, default)))
+
+
+def tuple_or(value):
+    return tuple(value) if isinstance(value, list) else value
 
 
 def image_size(text: str) -> tuple[int, int]:
@@ -547,95 +719,122 @@ def image_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def _matching(out_dir: str, *patterns: str) -> list[str]:
-    paths = []
-    for result in FileSystems.match([_join(out_dir, p) for p in patterns]):
-        paths += [m.path for m in result.metadata_list]
-    return paths
+def check_output(out_dir: str, overwrite: bool, append: bool = False) -> tuple[str | None, Dataset | None]:
+    """Refuses a file, or a directory holding a dataset unless overwrite or append; nothing is written or
+    removed here (an overwrite replaces the old dataset when the new one publishes).
 
-
-def _delete(paths: list[str]) -> None:
-    if paths:
-        FileSystems.delete(paths)
-
-
-def prepare_output(out_dir: str, overwrite: bool) -> None:
-    """Refuses a file, or a dataset's directory unless overwrite; clears old outputs, manifest first."""
+    Returns:
+        The generation of the manifest the build will replace (None: there is none), and with append the
+        dataset it adds a version to (None: there is none yet).
+    """
     if not _is_uri(out_dir) and os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise BuildError(f"--output {out_dir}: is a file, not a directory; choose another --output")
-    manifest = _join(out_dir, MANIFEST)
-    has_manifest = FileSystems.exists(manifest)
-    old = _matching(out_dir, "*.tfrecord", "rejects-*.jsonl")
-    if (has_manifest or old) and not overwrite:
-        what = "manifest.json" if has_manifest else f"{len(old)} shard/reject files"
-        raise BuildError(f"{out_dir} already holds a dataset ({what}); pass --overwrite to replace it, "
-                         "or choose another --output")
-    if has_manifest:
-        _delete([manifest])  # first: from here on the directory is visibly incomplete
-    _delete(old + _matching(out_dir, f"{SUMMARY_DIR}/*", f"{TMP_DIR}/*"))
-    if not _is_uri(out_dir):
+    if append and Dataset.exists(out_dir):
+        current = Dataset.load(out_dir)
+        return current.generation, current
+    current = publish.generation(_join(out_dir, MANIFEST))
+    old = dataset_files(out_dir)
+    if (current or old) and not overwrite:
+        what = "manifest.json" if current else f"{len(old)} shard/reject files"
+        fix = "pass --overwrite to replace it, " + ("" if current is None else "--append to add to it, ")
+        raise BuildError(f"{out_dir} already holds a dataset ({what}); {fix}or choose another --output")
+    return current, None
+
+
+def dataset_files(out_dir: str) -> list[str]:
+    """What a dataset keeps in `out_dir` besides its manifest (relative paths): the first version's shard,
+    rejects and index files, and the folders of later versions."""
+    found = fs.glob(_join(out_dir, "*.tfrecord")) + fs.glob(_join(out_dir, "rejects-*.jsonl"))
+    found += fs.glob(_join(out_dir, "index-*.jsonl"))
+    found += sorted({posixpath.dirname(p.replace(os.sep, "/"))
+                     for p in fs.glob(_join(out_dir, "v[0-9][0-9][0-9][0-9]", "*"))})
+    return [p[len(out_dir.rstrip("/")) + 1:] for p in found]
+
+
+def dead_stagings(out_dir: str) -> list[str]:
+    """Staging folders (relative paths) of builds whose process has died on this host (killed builds)."""
+    dead = []
+    for owner_file in fs.glob(_join(out_dir, STAGING_DIR, "*", OWNER_FILE)):
         try:
-            os.makedirs(out_dir, exist_ok=True)
-        except OSError as e:
-            raise BuildError(f"--output {out_dir}: cannot create the directory ({e.strerror})") from e
+            holder = json.loads(fs.read_text(owner_file))
+        except (OSError, ValueError):
+            continue
+        if publish.is_alive(holder) is False:
+            dead.append(f"{STAGING_DIR}/{holder['job']}")
+    return dead
+
+
+def start_staging(out_dir: str, build_id: str) -> str:
+    """Creates this build's staging folder `out_dir`/_staging/<build id> (with its owner) and returns it."""
+    staging = _join(out_dir, STAGING_DIR, build_id)
+    try:
+        fs.makedirs(out_dir)
+        fs.write_text(_join(staging, OWNER_FILE), json.dumps(publish.owner(build_id)))
+    except OSError as e:
+        raise BuildError(f"--output {out_dir}: cannot create the directory ({e.strerror or e})") from e
+    return staging
 
 
 def read_summary(out_dir: str) -> list[dict]:
-    path = _join(out_dir, SUMMARY_DIR, "summary.json")
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        return json.loads(fh.read().decode())
+    with fs.open_binary(_join(out_dir, SUMMARY_DIR, SUMMARY_FILE)) as fh:
+        return [json.loads(line) for line in fh.read().decode().splitlines()]
 
 
-def make_manifest(summary: list[dict], inputs: list[InputSpec], plan: SplitPlan, charset: Charset,
-                  spec: PreprocessSpec, options: dict) -> dict:
-    """The dataset's manifest.json (its commit marker and contract with training) from the build summary."""
+def make_version(summary: list[dict], number: int, build_id: str, inputs: list[InputSpec], plan: SplitPlan,
+                 options: dict) -> dict:
+    """This build's version entry of the manifest, from the build summary; paths relative to the dataset."""
     per_input = Counter()
     for s in summary:
         if s["kind"] == "input":
             per_input[s["index"]] += s["entries"]
+    where = dataset.version_dir(number)
+
+    def placed(items):
+        return [{**s, "path": posixpath.join(where, s["path"])} for s in items]
+
     shards = sorted((s for s in summary if s["kind"] == "shard"),
                     key=lambda s: (SPLITS.index(s["split"]), s["shard"]))
     reject_files = sorted((s for s in summary if s["kind"] == "rejects"), key=lambda s: s["path"])
-    counts = {split: sum(s["count"] for s in shards if s["split"] == split) for split in plan.num_shards}
-    by_reason = Counter()
-    for r in reject_files:
-        by_reason.update(r["by_reason"])
-    lengths = {split: Counter() for split in plan.num_shards}
-    for s in shards:
-        lengths[s["split"]].update({int(k): v for k, v in s["label_lengths"].items()})
-    n_inputs, written, rejected = sum(per_input.values()), sum(counts.values()), sum(by_reason.values())
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "record_schema": SCHEMA,
-        "charset": charset.characters,
-        "blank_id": BLANK_ID,
-        "image_shape": [spec.height, spec.width, 1],
-        "preprocessing": spec.to_dict(),
-        "max_time_steps": max_time_steps(spec),
-        "inputs": [{"input": s.given, "uri": s.uri, "kind": s.kind, "entries": per_input[s.index]}
-                   for s in inputs],
-        "counts": counts,
-        "totals": {"inputs": n_inputs, "written": written, "rejected": rejected,
-                   "inputs_equal_written_plus_rejected": n_inputs == written + rejected},
-        "rejects": dict(sorted(by_reason.items())),
-        "reject_files": [r["path"] for r in reject_files],
-        "splits": {split: {"fraction": plan.fractions[split], "num_shards": n}
-                   for split, n in plan.num_shards.items()},
-        "label_length_histogram": {split: {str(k): v for k, v in sorted(c.items())}
-                                   for split, c in lengths.items()},
-        "shards": [{"split": s["split"], "path": s["path"], "count": s["count"], "bytes": s["bytes"]}
-                   for s in shards],
-        "ocr_version": ocr_core.__version__,
-        "options": options,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    index_files = sorted(s["path"] for s in placed(s for s in summary if s["kind"] == "index"))
+    return dataset.make_version(
+        number, build_id,
+        inputs=[{"input": s.given, "uri": s.uri, "kind": s.kind, "entries": per_input[s.index]}
+                for s in inputs],
+        shards=placed(shards), reject_files=placed(reject_files), index_files=index_files,
+        splits={split: {"fraction": plan.fractions[split], "num_shards": n}
+                for split, n in plan.num_shards.items()},
+        options=options, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        ocr_version=ocr_core.__version__)
 
 
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        fh.write(text.encode())
-    FileSystems.rename([tmp], [path])
+def earlier_records(current: Dataset) -> list[tuple[str, int, str]]:
+    """(file, version, kind) to read the records of every version from: its index files, or its shards for a
+    version built before indexes existed."""
+    files = []
+    for v in current.versions:
+        if v.get("index_files") is not None and (v["index_files"] or not v["totals"]["written"]):
+            files += [(current.path(p), v["version"], "index") for p in v["index_files"]]
+        else:
+            files += [(current.path(s["path"]), v["version"], "shards") for s in v["shards"] if s["count"]]
+    return files
+
+
+def split_root(inputs: list[InputSpec], current: Dataset | None) -> str:
+    """The directory split keys are relative to: the inputs' common directory, widened on --append to the
+    one the dataset's keys hang from, so a record gets the split a full build over every input gives it."""
+    if current is None:
+        return inputs[0].root
+    previous = current.manifest.get("split_root")
+    if previous is None:  # a dataset built before the root was recorded
+        previous = common_root([input_dir(i["uri"], i["kind"]) for i in current.manifest.get("inputs", [])])
+    return common_root([previous, inputs[0].root])
+
+
+def contract(charset: Charset, spec: PreprocessSpec) -> dict:
+    """What a model trained on the dataset relies on: the record schema, charset and image contract."""
+    return {"schema_version": SCHEMA_VERSION, "record_schema": SCHEMA, "charset": charset.characters,
+            "blank_id": BLANK_ID, "image_shape": [spec.height, spec.width, 1],
+            "preprocessing": spec.to_dict(), "max_time_steps": max_time_steps(spec)}
 
 
 def _counters(result) -> dict[str, int] | None:
@@ -650,17 +849,30 @@ def _counters(result) -> dict[str, int] | None:
     return dict(sorted(out.items()))
 
 
-def report(manifest: dict, counters: dict | None, out_dir: str, seconds: float, file=sys.stdout) -> None:
-    t = manifest["totals"]
-    print(f"ocr build-dataset: {out_dir}: {t['written']} records written, {t['rejected']} rejected, "
-          f"{t['inputs']} inputs ({seconds:.1f}s)", file=file)
-    for split, n in manifest["counts"].items():
-        shards = sum(1 for s in manifest["shards"] if s["split"] == split)
-        print(f"  {split:<6} {n:>9} records in {shards} shards", file=file)
-    for reason, n in manifest["rejects"].items():
+def report(version: dict, manifest: dict | None, counters: dict | None, out_dir: str, seconds: float,
+           file=None) -> None:
+    """What the build did (its version), and for an append the dataset's totals; manifest None: nothing new
+    was published."""
+    file = file or sys.stdout
+    t = version["totals"]
+    if manifest is None:
+        print(f"ocr build-dataset: {out_dir}: nothing new, nothing written: {t['inputs']} inputs, every one "
+              f"already in the dataset or rejected ({seconds:.1f}s)", file=file)
+    else:
+        head = f"version {version['version']}: " if version["version"] > 1 else ""
+        print(f"ocr build-dataset: {out_dir}: {head}{t['written']} records written, "
+              f"{t['rejected']} rejected, {t['inputs']} inputs ({seconds:.1f}s)", file=file)
+        for split, n in version["counts"].items():
+            shards = sum(1 for s in version["shards"] if s["split"] == split)
+            print(f"  {split:<6} {n:>9} records in {shards} shards", file=file)
+    for reason, n in version["rejects"].items():
         print(f"  rejected {reason:<16} {n:>7}", file=file)
-    if manifest["reject_files"]:
-        print(f"  rejects listed in {', '.join(manifest['reject_files'])}", file=file)
+    if manifest is not None and version["reject_files"]:
+        print(f"  rejects listed in {', '.join(version['reject_files'])}", file=file)
+    if manifest is not None and len(manifest["versions"]) > 1:
+        counts = ", ".join(f"{split} {n}" for split, n in manifest["counts"].items())
+        print(f"  the dataset: {manifest['totals']['written']} records in {len(manifest['versions'])} "
+              f"versions ({counts})", file=file)
     if counters is None:
         print("  (this runner reports no Beam metrics; counts above come from the build summary)", file=file)
     else:
@@ -689,44 +901,68 @@ def run(argv=None, test_pipeline=None):
 def _run(argv, test_pipeline):
     args, beam_args = parse_args(argv)
     started = time.time()
+    out_dir = args.output if _is_uri(args.output) else os.path.abspath(args.output)
+    expected, current = check_output(out_dir, args.overwrite, args.append)
+    resolve_options(args, current)
     spec = PreprocessSpec(*args.image_size)
+    if current is not None and current.manifest.get("preprocessing") != spec.to_dict():
+        raise BuildError(f"{out_dir}: the dataset's preprocessing contract differs from this build's "
+                         f"({spec.to_dict()}); an --append must match it: rebuild with --overwrite")
     plan = SplitPlan(args.val_fraction, args.test_fraction, args.shards, args.only_split)
     try:
         charset = Charset(args.charset)
     except CharsetError as e:
         raise BuildError(f"--charset: {e}") from e
     inputs = resolve_inputs(args.input)
-    out_dir = args.output if _is_uri(args.output) else os.path.abspath(args.output)
-    prepare_output(out_dir, args.overwrite)
-
+    root = split_root(inputs, current)
+    inputs = [s._replace(root=root) for s in inputs]
     try:
         options, cleanup = pipeline_options(beam_args, args.runner, args.workers, args.dask_address)
     except ValueError as e:
         raise BuildError(str(e)) from e
-    result = None
-    try:
-        p = test_pipeline if test_pipeline is not None else beam.Pipeline(options=options)
-        with p:
-            build_pipeline(p, inputs, out_dir, plan, charset, args.oov, spec, parts=max(1, args.workers))
-        result = p.result
-    finally:
-        cleanup(result)
 
-    summary = read_summary(out_dir)
-    used = {k: v for k, v in vars(args).items() if k not in ("input", "output")}
-    used.update(runner=runner_name(args.runner), beam_args=beam_args)
-    manifest = make_manifest(summary, inputs, plan, charset, spec, used)
-    totals = manifest["totals"]
-    if not totals["inputs_equal_written_plus_rejected"]:
-        raise RuntimeError(f"{out_dir}: build lost track of inputs: {totals['inputs']} inputs != "
-                           f"{totals['written']} written + {totals['rejected']} rejected; "
-                           "manifest not written")
-    _delete(_matching(out_dir, f"{SUMMARY_DIR}/*", f"{TMP_DIR}/*"))
-    for d in (SUMMARY_DIR, TMP_DIR):
-        if not _is_uri(out_dir) and os.path.isdir(os.path.join(out_dir, d)):
-            os.rmdir(os.path.join(out_dir, d))
-    _write_text(_join(out_dir, MANIFEST), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")  # last
-    report(manifest, _counters(result), out_dir, time.time() - started)
+    number = len(current.versions) + 1 if current else 1
+    build_id = f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:12]}"
+    staging = start_staging(out_dir, build_id)
+    manifest = None
+    try:
+        result = None
+        try:
+            p = test_pipeline if test_pipeline is not None else beam.Pipeline(options=options)
+            with p:
+                build_pipeline(p, inputs, staging, plan, charset, args.oov, spec, parts=max(1, args.workers),
+                               known=earlier_records(current) if current else ())
+            result = p.result
+        finally:
+            cleanup(result)
+        used = {k: v for k, v in vars(args).items() if k not in ("input", "output")}
+        used.update(runner=runner_name(args.runner), beam_args=beam_args)
+        version = make_version(read_summary(staging), number, build_id, inputs, plan, used)
+        totals = version["totals"]
+        if not totals["inputs_equal_written_plus_rejected"]:
+            raise RuntimeError(f"{out_dir}: build lost track of inputs: {totals['inputs']} inputs != "
+                               f"{totals['written']} written + {totals['rejected']} rejected; "
+                               "manifest not written")
+        if current is None or totals["written"]:
+            manifest = dataset.make_manifest(contract(charset, spec), [*(current.versions if current else []),
+                                                                       version], root)
+            where = dataset.version_dir(number)
+            written = (*(s["path"] for s in version["shards"]), *version["reject_files"],
+                       *version["index_files"])
+            files = {posixpath.relpath(path, where) if where else path: path for path in written}
+            replace = dataset_files(out_dir) if args.overwrite else []
+            stale = dead_stagings(out_dir) + ([where] if where and fs.exists(_join(out_dir, where)) else [])
+            dataset.publish_manifest(out_dir, staging, manifest, files, build_id=build_id, expected=expected,
+                                     replace=replace, stale=stale)
+    except PublishConflict as e:
+        raise BuildError(f"{e}; run one build into an --output at a time (--append adds a version to a "
+                         "dataset)") from None
+    finally:
+        fs.remove(staging)  # nothing of a failed build stays (publish has moved a published one's files)
+        if not _is_uri(out_dir):
+            with contextlib.suppress(OSError):
+                os.rmdir(_join(out_dir, STAGING_DIR))  # when no other build stages here
+    report(version, manifest, _counters(result), out_dir, time.time() - started)
     return result
 
 

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from ocr_core.dataset import MANIFEST, Dataset, DatasetError
 from ocr_core.errors import UsageError
 from ocr_core.inputs import InputSpec, Reject, read_input
 from ocr_core.inputs import input_kind as manifest_kind
@@ -48,7 +49,6 @@ DISPLAY_COLUMNS = ("model", "decoder")
 CONFUSIONS_TOP = 20
 THUMB_HEIGHT = 48
 THUMB_MAX_WIDTH = 480
-MANIFEST = "manifest.json"
 
 
 class EvaluateError(UsageError):
@@ -155,7 +155,7 @@ def read_labels(path: str | None, split: str) -> Labels:
     if path is None:
         return Labels("table", [])
     uri = _absolute(path)
-    if FileSystems.exists(posixpath.join(uri, MANIFEST)):
+    if Dataset.exists(uri):
         return _dataset_labels(path, uri, split)
     fix = ("pass a manifest (.tsv/.csv/annotation*.txt), a dataset directory (with manifest.json), "
            "or omit --labels to use the table's `label` column")
@@ -180,31 +180,22 @@ def read_labels(path: str | None, split: str) -> Labels:
     return Labels("manifest", entries, rejects)
 
 
-def dataset_split(manifest: dict, split: str) -> str:
-    """The split to score: `split`, or for "auto" the one `ocr predict` reads (test, else val, else train)."""
-    present = [s for s in ("test", "val", "train") if manifest["counts"].get(s)]
-    if split == "auto":
-        return next((s for s in ("test", "val") if s in present), "train")
-    if split != "all" and split not in manifest["counts"]:
-        raise EvaluateError(f"no split {split!r} (has {', '.join(present) or 'no records'})")
-    return split
-
-
 def _dataset_labels(given: str, root: str, split: str) -> Labels:
-    with _open(posixpath.join(root, MANIFEST)) as fh:
-        manifest = json.loads(fh.read().decode())
+    """The records of a dataset's `split` ("auto": the one `ocr predict` reads), every version's."""
     try:
-        split = dataset_split(manifest, split)
-    except EvaluateError as e:
+        dataset = Dataset.load(root)
+    except DatasetError as e:
+        raise EvaluateError(f"--labels {given}: {e}") from None
+    try:
+        split = dataset.resolve_split(split)
+    except DatasetError as e:
         raise EvaluateError(f"--labels {given}: {e}; choose another --split") from None
     entries = []
-    for s in manifest["shards"]:
-        if s["count"] and split in ("all", s["split"]):
-            shard = posixpath.join(root, s["path"])
-            with _open(shard) as fh:
-                for data in iter_tfrecords(fh, shard):
-                    r = WordRecord.decode(data)
-                    entries.append(LabelEntry(r.id, r.source, r.text, shard))
+    for shard, _ in dataset.shard_files(split):
+        with _open(shard) as fh:
+            for data in iter_tfrecords(fh, shard):
+                r = WordRecord.decode(data)
+                entries.append(LabelEntry(r.id, r.source, r.text, shard))
     return Labels("dataset", entries, split=split)
 
 

@@ -12,32 +12,13 @@ import sys
 from itertools import islice
 
 import numpy as np
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
+from ocr_core import fs
 from ocr_core.charset import Charset
+from ocr_core.dataset import Dataset, DatasetError
 from ocr_core.records import RecordError, WordRecord, check_label, iter_tfrecords
 
-MANIFEST = "manifest.json"
 RAMP = "@%#*+=-:. "  # dark -> light: ink is dense, paper is blank
-
-
-class NotADatasetError(FileNotFoundError):
-    """A directory without manifest.json (not a dataset, or a build that did not finish)."""
-
-
-def _open(path: str):
-    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-
-
-def load_manifest(root: str) -> dict:
-    """The manifest of a dataset directory; raises NotADatasetError naming the problem and the fix."""
-    path = FileSystems.join(root, MANIFEST)
-    if not FileSystems.exists(path):
-        raise NotADatasetError(f"not a complete dataset: {root} has no {MANIFEST} (the build did not finish, "
-                               "or this is not a dataset directory); run `ocr build-dataset --output ...`")
-    with _open(path) as fh:
-        return json.loads(fh.read().decode())
 
 
 def ascii_art(image: np.ndarray, content_width: int | None = None, cols: int = 64, rows: int = 12) -> str:
@@ -55,32 +36,38 @@ def ascii_art(image: np.ndarray, content_width: int | None = None, cols: int = 6
     return "\n".join(lines)
 
 
-def summary_lines(manifest: dict) -> list[str]:
+def summary_lines(dataset: Dataset) -> list[str]:
+    manifest = dataset.manifest
     t = manifest.get("totals", {})
-    h, w = manifest["image_shape"][:2]
+    h, w = dataset.image_shape
     lines = [f"schema_version {manifest['schema_version']}, ocr {manifest.get('ocr_version')}, "
              f"created {manifest.get('created')}",
              f"image {h}x{w} uint8 gray, max {manifest.get('max_time_steps')} CTC time steps",
-             f"charset ({len(manifest['charset'])}): {manifest['charset']}",
+             f"charset ({len(dataset.charset)}): {dataset.charset}",
              f"inputs {t.get('inputs')}  written {t.get('written')}  rejected {t.get('rejected')}"]
-    for split, n in manifest["counts"].items():
+    for split, n in dataset.counts.items():
         shards = [s for s in manifest["shards"] if s["split"] == split]
         lines.append(f"  {split:<6} {n:>9} records in {len(shards)} shards")
     for reason, n in manifest.get("rejects", {}).items():
         lines.append(f"  rejected {reason:<16} {n:>7}")
     for inp in manifest.get("inputs", []):
         lines.append(f"  input {inp['input']} ({inp['kind']}): {inp['entries']} entries")
+    versions = dataset.versions
+    if len(versions) > 1:
+        lines.append(f"{len(versions)} versions:")
+        for v in versions:
+            t = v["totals"]
+            lines.append(f"  version {v['version']} ({v['created']}): {t['written']} written, "
+                         f"{t['rejected']} rejected, {t['inputs']} inputs")
     return lines
 
 
-def iter_records(root: str, manifest: dict, split: str):
-    """Decoded WordRecords of a split, shard by shard; RecordError for a corrupt or mis-encoded record."""
-    charset = Charset(manifest["charset"])
-    for shard in manifest["shards"]:
-        if shard["split"] != split or shard["count"] == 0:
-            continue
-        path = FileSystems.join(root, shard["path"])
-        with _open(path) as fh:
+def iter_records(dataset: Dataset, split: str):
+    """Decoded WordRecords of a split (every version), shard by shard; RecordError for a corrupt or
+    mis-encoded record."""
+    charset = Charset(dataset.charset)
+    for path in dataset.shards(split):
+        with fs.open_binary(path) as fh:
             for data in iter_tfrecords(fh, path):
                 record = WordRecord.decode(data)
                 check_label(record, charset, path)
@@ -97,22 +84,22 @@ def run(argv=None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        manifest = load_manifest(args.dataset)
-    except NotADatasetError as e:
+        dataset = Dataset.load(args.dataset)
+    except DatasetError as e:
         print(f"ocr inspect: {e}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(manifest, indent=2, ensure_ascii=False))
+        print(json.dumps(dataset.manifest, indent=2, ensure_ascii=False))
     else:
-        print("\n".join([f"dataset {args.dataset}"] + summary_lines(manifest)))
-    if args.split not in manifest["counts"]:
-        print(f"ocr inspect: no split {args.split!r}; the dataset has {', '.join(manifest['counts'])}",
+        print("\n".join([f"dataset {args.dataset}"] + summary_lines(dataset)))
+    if args.split not in dataset.counts:
+        print(f"ocr inspect: no split {args.split!r}; the dataset has {', '.join(dataset.counts)}",
               file=sys.stderr)
         return 2
     if args.save_png:
         os.makedirs(args.save_png, exist_ok=True)
     try:
-        for rec in islice(iter_records(args.dataset, manifest, args.split), max(0, args.num)):
+        for rec in islice(iter_records(dataset, args.split), max(0, args.num)):
             print(f"\nid {rec.id}  label {rec.text!r}  content width {rec.content_width}  "
                   f"source {rec.source}")
             print(ascii_art(rec.image, rec.content_width))

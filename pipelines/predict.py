@@ -39,6 +39,7 @@ from ocr_core.bundle import (
 )
 from ocr_core.charset import Charset
 from ocr_core.ctc import beam_search_decode, greedy_decode
+from ocr_core.dataset import Dataset, DatasetError
 from ocr_core.errors import REASONS, InputError, UsageError
 from ocr_core.inputs import IMAGE_EXTENSIONS, InputSpec, Reject, read_image_bytes, read_input
 from ocr_core.inputs import input_kind as manifest_kind
@@ -110,16 +111,17 @@ def input_kind(path: str) -> str:
 
 
 def dataset_shards(root: str, split: str) -> list[tuple[str, int]]:
-    """(shard path, record count) of a built dataset's split ("auto": test if present, else val)."""
-    with FileSystems.open(posixpath.join(root, "manifest.json")) as fh:
-        manifest = json.load(fh)
-    splits = [s for s in ("test", "val", "train") if manifest["counts"].get(s)]
-    if split == "auto":
-        split = next((s for s in ("test", "val") if s in splits), "train")
-    if split != "all" and split not in manifest["counts"]:
-        raise PredictError(f"{root}: no split {split!r} (has {', '.join(splits)})")
-    return [(posixpath.join(root, s["path"]), s["count"]) for s in manifest["shards"]
-            if (split == "all" or s["split"] == split) and s["count"] > 0]
+    """(shard path, record count) of a built dataset's split, every version's ("auto": test if present,
+    else val, else train; "all": every split)."""
+    try:
+        dataset = Dataset.load(root)
+    except DatasetError as e:
+        raise PredictError(str(e)) from None
+    try:
+        split = dataset.resolve_split(split)
+    except DatasetError as e:
+        raise PredictError(f"{root}: {e}") from None
+    return dataset.shard_files(split)
 
 
 class Item(dict):

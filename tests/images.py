@@ -124,6 +124,17 @@ def huge_png(width: int = 30000, height: int = 30000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunks
 
 
+def write_words(root: Path, words, name: str = "{i:02d}.png") -> list[tuple[str, str]]:
+    """One readable image per word, named `name` (formatted with its index i and word w) under `root`;
+    returns the (path relative to root, label) rows of a manifest."""
+    rows = []
+    for i, w in enumerate(words):
+        rel = name.format(i=i, w=w)
+        write_word(root / rel, w)
+        rows.append((rel, w))
+    return rows
+
+
 def write_manifest(path: Path, rows, sep: str = "\t", header: str | None = None) -> Path:
     """rows: (path, label) pairs or raw strings (written verbatim, for malformed lines and comments)."""
     lines = [header] if header else []

@@ -139,16 +139,6 @@ def test_split_is_deterministic_and_proportional():
         SplitPlan(0.6, 0.4, 8)
 
 
-def test_tfrecord_framing_is_what_tensorflow_reads(tmp_path):
-    import tensorflow as tf
-
-    payloads = [b"", b"x", bytes(range(256)) * 40]
-    path = tmp_path / "t.tfrecord"
-    path.write_bytes(b"".join(build_dataset.tfrecord_frame(p) for p in payloads))
-    got = [r.numpy() for r in tf.data.TFRecordDataset(str(path))]  # TF checks both CRCs
-    assert got == payloads
-
-
 # --- the pipeline ------------------------------------------------------------------------------------
 
 
@@ -162,7 +152,7 @@ def test_build_writes_a_complete_dataset(built, corpus):
     assert m["inputs"][0]["entries"] == 12 and m["inputs"][0]["kind"] == "tsv"
     assert m["splits"]["train"]["num_shards"] == 3 and m["splits"]["val"]["num_shards"] == 1
     assert sum(m["counts"].values()) == 12
-    expected_files = ["manifest.json", *(s["path"] for s in m["shards"])]
+    expected_files = ["manifest.json", *(s["path"] for s in m["shards"]), *m["index_files"]]
     assert sorted(p.name for p in out.iterdir()) == sorted(expected_files)
     assert sum(sum(h.values()) for h in m["label_length_histogram"].values()) == 12
     for key in ("ocr_version", "options", "created", "rejects", "reject_files", "record_schema"):
@@ -207,6 +197,7 @@ def test_tensorflow_parses_the_shards(built):
 
 def fails(capsys, *argv) -> str:
     """Runs a build that must not start; returns its one-line error (exit code 2, nothing on stdout)."""
+    capsys.readouterr()  # what earlier builds of the test printed
     with pytest.raises(SystemExit) as e:
         build_dataset.run([str(a) for a in argv])
     assert e.value.code == 2
@@ -231,7 +222,8 @@ def test_rebuild_is_byte_identical_and_overwrite_is_explicit(built, corpus, tmp_
     fewer = build(tmp_path / "again", corpus / "labels.tsv", extra=["--overwrite", "--shards", "2",
                                                                       "--val-fraction", "0"])
     names = sorted(p.name for p in (tmp_path / "again").iterdir())
-    assert names == ["manifest.json", "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
+    assert names == ["index-00000-of-00001.jsonl", "manifest.json", "train-00000-of-00002.tfrecord",
+                     "train-00001-of-00002.tfrecord"]
     assert fewer["counts"] == {"train": 12}
 
 
@@ -259,15 +251,23 @@ def test_location_keys():
     assert inputs.location_key("/elsewhere/1.png", "/d") == "/elsewhere/1.png"
 
 
-def test_overwrite_deletes_the_manifest_first(tmp_path):
+def test_overwrite_replaces_the_old_dataset_only_when_the_new_one_publishes(corpus, tmp_path):
     out = tmp_path / "ds"
     out.mkdir()
-    for name in ("manifest.json", "train-00000-of-00001.tfrecord", "rejects-00000-of-00001.jsonl"):
+    old = ("manifest.json", "train-00000-of-00009.tfrecord", "rejects-00000-of-00001.jsonl",
+           "v0002/x.tfrecord")
+    for name in old:
+        (out / name).parent.mkdir(exist_ok=True)
         (out / name).write_text("old")
-    with pytest.raises(UsageError):
-        build_dataset.prepare_output(str(out), overwrite=False)
-    build_dataset.prepare_output(str(out), overwrite=True)
-    assert list(out.iterdir()) == []
+    with pytest.raises(UsageError, match="already holds a dataset"):
+        build_dataset.check_output(str(out), overwrite=False)
+    assert build_dataset.check_output(str(out), overwrite=True) is not None
+    assert sorted(build_dataset.dataset_files(str(out))) == sorted(old[1:3]) + ["v0002"]
+    assert all((out / name).read_text() == "old" for name in old)  # checking removes nothing
+    m = build(out, corpus / "labels.tsv", extra=["--overwrite", "--shards", "1", "--val-fraction", "0"])
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "index-00000-of-00001.jsonl", "manifest.json", "train-00000-of-00001.tfrecord"]
+    assert m["totals"]["written"] == 12
 
 
 def test_missing_input_is_a_clear_error(tmp_path, capsys):

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from ocr_core import records
 from tests.test_train import REPO, make_word_dataset, ocr
 
 
@@ -56,3 +57,15 @@ def test_an_edited_manifest_charset_is_refused(dataset, tmp_path):
     p = ocr("train", "--data", dataset, "--config", config, "--output", tmp_path / "m", check=False)
     assert p.returncode == 2 and "do not encode its text in the dataset's charset" in p.stderr, p.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_tfrecord_framing_is_what_tensorflow_reads(tmp_path):
+    import tensorflow as tf
+
+    payloads = [b"", b"x", bytes(range(256)) * 40]
+    path = tmp_path / "t.tfrecord"
+    path.write_bytes(b"".join(records.frame(p) for p in payloads))
+    got = [r.numpy() for r in tf.data.TFRecordDataset(str(path))]  # TF checks both CRCs
+    assert got == payloads
+    with open(path, "rb") as fh:
+        assert list(records.iter_tfrecords(fh, str(path))) == payloads

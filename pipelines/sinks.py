@@ -1,0 +1,130 @@
+"""One sharded file sink for the Beam jobs, with one rule for making files visible.
+
+A shard file is written whole by the one DoFn call that owns its elements: they are sorted, encoded by an
+`Encoder` (TFRecord frames, JSON lines; a Parquet table plugs in the same way) into `DIR/_tmp/<name>.<uuid>`
+and the file is renamed to `DIR/<name>` when complete. So a reader never sees half a file under its final
+name, and a retried or speculatively duplicated bundle writes the same bytes again (the sort makes the bytes
+independent of the runner and of the order in which elements arrived).
+
+Nothing here needs `finish_bundle`, side inputs or metrics, none of which survive Beam 2.77's DaskRunner:
+every file is written inside `process` and its summary (name, count, bytes, extras) is the DoFn's output,
+so the job can end in one summary sink that depends on every file (the DaskRunner computes only that).
+
+A job writes its shards into its own staging folder; `ocr_core.publish.publish` then moves them into the
+output with the commit marker (a manifest, a `_SUCCESS.json`) last.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import apache_beam as beam
+
+from ocr_core import fs, records
+
+TMP_DIR = "_tmp"
+
+
+class Encoder(Protocol):
+    """How a shard's elements become the bytes of one file."""
+
+    def write(self, fh, elements: Iterable) -> int:
+        """Writes every element to the binary handle `fh`; returns how many were written."""
+
+
+class TFRecordEncoder:
+    """Serialized records (bytes) -> TFRecord frames (`ocr_core.records.frame`)."""
+
+    def write(self, fh, elements: Iterable[bytes]) -> int:
+        n = 0
+        for data in elements:
+            fh.write(records.frame(data))
+            n += 1
+        return n
+
+
+class JsonLinesEncoder:
+    """Elements -> one UTF-8 line each: `to_line(element)` (default: JSON with sorted keys)."""
+
+    def __init__(self, to_line: Callable[[Any], str] | None = None):
+        self.to_line = to_line
+
+    def write(self, fh, elements: Iterable) -> int:
+        n = 0
+        for e in elements:
+            line = self.to_line(e) if self.to_line else json.dumps(e, sort_keys=True, ensure_ascii=False)
+            fh.write(line.encode("utf-8") + b"\n")
+            n += 1
+        return n
+
+
+class _Counting:
+    """A write handle that counts the bytes written through it."""
+
+    def __init__(self, fh):
+        self.fh, self.bytes = fh, 0
+
+    def write(self, data: bytes) -> int:
+        self.fh.write(data)
+        self.bytes += len(data)
+        return len(data)
+
+
+class ShardSink:
+    """Shard files in one directory (local or any scheme of `ocr_core.fs`), encoded by one Encoder."""
+
+    def __init__(self, directory: str, encoder: Encoder):
+        self.directory, self.encoder = directory, encoder
+
+    def write(self, name: str, elements: Iterable) -> dict:
+        """Writes `elements` (already in file order) as `directory/name`, visible only when complete.
+
+        Returns:
+            {"path": name, "count": elements written, "bytes": file size}.
+        """
+        tmp = fs.join(self.directory, TMP_DIR, f"{name}.{uuid.uuid4().hex}")
+        with fs.create_binary(tmp) as raw:
+            fh = _Counting(raw)
+            count = self.encoder.write(fh, elements)
+        fs.rename(tmp, fs.join(self.directory, name))
+        return {"path": name, "count": count, "bytes": fh.bytes}
+
+
+class _WriteFile(beam.DoFn):
+    def __init__(self, sink: ShardSink, order: Callable, describe: Callable | None):
+        self.sink, self.order, self.describe = sink, order, describe
+
+    def process(self, keyed):
+        name, elements = keyed
+        elements = sorted((e for e in elements if e is not None), key=self.order)
+        summary = self.sink.write(name, elements)
+        yield {**summary, **(self.describe(elements) if self.describe else {})}
+
+
+class WriteFiles(beam.PTransform):
+    """elements -> one summary dict per file written: {path, count, bytes, **describe(its elements)}.
+
+    Args:
+        sink: where and how the files are written.
+        name_of: element -> the name of the file it goes to.
+        order: element -> sort key within a file (must be total, so the bytes are deterministic).
+        describe: a file's sorted elements -> extra summary fields (e.g. counts by reason).
+        names: files written even when no element goes to them (empty files).
+    """
+
+    def __init__(self, sink: ShardSink, name_of: Callable, order: Callable,
+                 describe: Callable | None = None, names: Iterable[str] = ()):
+        super().__init__()
+        self.sink, self.name_of, self.order, self.describe = sink, name_of, order, describe
+        self.names = sorted(names)
+
+    def expand(self, elements):
+        keyed = elements | "KeyByFile" >> beam.Map(lambda e, name_of: (name_of(e), e), self.name_of)
+        if self.names:
+            every = elements.pipeline | "ListFiles" >> beam.Create([(n, None) for n in self.names])
+            keyed = (keyed, every) | "WithEmptyFiles" >> beam.Flatten()
+        return (keyed
+                | "GroupByFile" >> beam.GroupByKey()
+                | "WriteFile" >> beam.ParDo(_WriteFile(self.sink, self.order, self.describe)))
