@@ -39,9 +39,10 @@ from ocr_core.bundle import (
 )
 from ocr_core.charset import Charset
 from ocr_core.ctc import beam_search_decode, greedy_decode
-from ocr_core.errors import REASONS, InputError, UsageError
+from ocr_core.errors import InputError, UsageError
 from ocr_core.inputs import IMAGE_EXTENSIONS, InputSpec, Reject, read_image_bytes, read_input
 from ocr_core.inputs import input_kind as manifest_kind
+from ocr_core.predictions import PART_PREFIX, SCHEMA, SCHEMA_DOC, SUCCESS, part_name, summarize_files
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import record_id
 from pipelines.beam_options import (
@@ -51,36 +52,6 @@ from pipelines.beam_options import (
     pipeline_options,
     runner_name,
 )
-
-SUCCESS = "_SUCCESS.json"
-PART_PREFIX = "part"
-
-SCHEMA = pa.schema([
-    pa.field("id", pa.string(), nullable=False),
-    pa.field("source", pa.string(), nullable=False),
-    pa.field("text", pa.string()),
-    pa.field("confidence", pa.float32()),
-    pa.field("candidates", pa.list_(pa.struct([pa.field("text", pa.string()),
-                                               pa.field("score", pa.float32())]))),
-    pa.field("model", pa.string()),
-    pa.field("decoder", pa.string()),
-    pa.field("engine", pa.string()),
-    pa.field("error", pa.string()),
-    pa.field("label", pa.string()),
-])
-SCHEMA_DOC = {
-    "id": "stable id: sha1(source + '\\n' + label)[:20] (the dataset record id for dataset inputs)",
-    "source": "input uri (for dataset inputs: the original image uri stored in the record)",
-    "text": "recognised text; null when error is set",
-    "confidence": "greedy: probability of the best CTC path; beam: probability of the text summed over "
-                  "the alignments the search kept; in [0, 1]",
-    "candidates": "beam search: top-k (text, probability), best first; greedy: the one result",
-    "model": "model bundle name (config@directory)",
-    "decoder": "greedy | beam(width)",
-    "engine": "tf (model.keras in TensorFlow) | onnx (model.onnx in ONNX Runtime)",
-    "error": "null when OK, else '<reason>: <detail>', reason one of " + ", ".join(REASONS),
-    "label": "ground truth when the input carries labels (manifest or dataset), else null",
-}
 
 
 class PredictError(UsageError):
@@ -403,7 +374,7 @@ class WriteShard(beam.DoFn):
 
         shard, rows = keyed
         rows = sorted(rows, key=lambda r: (r["id"], r["source"]))
-        path = posixpath.join(self._staging, f"{PART_PREFIX}-{shard:05d}-of-{self._n:05d}.parquet")
+        path = posixpath.join(self._staging, part_name(shard, self._n))
         sink = pa.BufferOutputStream()
         pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), sink, compression="zstd")
         with FileSystems.create(path) as fh:  # rewritten whole on a retry: idempotent
@@ -456,22 +427,6 @@ def publish(out: str, staging: str) -> list[str]:
     if FileSystems.exists(staging):  # recursive: runners may leave their beam-temp folders behind
         FileSystems.delete([staging])
     return final
-
-
-def summarize_table(paths: list[str]) -> dict:
-    """Counts of rows, errors by reason — read back from the written table (runner-independent)."""
-    import pyarrow.parquet as pq
-
-    rows, errors = 0, {}
-    for p in paths:
-        with FileSystems.open(p) as fh:
-            t = pq.read_table(pa.BufferReader(fh.read()), columns=["error"])
-        rows += t.num_rows
-        for e in t.column("error").to_pylist():
-            if e is not None:
-                reason = e.split(":", 1)[0]
-                errors[reason] = errors.get(reason, 0) + 1
-    return {"rows": rows, "errors": sum(errors.values()), "errors_by_reason": errors}
 
 
 def parse_args(argv):
@@ -586,7 +541,7 @@ def _run(argv, test_pipeline):
     finally:
         cleanup(result)
     paths = publish(out, staging)
-    summary = summarize_table(paths)
+    summary = summarize_files(paths)
     summary.update(model=model_name, input=src, decoder=args.decoder, engine=engine,
                    files=[posixpath.basename(p) for p in paths],
                    seconds=round(time.time() - started, 2), schema=SCHEMA_DOC)

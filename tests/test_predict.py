@@ -3,9 +3,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
+from ocr_core import predictions
 from ocr_core.bundle import save_bundle
 from ocr_core.charset import Charset
 from ocr_core.config import load_config
@@ -43,8 +43,9 @@ def folder(tmp_path_factory) -> Path:
 
 
 def read_table(out: Path):
-    assert (out / predict.SUCCESS).exists()
-    return pq.read_table(out, schema=predict.SCHEMA).to_pylist()
+    table = predictions.read_table(str(out))
+    assert table.committed
+    return table.rows
 
 
 def test_every_input_gets_exactly_one_row(bundle, folder, tmp_path, capsys):
@@ -64,7 +65,7 @@ def test_every_input_gets_exactly_one_row(bundle, folder, tmp_path, capsys):
             assert r["model"] == "demo@model" and r["decoder"] == "greedy"
             assert set(r["text"]) <= set(Charset().characters)
     assert "10 rows (5 failed" in capsys.readouterr().out
-    summary = json.loads((out / predict.SUCCESS).read_text())
+    summary = json.loads((out / predictions.SUCCESS).read_text())
     assert summary["rows"] == 10 and summary["errors_by_reason"]["truncated"] == 2
 
 
