@@ -1,5 +1,5 @@
-"""A Beam FileSystem for the scheme mem:// that keeps files in this process's memory: it stands in for gs:// in
-tests (offline), so code that goes through `FileSystems` is shown not to assume local paths. Importing this
+"""A Beam FileSystem for the scheme mem:// that keeps files in this process's memory: it stands in for gs://
+in tests (offline), so code that goes through `FileSystems` is shown not to assume local paths. Importing this
 module registers the scheme; only in-process runners (`--workers 1`) see the files."""
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import io
 import time
 
 from apache_beam.io.filesystem import (
-    BeamIOError,
     CompressedFile,
     CompressionTypes,
     FileMetadata,
@@ -66,7 +65,7 @@ class MemFileSystem(FileSystem):
 
     def open(self, path, mime_type="application/octet-stream", compression_type=CompressionTypes.AUTO):
         if path not in FILES:
-            raise BeamIOError("open failed", {path: FileNotFoundError(path)})
+            raise FileNotFoundError(path)  # as LocalFileSystem does
         return self._wrap(io.BytesIO(FILES[path][0]), path, compression_type)
 
     def _prefixed(self, path):

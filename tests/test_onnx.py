@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from apache_beam.runners.runner import PipelineState
 
 pytest.importorskip("onnxruntime")
 
@@ -65,7 +66,7 @@ def test_predict_with_the_onnx_engine_gives_the_tf_engines_rows(heldout, tmp_pat
     for engine in ("onnx", "tf"):
         out = tmp_path / engine
         assert predict.run(["--input", str(heldout), "--output", str(out), "--engine", engine,
-                            *IN_MEMORY]) == 0
+                            *IN_MEMORY]).state == PipelineState.DONE
         tables[engine] = {r["id"]: r for r in read_table(out)}
     onnx, tf = tables["onnx"], tables["tf"]
     assert len(onnx) == N_IMAGES and onnx.keys() == tf.keys()

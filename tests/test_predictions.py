@@ -1,5 +1,5 @@
-"""`ocr_core.predictions`: the one home of the predictions table — schema, names, reading a table back (a table
-directory, one file, a watch output's committed windows, a non-local scheme) and its errors."""
+"""`ocr_core.predictions`: the one home of the predictions table — schema, names, reading a table back (a
+table directory, one file, a watch output's committed windows, a non-local scheme) and its errors."""
 import subprocess
 from pathlib import Path
 
