@@ -211,6 +211,72 @@ def line_entry(spec: InputSpec, line: str, origin: str, order: tuple) -> Entry |
     return Entry("", source, label, (), origin, order, location_key(source, spec.root or base_dir))
 
 
+def decode_line(raw: bytes, at_start: bool) -> str:
+    """A manifest line's text without its line break; a UTF-8 byte order mark is dropped at the file's start.
+
+    Raises:
+        UnicodeDecodeError: the line is not UTF-8.
+    """
+    return raw.decode("utf-8-sig" if at_start else "utf-8").rstrip("\r\n")
+
+
+def _is_blank_or_comment(line: str) -> bool:
+    return not line.strip() or line.lstrip().startswith("#")
+
+
+def offset_origin(given: str, offset: int) -> str:
+    """The origin of the manifest line starting at byte `offset`, before its line number is known."""
+    return f"{given}@{offset}"
+
+
+def line_at(spec: InputSpec, raw: bytes, offset: int) -> Entry | Reject | None:
+    """The Entry or Reject of the manifest line that starts at byte `offset`, for readers that split a
+    manifest by byte range and so know no line numbers; None for a blank, comment or header line.
+
+    A header is recognised on any line, not only on the first counted one (a byte range does not know which
+    line that is): only an image literally named `path` with the label `label` would be lost. The origin is
+    `offset_origin` (MANIFEST@offset); `line_numbers` turns it into MANIFEST:line where one is shown.
+    """
+    origin, order = offset_origin(spec.given, offset), (spec.index, offset)
+    try:
+        line = decode_line(raw, offset == 0)
+    except UnicodeDecodeError as e:
+        return _line_reject(origin, order, f"line is not UTF-8 (invalid byte at position {e.start})")
+    if _is_blank_or_comment(line) or _is_header(spec.kind, line):
+        return None
+    return line_entry(spec, line, origin, order)
+
+
+def line_numbers(uri: str, offsets: list[int], chunk: int = 1 << 20) -> dict[int, int]:
+    """The 1-based line number of each byte offset (each the start of a line) of a text file, counting line
+    breaks in one pass over the file up to the largest offset (compressed files: in the decompressed text)."""
+    wanted = sorted(set(offsets))
+    found, breaks, pos = {}, 0, 0
+    with FileSystems.open(uri) as fh:
+        for offset in wanted:
+            while pos < offset:
+                data = fh.read(min(chunk, offset - pos))
+                if not data:
+                    break
+                breaks, pos = breaks + data.count(b"\n"), pos + len(data)
+            found[offset] = breaks + 1
+    return found
+
+
+def image_file_patterns(folder: str) -> list[str]:
+    """One recursive, case-insensitive pattern per image extension (`DIR/**.[pP][nN][gG]`, ...)."""
+    def any_case(ext: str) -> str:
+        return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in ext)
+
+    return [FileSystems.join(folder, "**" + any_case(ext)) for ext in IMAGE_EXTENSIONS]
+
+
+def has_image_file(folder: str) -> bool:
+    """Whether a folder or one of its subfolders holds a file with an image extension. Lists only until the
+    first one (one listing per extension at most): a folder can hold millions of files."""
+    return any(FileSystems.match([p], limits=[1])[0].metadata_list for p in image_file_patterns(folder))
+
+
 def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
     """Yields an Entry (id not yet set) or a Reject (malformed_line / malformed_name) per counted input.
 
@@ -334,15 +400,18 @@ def resolve_inputs(given: list[str]) -> list[InputSpec]:
                 raise UsageError(f"--input {g}: matched no files")
         elif kind != "dir" and not FileSystems.exists(uri):
             raise UsageError(f"--input {g}: no such file")
+        elif kind == "dir":
+            if not has_image_file(uri):
+                raise UsageError(f"--input {g}: no inputs: no images ({', '.join(IMAGE_EXTENSIONS)}) in it "
+                                 "or its subfolders")
         else:
             try:
                 first = next(read_input(spec), None)  # reads up to the first counted line
             except OSError as e:
                 raise UsageError(f"--input {g}: cannot read it ({e})") from e
             if first is None:
-                what = (f"no images ({', '.join(IMAGE_EXTENSIONS)}) in it or its subfolders" if kind == "dir"
-                        else "the manifest is empty or holds only a header, comments and blank lines")
-                raise UsageError(f"--input {g}: no inputs: {what}")
+                raise UsageError(f"--input {g}: no inputs: the manifest is empty or holds only a header, "
+                                 "comments and blank lines")
         specs.append(spec)
     root = common_root([input_dir(s.uri, s.kind) for s in specs])
     return [s._replace(root=root) for s in specs]

@@ -1,4 +1,5 @@
-"""The `ocr` command: one subcommand per job; each job module exposes `run(argv=None)`."""
+"""The `ocr` command: one subcommand per job; each job module exposes `run(argv=None)` (a Beam job returns its
+PipelineResult, mapped to the exit code here)."""
 from __future__ import annotations
 
 import importlib
@@ -60,7 +61,20 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"ocr {argv[0]}: error: {e}", file=sys.stderr)
         return 1
-    return result if isinstance(result, int) else 0
+    return exit_code(result)
+
+
+def exit_code(result) -> int:
+    """A job's return value as the process's exit code: an int as it is; a Beam job's PipelineResult 0 when
+    its pipeline finished (DONE), 1 otherwise; nothing (a job without a pipeline to report) 0."""
+    if isinstance(result, int):
+        return result
+    state = getattr(result, "state", None)
+    if state is None:
+        return 0
+    from apache_beam.runners.runner import PipelineState
+
+    return 0 if state == PipelineState.DONE else 1
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -39,10 +37,10 @@ from ocr_core.metrics import (
     summarize,
     worst_mistakes,
 )
+from ocr_core.predictions import SUCCESS, TableError, read_table
 from ocr_core.preprocess import PreprocessSpec, decode_gray
 from ocr_core.records import RecordError, WordRecord, iter_tfrecords, record_id
 from ocr_core.report import render_report
-from pipelines.predict import PART_PREFIX, SCHEMA, SUCCESS
 
 REQUIRED_COLUMNS = ("id", "source", "text", "confidence", "error", "label")
 DISPLAY_COLUMNS = ("model", "decoder")
@@ -75,59 +73,21 @@ def _open(path: str):
 # --- predictions --------------------------------------------------------------------------------------
 
 
-def prediction_files(path: str) -> list[str]:
-    """The Parquet files of --predictions: one .parquet file, or the part files of an `ocr predict` output."""
-    fix = "pass the --output directory of `ocr predict` or one of its part-*.parquet files"
-    if path.endswith(".parquet") or (not _is_uri(path) and os.path.isfile(path)):
-        if not FileSystems.exists(path):
-            raise EvaluateError(f"--predictions {path}: no such file; {fix}")
-        return [path]
-    if not _is_uri(path) and not os.path.isdir(path):
-        raise EvaluateError(f"--predictions {path}: no such file or directory; {fix}")
-    files = sorted(m.path for m in FileSystems.match([posixpath.join(path, f"{PART_PREFIX}-*.parquet")])[0]
-                   .metadata_list)
-    if not files:
-        raise EvaluateError(f"--predictions {path}: no {PART_PREFIX}-*.parquet files in this directory; "
-                            f"{fix}")
-    if not FileSystems.exists(posixpath.join(path, SUCCESS)):
-        print(f"ocr evaluate: warning: {path} has no {SUCCESS}; the predict run may not have finished and "
-              "the table may be incomplete", file=sys.stderr)
-    return files
-
-
 def read_predictions(path: str) -> list[dict]:
-    """All rows of the predictions table (REQUIRED_COLUMNS plus model/decoder when present) as dicts.
+    """All rows of the predictions table (REQUIRED_COLUMNS plus model/decoder when present) as dicts; a watch
+    output reads as the union of its committed windows (`ocr_core.predictions.read_table`).
 
     Raises:
-        EvaluateError: the path does not exist, is not Parquet, or lacks a column of `predict.SCHEMA`.
+        EvaluateError: the path does not exist, is not Parquet, or lacks a column of the predictions SCHEMA.
     """
-    tables = []
-    for f in prediction_files(path):
-        with _open(f) as fh:
-            data = pa.BufferReader(fh.read())
-        try:
-            table = pq.read_table(data)
-        except (pa.ArrowInvalid, OSError) as e:
-            raise EvaluateError(f"--predictions {f}: not a Parquet file ({e}); write the table with "
-                                "`ocr predict`") from None
-        missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
-        if missing:
-            raise EvaluateError(
-                f"--predictions {f}: not an `ocr predict` table: missing column(s) {', '.join(missing)} "
-                f"(has {', '.join(table.column_names) or 'none'}); write it with `ocr predict` "
-                "(schema: pipelines.predict.SCHEMA)")
-        columns = list(REQUIRED_COLUMNS) + [c for c in DISPLAY_COLUMNS if c in table.column_names]
-        target = pa.schema([SCHEMA.field(c) for c in columns])
-        try:
-            tables.append(table.select(columns).cast(target))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-            types = ", ".join(f"{c}: {table.schema.field(c).type}" for c in columns)
-            raise EvaluateError(f"--predictions {f}: column types ({types}) do not match pipelines.predict."
-                                f"SCHEMA ({e}); write the table with `ocr predict`") from None
-    rows = []
-    for t in tables:
-        rows += t.to_pylist()
-    return rows
+    try:
+        table = read_table(path, REQUIRED_COLUMNS, DISPLAY_COLUMNS)
+    except TableError as e:
+        raise EvaluateError(f"--predictions {e}") from None
+    if not table.committed:
+        print(f"ocr evaluate: warning: {path} has no {SUCCESS}; the predict run may not have finished and "
+              "the table may be incomplete", file=sys.stderr)
+    return table.rows
 
 
 # --- labels -------------------------------------------------------------------------------------------

@@ -1,6 +1,10 @@
-"""`ocr predict`: Beam batch recognition — images (glob, manifest or built dataset) -> Parquet, one row each.
+"""`ocr predict`: Beam recognition — images (glob, folder, manifest or dataset) -> Parquet, one row each.
 
 ReadInputs -> Preprocess -> RunInference (bundle loaded once per worker, batched) -> DecodeCTC -> WriteTable.
+
+The inputs are expanded inside the pipeline (`pipelines/expand_inputs.py`): the launcher only checks that
+the input holds something, so neither its memory nor the job graph grows with the number of inputs. Part files
+are sized by `--shards N` or by `--rows-per-file` (the rows are counted in the pipeline).
 
 The engine runs the bundle's model.keras in TensorFlow or its model.onnx in ONNX Runtime (`--engine`; the
 ONNX workers never import TensorFlow); CTC decoding is NumPy either way.
@@ -20,8 +24,8 @@ import posixpath
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -40,10 +44,10 @@ from ocr_core.bundle import (
 from ocr_core.charset import Charset
 from ocr_core.ctc import beam_search_decode, greedy_decode
 from ocr_core.dataset import Dataset, DatasetError
-from ocr_core.errors import REASONS, InputError, UsageError
-from ocr_core.inputs import IMAGE_EXTENSIONS, InputSpec, Reject, read_image_bytes, read_input
-from ocr_core.inputs import input_kind as manifest_kind
+from ocr_core.errors import InputError, UsageError
+from ocr_core.inputs import IMAGE_EXTENSIONS, Entry, InputSpec, Reject, read_image_bytes, resolve_inputs
 from ocr_core.lexicon import DEFAULT_MAX_DISTANCE, Lexicon, LexiconDecoder, LexiconError
+from ocr_core.predictions import PART_PREFIX, SCHEMA, SCHEMA_DOC, SUCCESS, part_name, summarize_files
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import record_id
 from pipelines.beam_options import (
@@ -53,40 +57,7 @@ from pipelines.beam_options import (
     pipeline_options,
     runner_name,
 )
-
-SUCCESS = "_SUCCESS.json"
-PART_PREFIX = "part"
-
-SCHEMA = pa.schema([
-    pa.field("id", pa.string(), nullable=False),
-    pa.field("source", pa.string(), nullable=False),
-    pa.field("text", pa.string()),
-    pa.field("confidence", pa.float32()),
-    pa.field("candidates", pa.list_(pa.struct([pa.field("text", pa.string()),
-                                               pa.field("score", pa.float32())]))),
-    pa.field("model", pa.string()),
-    pa.field("decoder", pa.string()),
-    pa.field("engine", pa.string()),
-    pa.field("error", pa.string()),
-    pa.field("label", pa.string()),
-])
-SCHEMA_DOC = {
-    "id": "stable id: sha1(source + '\\n' + label)[:20] (the dataset record id for dataset inputs)",
-    "source": "input uri (for dataset inputs: the original image uri stored in the record)",
-    "text": "recognised text; null when error is set",
-    "confidence": "greedy: probability of the best CTC path; beam: probability of the text summed over "
-                  "the alignments the search kept; lexicon: the word's CTC probability normalised over the "
-                  "lexicon words scored for this image (its posterior, given the word is in the lexicon); "
-                  "in [0, 1]",
-    "candidates": "beam search: top-k (text, probability), best first; greedy: the one result; lexicon: the "
-                  "chosen word (score: its CTC probability, summed over all alignments) followed by the "
-                  "unconstrained decoder's candidates",
-    "model": "model bundle name (config@directory)",
-    "decoder": "greedy | beam(width), with '+lexicon' under --lexicon",
-    "engine": "tf (model.keras in TensorFlow) | onnx (model.onnx in ONNX Runtime)",
-    "error": "null when OK, else '<reason>: <detail>', reason one of " + ", ".join(REASONS),
-    "label": "ground truth when the input carries labels (manifest or dataset), else null",
-}
+from pipelines.expand_inputs import MatchImageFiles, ReadManifest
 
 
 class PredictError(UsageError):
@@ -96,18 +67,17 @@ class PredictError(UsageError):
 # --- inputs ---------------------------------------------------------------------------------------
 
 
-def input_kind(path: str) -> str:
-    """dataset (a directory with manifest.json), manifest (tsv/csv/annotation) or glob."""
-    if FileSystems.exists(posixpath.join(path, "manifest.json")):
-        return "dataset"
-    if any(c in path for c in "*?[") or path.lower().endswith(IMAGE_EXTENSIONS):
-        return "glob"
-    if path.lower().endswith((".tsv", ".csv", ".txt")):
-        return "manifest"
-    if os.path.isdir(path):
-        return "glob_dir"
-    raise PredictError(f"--input {path}: not a dataset directory, manifest (.tsv/.csv/annotation.txt) or "
-                       "image glob")
+def resolve_input(given: str) -> InputSpec:
+    """The --input as an InputSpec of kind dataset (a directory with manifest.json), dir, glob, tsv, csv or
+    mjsynth, after a cheap check that it holds something (a glob or folder is listed only up to its first
+    image, a manifest read up to its first line): the inputs themselves are expanded inside the pipeline."""
+    uri = given if "://" in given else os.path.abspath(given)
+    if FileSystems.exists(posixpath.join(uri, "manifest.json")):
+        return InputSpec(0, uri, "dataset", uri)
+    try:
+        return resolve_inputs([uri])[0]
+    except UsageError as e:
+        raise PredictError(str(e)) from None
 
 
 def dataset_shards(root: str, split: str) -> list[tuple[str, int]]:
@@ -128,19 +98,17 @@ class Item(dict):
     """One input on its way to a row: id, source, label and either `data` (bytes) or `pixels`."""
 
 
-def _glob_items(pattern: str) -> Iterable[Item]:
-    for meta in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
-        yield Item(id=record_id(meta.path, ""), source=meta.path, label=None)
+def file_item(path: str) -> Item:
+    """A glob's or folder's file: no label (file names are not taken for labels here)."""
+    return Item(id=record_id(path, ""), source=path, label=None)
 
 
-def _manifest_items(path: str) -> Iterable[Item]:
-    spec = InputSpec(0, path, manifest_kind(path), path)
-    for e in read_input(spec):
-        if isinstance(e, Reject):  # a malformed line is still an input: it gets an error row
-            yield Item(id=record_id(e.origin, ""), source=e.origin, label=None,
-                       error=f"{e.reason}: {e.detail}")
-        else:
-            yield Item(id=record_id(e.source, e.label), source=e.source, label=e.label)
+def line_item(entry: Entry | Reject) -> Item:
+    """A manifest line; a malformed one is still an input: it gets an error row named by its origin."""
+    if isinstance(entry, Reject):
+        return Item(id=record_id(entry.origin, ""), source=entry.origin, label=None,
+                    error=f"{entry.reason}: {entry.detail}")
+    return Item(id=record_id(entry.source, entry.label), source=entry.source, label=entry.label)
 
 
 class ReadDatasetShard(beam.DoFn):
@@ -163,32 +131,28 @@ class ReadDatasetShard(beam.DoFn):
 
 
 class ReadInputs(beam.PTransform):
-    """Input spec -> Items (file contents are read later, in parallel).
+    """An --input -> Items (file contents are read later, in parallel), expanded inside the pipeline.
 
-    Lists the inputs when constructed, so an empty glob fails before the pipeline starts and
-    `expected_rows` can size the output.
+    A glob or folder goes through `fileio.MatchAll`, a manifest through Beam's splittable text reading, a
+    dataset's shards come from its manifest.json; `parts > 1` (Dask) starts from that many elements, as
+    Dask's parallelism comes from Create partitions only (see pipelines/expand_inputs.py).
     """
 
-    def __init__(self, path: str, kind: str, split: str, load_tf: bool = True):
+    def __init__(self, spec: InputSpec, split: str = "auto", load_tf: bool = True, parts: int = 1):
         super().__init__()
-        self.path, self.kind, self.load_tf = path, kind, load_tf
-        if kind == "dataset":
-            self.shards = dataset_shards(path, split)
-            self.expected_rows = sum(count for _, count in self.shards)
-        else:
-            if kind == "manifest":
-                self.items = list(_manifest_items(path))
-            else:
-                self.items = list(_glob_items(posixpath.join(path, "*") if kind == "glob_dir" else path))
-            if not self.items:
-                raise PredictError(f"--input {path}: matched no images")
-            self.expected_rows = len(self.items)
+        self.spec, self.split, self.load_tf, self.parts = spec, split, load_tf, parts
+        if spec.kind == "dataset":
+            self.shards = dataset_shards(spec.uri, split)
 
     def expand(self, pbegin):
-        if self.kind == "dataset":
-            return (pbegin | "ListShards" >> beam.Create([path for path, _ in self.shards])
+        if self.spec.kind == "dataset":
+            return (pbegin | "ListShards" >> beam.Create([path for path, _ in self.shards], reshuffle=True)
                     | "ReadShards" >> beam.ParDo(ReadDatasetShard(self.load_tf)))
-        return pbegin | "ListFiles" >> beam.Create(self.items, reshuffle=True)
+        if self.spec.kind in ("glob", "dir"):
+            return (pbegin | "MatchFiles" >> MatchImageFiles(self.spec, self.parts)
+                    | "FileItems" >> beam.Map(file_item))
+        return (pbegin | "ReadManifest" >> ReadManifest(self.spec, self.parts)
+                | "LineItems" >> beam.Map(line_item))
 
 
 # --- preprocessing and inference ------------------------------------------------------------------
@@ -412,18 +376,31 @@ class Recognise(beam.PTransform):
 # --- output ---------------------------------------------------------------------------------------
 
 
+ROWS_PER_FILE = 100_000  # ~10 MB of Parquet; one worker holds a part's rows (~150 MB as dicts) to sort them
+
+
+def shard_count(rows: int, rows_per_file: int) -> int:
+    """Part files for a table of `rows` rows: one per `rows_per_file` rows started, at least 1."""
+    return max(1, -(-rows // rows_per_file))
+
+
+def key_by_shard(row: dict, num_shards: int) -> tuple[tuple[int, int], dict]:
+    """((shard, number of shards), row): the shard from a hash of the id, so reruns shard the same way."""
+    return (int(row["id"][:8], 16) % num_shards, num_shards), row
+
+
 class WriteShard(beam.DoFn):
     """Writes one Parquet part file (rows sorted by id) and yields its row count."""
 
-    def __init__(self, staging: str, num_shards: int):
-        self._staging, self._n = staging, num_shards
+    def __init__(self, staging: str):
+        self._staging = staging
 
     def process(self, keyed):
         import pyarrow.parquet as pq
 
-        shard, rows = keyed
+        (shard, num_shards), rows = keyed
         rows = sorted(rows, key=lambda r: (r["id"], r["source"]))
-        path = posixpath.join(self._staging, f"{PART_PREFIX}-{shard:05d}-of-{self._n:05d}.parquet")
+        path = posixpath.join(self._staging, part_name(shard, num_shards))
         sink = pa.BufferOutputStream()
         pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), sink, compression="zstd")
         with FileSystems.create(path) as fh:  # rewritten whole on a retry: idempotent
@@ -431,31 +408,44 @@ class WriteShard(beam.DoFn):
         yield len(rows)
 
 
+class CountShards(beam.PTransform):
+    """Items -> the number of part files for their table (one row per item), as a singleton."""
+
+    def __init__(self, rows_per_file: int):
+        super().__init__()
+        self.rows_per_file = rows_per_file
+
+    def expand(self, items):
+        return (items
+                | "CountInputs" >> beam.combiners.Count.Globally()
+                | "ShardCount" >> beam.Map(shard_count, self.rows_per_file))
+
+
 class WriteTable(beam.PTransform):
-    """Rows -> `num_shards` Parquet files in `staging`, sharded by a hash of the id.
+    """Rows -> Parquet part files in `staging`, sharded by a hash of the id: a fixed number, or the
+    singleton PCollection `num_shards` (`CountShards`: counted in the pipeline, never in the launcher).
 
     Our own sink rather than WriteToParquet: Beam's DaskRunner (2.77) computes only the last leaf of the
-    graph and drops the side inputs WriteToParquet's finalize step needs (seen: an empty table). The
-    final Count makes one leaf that depends on every shard.
+    graph and drops the side inputs WriteToParquet's finalize step needs (seen: an empty table). A plain
+    AsSingleton side input works there, but Dask computes it inside the consuming task, re-serialising its
+    upstream graph with DoFns already set up: a count of the *rows* drags the loaded model along (TensorFlow's
+    FuncGraph does not pickle), so the count is taken of the inputs, before the model. The final sum makes one
+    leaf that depends on every shard.
     """
 
-    def __init__(self, staging: str, num_shards: int):
+    def __init__(self, staging: str, num_shards):
         super().__init__()
         self.staging, self.num_shards = staging, num_shards
 
     def expand(self, rows):
-        n = self.num_shards
+        num_shards = self.num_shards
+        if isinstance(num_shards, beam.PCollection):
+            num_shards = beam.pvalue.AsSingleton(num_shards)
         return (rows
-                | "KeyByShard" >> beam.Map(lambda r: (int(r["id"][:8], 16) % n, r))
+                | "KeyByShard" >> beam.Map(key_by_shard, num_shards)
                 | "GroupByShard" >> beam.GroupByKey()
-                | "WriteShards" >> beam.ParDo(WriteShard(self.staging, n))
-                | "CountRows" >> beam.CombineGlobally(sum))
-
-
-def auto_shards(expected_rows: int) -> int:
-    """One part file per ~250k rows (~25 MB), at least 1, at most 256."""
-    return max(1, min(256, expected_rows // 250_000 + 1))
-
+                | "WriteShards" >> beam.ParDo(WriteShard(self.staging))
+                | "RowsWritten" >> beam.CombineGlobally(sum))
 
 
 def _clear(prefix_glob: str) -> None:
@@ -478,29 +468,15 @@ def publish(out: str, staging: str) -> list[str]:
     return final
 
 
-def summarize_table(paths: list[str]) -> dict:
-    """Counts of rows, errors by reason — read back from the written table (runner-independent)."""
-    import pyarrow.parquet as pq
-
-    rows, errors = 0, {}
-    for p in paths:
-        with FileSystems.open(p) as fh:
-            t = pq.read_table(pa.BufferReader(fh.read()), columns=["error"])
-        rows += t.num_rows
-        for e in t.column("error").to_pylist():
-            if e is not None:
-                reason = e.split(":", 1)[0]
-                errors[reason] = errors.get(reason, 0) + 1
-    return {"rows": rows, "errors": sum(errors.values()), "errors_by_reason": errors}
-
-
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="ocr predict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help="model bundle directory (default: the shipped model)")
     p.add_argument("--input", required=True,
-                   help="image glob ('crops/*.png'), image directory, manifest (.tsv/.csv/annotation.txt) "
-                        "or dataset directory (labels go to the `label` column)")
+                   help="image glob ('crops/*.png': every file it matches), image folder (every file named "
+                        f"{'|'.join(IMAGE_EXTENSIONS)} in it and its subfolders, any case), manifest "
+                        "(.tsv/.csv/annotation.txt) or dataset directory (labels go to the `label` column); "
+                        "expanded inside the pipeline")
     p.add_argument("--output", required=True, help="output directory of the Parquet table (replaced)")
     p.add_argument("--split", default="auto", help="dataset input: test|val|train|all (auto: test, else val)")
     p.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
@@ -517,7 +493,10 @@ def parse_args(argv):
                    help="with --lexicon: match case as well (default: case-insensitive)")
     p.add_argument("--batch-size", type=int, default=64, help="largest inference batch")
     p.add_argument("--shards", type=int, default=0,
-                   help="Parquet part files (default: one per ~250k rows)")
+                   help="Parquet part files (default 0: one per --rows-per-file rows, counted in the "
+                        "pipeline)")
+    p.add_argument("--rows-per-file", type=int, default=ROWS_PER_FILE,
+                   help="rows per Parquet part file when --shards is 0 (default %(default)s, ~10 MB)")
     p.add_argument("--engine", choices=["auto", *ENGINES], default="auto",
                    help=f"tf: model.keras in TensorFlow; onnx: the bundle's {ONNX_FILE} in ONNX Runtime (no "
                         f"TensorFlow in the workers); auto: onnx when the bundle has a {ONNX_FILE} converted "
@@ -586,11 +565,103 @@ def check_model(bundle: str, engine: str):
     return loaded.config, loaded.charset, loaded.spec
 
 
+class Model(NamedTuple):
+    """A bundle checked in the launcher: what the workers need to recognise with it."""
+
+    bundle: str  # absolute path or scheme://
+    engine: str  # tf | onnx
+    name: str  # the `model` column: config@directory
+    characters: str
+    spec: PreprocessSpec
+
+
+def open_model(bundle: str, requested_engine: str) -> Model:
+    """Chooses the engine and checks that the bundle loads with it (auto falls back to tf, with a note).
+
+    Raises:
+        BundleError: the bundle is incomplete or does not load.
+    """
+    engine = choose_engine(requested_engine, bundle)
+    try:
+        cfg, charset, spec = check_model(bundle, engine)
+    except BundleError as e:
+        if requested_engine != "auto" or engine != "onnx":
+            raise
+        print(f"ocr predict: note: using the tf engine ({e})", file=sys.stderr)
+        engine = "tf"
+        cfg, charset, spec = check_model(bundle, engine)
+    bundle = os.path.abspath(bundle) if "://" not in bundle else bundle
+    return Model(bundle, engine, f"{cfg.name}@{posixpath.basename(bundle.rstrip('/'))}", charset.characters,
+                 spec)
+
+
+def absolute(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
+
+
+def run_table(args, beam_args: list[str], model: Model, read: beam.PTransform, out: str,
+              test_pipeline=None, lexicon: Lexicon | None = None) -> tuple[Any, list[str]]:
+    """One bounded pipeline, `read` (PBegin -> Items) -> Recognise -> Parquet part files staged in `out`
+    and moved into it once the pipeline succeeded (replacing an older table there).
+
+    Returns:
+        (the PipelineResult, the published part files). The caller writes the commit marker.
+    """
+    if "://" not in out:
+        os.makedirs(out, exist_ok=True)
+    staging = posixpath.join(out, f"_staging-{uuid.uuid4().hex[:8]}")
+    options, cleanup = pipeline_options(beam_args, args.runner, args.workers, args.dask_address)
+    result = None
+    try:
+        p = test_pipeline if test_pipeline is not None else beam.Pipeline(options=options)
+        with p:
+            items = p | "ReadInputs" >> read
+            shards = args.shards or items | "CountShards" >> CountShards(args.rows_per_file)
+            (items
+             | "Recognise" >> Recognise(model.bundle, model.name, model.characters, model.spec, args.decoder,
+                                        args.beam_width, args.top_k, args.batch_size, args.threads,
+                                        use_run_inference=not on_dask(args), groups=4 * args.workers,
+                                        engine=model.engine, workers=args.workers, lexicon=lexicon,
+                                        lexicon_distance=args.lexicon_distance)
+             | "WriteTable" >> WriteTable(staging, shards))
+        result = p.result
+    except BaseException:
+        if FileSystems.exists(staging):
+            FileSystems.delete([staging])
+        raise
+    finally:
+        cleanup(result)
+    return result, publish(out, staging)
+
+
+def commit(out: str, paths: list[str], **fields) -> dict:
+    """Writes `out`'s commit marker (row and error counts read back from `paths`, plus `fields`), last."""
+    summary = summarize_files(paths)
+    summary.update(fields, files=[posixpath.basename(p) for p in paths], schema=SCHEMA_DOC)
+    with FileSystems.create(posixpath.join(out, SUCCESS)) as fh:
+        fh.write(json.dumps(summary, indent=2).encode())
+    return summary
+
+
+def on_dask(args) -> bool:
+    return runner_name(args.runner) == DASK_RUNNER
+
+
+def check_args(args) -> None:
+    if args.beam_width < 1 or args.top_k < 1 or args.top_k > args.beam_width:
+        raise PredictError("need 1 <= --top-k <= --beam-width")
+    if args.shards < 0 or args.rows_per_file < 1:
+        raise PredictError("need --shards >= 0 and --rows-per-file >= 1")
+    if args.lexicon_distance < 0:
+        raise PredictError("--lexicon-distance must be >= 0")
+
+
 def run(argv=None, test_pipeline=None):
-    """Runs batch recognition; returns 0 (also when some inputs failed: they are error rows)."""
+    """Runs batch recognition; returns the PipelineResult (also when some inputs failed: they are error
+    rows). See `ocr predict --help`."""
     try:
         return _run(argv, test_pipeline)
-    except (PredictError, BundleError) as e:
+    except (UsageError, BundleError) as e:
         raise SystemExit(f"ocr predict: error: {e}") from None
 
 
@@ -598,60 +669,20 @@ def _run(argv, test_pipeline):
     args, beam_args = parse_args(argv)
     started = time.time()
     quiet_memory_probe_warning()  # for the in-process runner; worker processes log at ERROR (beam_options)
-    if args.beam_width < 1 or args.top_k < 1 or args.top_k > args.beam_width:
-        raise PredictError("need 1 <= --top-k <= --beam-width")
-    if args.lexicon_distance < 0:
-        raise PredictError("--lexicon-distance must be >= 0")
+    check_args(args)
     lexicon_text = None if args.lexicon is None else read_lexicon_text(args.lexicon)
-    bundle = resolve_model(args.model)
-    engine = choose_engine(args.engine, bundle)
-    try:
-        cfg, charset, spec = check_model(bundle, engine)
-    except BundleError as e:
-        if args.engine != "auto" or engine != "onnx":
-            raise
-        print(f"ocr predict: note: using the tf engine ({e})", file=sys.stderr)
-        engine = "tf"
-        cfg, charset, spec = check_model(bundle, engine)
-    bundle = os.path.abspath(bundle) if "://" not in bundle else bundle
-    model_name = f"{cfg.name}@{posixpath.basename(bundle.rstrip('/'))}"
+    model = open_model(resolve_model(args.model), args.engine)
     lexicon = (None if lexicon_text is None
-               else parse_lexicon(args.lexicon, lexicon_text, charset, args.lexicon_case_sensitive))
-    src = args.input if "://" in args.input else os.path.abspath(args.input)
-    kind = input_kind(src)
-    out = args.output if "://" in args.output else os.path.abspath(args.output)
-    if "://" not in out:
-        os.makedirs(out, exist_ok=True)
-    staging = posixpath.join(out, f"_staging-{uuid.uuid4().hex[:8]}")
-    inputs = ReadInputs(src, kind, args.split, load_tf=engine == "tf")  # lists inputs: fails fast if none
-    options, cleanup = pipeline_options(beam_args, args.runner, args.workers, args.dask_address)
-    result = None
-    try:
-        p = test_pipeline if test_pipeline is not None else beam.Pipeline(options=options)
-        with p:
-            (p
-             | "ReadInputs" >> inputs
-             | "Recognise" >> Recognise(bundle, model_name, charset.characters, spec, args.decoder,
-                                        args.beam_width, args.top_k, args.batch_size, args.threads,
-                                        use_run_inference=runner_name(args.runner) != DASK_RUNNER,
-                                        groups=4 * args.workers, engine=engine, workers=args.workers,
-                                        lexicon=lexicon, lexicon_distance=args.lexicon_distance)
-             | "WriteTable" >> WriteTable(staging, args.shards or auto_shards(inputs.expected_rows)))
-        result = p.result
-    except Exception:
-        if FileSystems.exists(staging):
-            FileSystems.delete([staging])
-        raise
-    finally:
-        cleanup(result)
-    paths = publish(out, staging)
-    summary = summarize_table(paths)
-    summary.update(model=model_name, input=src, decoder=args.decoder, engine=engine,
-                   files=[posixpath.basename(p) for p in paths],
-                   seconds=round(time.time() - started, 2), schema=SCHEMA_DOC)
-    with FileSystems.create(posixpath.join(out, SUCCESS)) as fh:  # the commit marker, last
-        fh.write(json.dumps(summary, indent=2).encode())
+               else parse_lexicon(args.lexicon, lexicon_text, Charset(model.characters),
+                                  args.lexicon_case_sensitive))
+    spec = resolve_input(args.input)  # a cheap check: fails fast when it holds nothing
+    parts = args.workers if on_dask(args) else 1
+    read = ReadInputs(spec, args.split, load_tf=model.engine == "tf", parts=parts)
+    out = absolute(args.output)
+    result, paths = run_table(args, beam_args, model, read, out, test_pipeline, lexicon)
+    summary = commit(out, paths, model=model.name, input=spec.uri, decoder=args.decoder, engine=model.engine,
+                     seconds=round(time.time() - started, 2))
     print(f"ocr predict: {summary['rows']} rows ({summary['errors']} failed"
           + (f": {summary['errors_by_reason']}" if summary["errors"] else "")
-          + f") -> {out} in {summary['seconds']}s ({engine} engine)")
-    return 0
+          + f") -> {out} in {summary['seconds']}s ({model.engine} engine)")
+    return result

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ocr_core.predictions import SCHEMA, SUCCESS
 from ocr_core.records import WordRecord, iter_tfrecords, record_id
 from pipelines import build_dataset, evaluate
-from pipelines.predict import SCHEMA, SUCCESS
 from tests import images
 from tests.conftest import PYTHON, REPO
 
@@ -29,7 +29,7 @@ def row(id_, label, text, confidence=None, error=None, source=None):
 
 
 def write_table(out: Path, rows: list[dict], parts: int = 1) -> Path:
-    """An `ocr predict`-shaped output directory: part files written with predict.SCHEMA, then _SUCCESS."""
+    """An `ocr predict`-shaped output directory: part files written with the SCHEMA, then _SUCCESS."""
     out.mkdir(parents=True, exist_ok=True)
     for i in range(parts):
         pq.write_table(pa.Table.from_pylist(rows[i::parts], schema=SCHEMA),

@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
+from apache_beam.runners.runner import PipelineState
 
 pytest.importorskip("onnxruntime")
 
-from ocr_core import synth  # noqa: E402
+from ocr_core import predictions, synth  # noqa: E402
 from ocr_core.bundle import ONNX_FILE, SHIPPED_MODEL, BundleError, save_bundle  # noqa: E402
 from ocr_core.charset import Charset  # noqa: E402
 from ocr_core.config import load_config  # noqa: E402
@@ -56,8 +56,9 @@ def test_onnx_and_tf_engines_agree_on_probabilities_and_texts(heldout):
 
 
 def read_table(out: Path) -> list[dict]:
-    assert (out / predict.SUCCESS).exists()
-    return pq.read_table(out, schema=predict.SCHEMA).to_pylist()
+    table = predictions.read_table(str(out))
+    assert table.committed
+    return table.rows
 
 
 def test_predict_with_the_onnx_engine_gives_the_tf_engines_rows(heldout, tmp_path):
@@ -65,7 +66,7 @@ def test_predict_with_the_onnx_engine_gives_the_tf_engines_rows(heldout, tmp_pat
     for engine in ("onnx", "tf"):
         out = tmp_path / engine
         assert predict.run(["--input", str(heldout), "--output", str(out), "--engine", engine,
-                            *IN_MEMORY]) == 0
+                            *IN_MEMORY]).state == PipelineState.DONE
         tables[engine] = {r["id"]: r for r in read_table(out)}
     onnx, tf = tables["onnx"], tables["tf"]
     assert len(onnx) == N_IMAGES and onnx.keys() == tf.keys()

@@ -3,9 +3,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
+from apache_beam.runners.runner import PipelineState
 
+from ocr_core import predictions
 from ocr_core.bundle import save_bundle
 from ocr_core.charset import Charset
 from ocr_core.config import load_config
@@ -43,14 +44,15 @@ def folder(tmp_path_factory) -> Path:
 
 
 def read_table(out: Path):
-    assert (out / predict.SUCCESS).exists()
-    return pq.read_table(out, schema=predict.SCHEMA).to_pylist()
+    table = predictions.read_table(str(out))
+    assert table.committed
+    return table.rows
 
 
 def test_every_input_gets_exactly_one_row(bundle, folder, tmp_path, capsys):
     out = tmp_path / "pred"
     assert predict.run(["--model", str(bundle), "--input", str(folder / "*"), "--output", str(out),
-                        *IN_MEMORY]) == 0
+                        *IN_MEMORY]).state == PipelineState.DONE
     rows = {Path(r["source"]).name: r for r in read_table(out)}
     assert len(rows) == 10
     errors = {name: r["error"].split(":")[0] for name, r in rows.items() if r["error"]}
@@ -64,7 +66,7 @@ def test_every_input_gets_exactly_one_row(bundle, folder, tmp_path, capsys):
             assert r["model"] == "demo@model" and r["decoder"] == "greedy"
             assert set(r["text"]) <= set(Charset().characters)
     assert "10 rows (5 failed" in capsys.readouterr().out
-    summary = json.loads((out / predict.SUCCESS).read_text())
+    summary = json.loads((out / predictions.SUCCESS).read_text())
     assert summary["rows"] == 10 and summary["errors_by_reason"]["truncated"] == 2
 
 
@@ -169,18 +171,22 @@ def test_a_bundle_whose_model_does_not_load_fails_before_the_pipeline(bundle, fo
 @pytest.mark.slow
 @pytest.mark.parametrize("runner", ["direct", "dask"])
 def test_runners_end_to_end(bundle, folder, tmp_path, runner):
-    """DirectRunner in multi_processing mode and Dask on a local two-process cluster give the same rows."""
-    out = tmp_path / runner
-    predict.run(["--model", str(bundle), "--input", str(folder / "*"), "--output", str(out),
-                 "--runner", runner, "--workers", "2"])
-    reference = tmp_path / "reference"
-    predict.run(["--model", str(bundle), "--input", str(folder / "*"), "--output", str(reference),
-                 *IN_MEMORY])
+    """DirectRunner in multi_processing mode and Dask on a local two-process cluster give the same rows, for
+    a glob (matched inside the pipeline; on Dask by parts) and a manifest (read by byte ranges)."""
+    manifest = tmp_path / "all.tsv"
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".png", ".jpg"))
+    manifest.write_text("".join(f"{p}\t{p.stem}\n" for p in files) + "one-field\n")
 
     def key(rows):
-        return sorted((r["source"], r["text"], r["error"], round(r["confidence"] or 0, 5)) for r in rows)
+        return sorted((r["source"], r["text"], r["error"], r["label"], round(r["confidence"] or 0, 5))
+                      for r in rows)
 
-    assert key(read_table(out)) == key(read_table(reference))
+    for name, given, n in [("glob", folder / "*.??g", 10), ("manifest", manifest, 11)]:
+        out, reference = tmp_path / f"{runner}-{name}", tmp_path / f"reference-{name}"
+        predict.run(["--model", str(bundle), "--input", str(given), "--output", str(out),
+                     "--runner", runner, "--workers", "2"])
+        predict.run(["--model", str(bundle), "--input", str(given), "--output", str(reference), *IN_MEMORY])
+        assert len(read_table(out)) == n and key(read_table(out)) == key(read_table(reference))
 
 
 def test_shipped_model_is_the_default_and_reads_heldout_fonts(tmp_path):
@@ -194,7 +200,7 @@ def test_shipped_model_is_the_default_and_reads_heldout_fonts(tmp_path):
     labels = synth.generate(tmp_path / "heldout", count=120, seed=99, font_split="heldout", workers=1,
                             progress=False, version=2)
     out = tmp_path / "pred"
-    assert predict.run(["--input", str(labels), "--output", str(out), *IN_MEMORY]) == 0
+    assert predict.run(["--input", str(labels), "--output", str(out), *IN_MEMORY]).state == PipelineState.DONE
     rows = read_table(out)
     assert len(rows) == 120 and not [r for r in rows if r["error"]]
     assert {r["model"] for r in rows} == {f"default@{SHIPPED_MODEL.name}"}
