@@ -73,11 +73,12 @@ def test_errors_name_the_path_and_the_fix(tmp_path):
 
 def test_a_table_behind_a_scheme_reads_through_beams_filesystems(tmp_path):
     local = write(tmp_path / "out", [row(1), row(2, "missing_file: no such file: /crops/2.png")])
+    where = f"mem://bucket/{tmp_path.name}/preds"  # the in-memory filesystem is shared by the whole test run
     for f in local.iterdir():
-        memfs.FILES[f"mem://bucket/preds/{f.name}"] = (f.read_bytes(), 0.0)
-    table = read_table("mem://bucket/preds")
+        memfs.FILES[f"{where}/{f.name}"] = (f.read_bytes(), 0.0)
+    table = read_table(where)
     assert table.committed and sorted(r["id"] for r in table.rows) == [row(1)["id"], row(2)["id"]]
-    assert table.files[0].startswith("mem://bucket/preds/part-")
+    assert table.files[0].startswith(f"{where}/part-")
     with pytest.raises(TableError, match="mem://bucket/nothing: no part-"):
         read_table("mem://bucket/nothing")
 
