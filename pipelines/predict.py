@@ -3,11 +3,14 @@
 ReadInputs -> Preprocess -> RunInference (bundle loaded once per worker, batched) -> DecodeCTC -> WriteTable.
 
 The inputs are expanded inside the pipeline (`pipelines/expand_inputs.py`): the launcher only checks that
-the input holds something, so neither its memory nor the job graph grows with the number of inputs. Part files
-are sized by `--shards N` or by `--rows-per-file` (the rows are counted in the pipeline).
+the input holds something, and nothing proportional to the number of inputs is built there or in the job
+graph. Part files are sized by `--shards N` or by `--rows-per-file` (the rows are counted in the pipeline).
 
 The engine runs the bundle's model.keras in TensorFlow or its model.onnx in ONNX Runtime (`--engine`; the
 ONNX workers never import TensorFlow); CTC decoding is NumPy either way.
+
+`--watch GLOB` keeps running instead: every `--window`, the files that landed are recognised by one bounded
+pipeline of the same transforms into OUT/window=<start>/, committed by its own _SUCCESS.json (see `watch`).
 
 Unreadable inputs become rows with `error` set and `text` null; the job still succeeds. The table is
 written to a staging folder and moved into place only after the pipeline succeeded, with `_SUCCESS.json`
