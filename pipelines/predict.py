@@ -379,7 +379,7 @@ def key_by_shard(row: dict, num_shards: int) -> tuple[tuple[int, int], dict]:
 
 
 class WriteShard(beam.DoFn):
-    """Writes one Parquet part file (rows sorted by id) and yields its row count."""
+    """Writes one Parquet part file (rows sorted by id; None markers skipped) and yields its row count."""
 
     def __init__(self, staging: str):
         self._staging = staging
@@ -388,7 +388,7 @@ class WriteShard(beam.DoFn):
         import pyarrow.parquet as pq
 
         (shard, num_shards), rows = keyed
-        rows = sorted(rows, key=lambda r: (r["id"], r["source"]))
+        rows = sorted((r for r in rows if r is not None), key=lambda r: (r["id"], r["source"]))
         path = posixpath.join(self._staging, part_name(shard, num_shards))
         sink = pa.BufferOutputStream()
         pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), sink, compression="zstd")
@@ -427,11 +427,16 @@ class WriteTable(beam.PTransform):
         self.staging, self.num_shards = staging, num_shards
 
     def expand(self, rows):
-        num_shards = self.num_shards
-        if isinstance(num_shards, beam.PCollection):
-            num_shards = beam.pvalue.AsSingleton(num_shards)
-        return (rows
-                | "KeyByShard" >> beam.Map(key_by_shard, num_shards)
+        count = self.num_shards
+        if isinstance(count, beam.PCollection):
+            num_shards = beam.pvalue.AsSingleton(count)
+        else:
+            num_shards, count = count, rows.pipeline | "ShardCount" >> beam.Create([count])
+        # One empty marker per shard, so a shard no id hashes to still gets its (empty) part-K-of-N file.
+        every_shard = count | "EveryShard" >> beam.FlatMap(lambda n: [((k, n), None) for k in range(n)])
+        keyed = rows | "KeyByShard" >> beam.Map(key_by_shard, num_shards)
+        return ((keyed, every_shard)
+                | "WithEveryShard" >> beam.Flatten()
                 | "GroupByShard" >> beam.GroupByKey()
                 | "WriteShards" >> beam.ParDo(WriteShard(self.staging))
                 | "RowsWritten" >> beam.CombineGlobally(sum))

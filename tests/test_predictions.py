@@ -72,6 +72,7 @@ def test_errors_name_the_path_and_the_fix(tmp_path):
 
 
 def test_a_table_behind_a_scheme_reads_through_beams_filesystems(tmp_path):
+    memfs.FILES.clear()
     local = write(tmp_path / "out", [row(1), row(2, "missing_file: no such file: /crops/2.png")])
     for f in local.iterdir():
         memfs.FILES[f"mem://bucket/preds/{f.name}"] = (f.read_bytes(), 0.0)
