@@ -95,6 +95,18 @@ def _parse_line(offset_line: tuple[int, bytes], spec: InputSpec):
         yield entry
 
 
+class ReadPathList(beam.PTransform):
+    """A text file of paths, one a line (UTF-8) -> the paths, read in byte ranges like a manifest."""
+
+    def __init__(self, uri: str, parts: int = 1):
+        super().__init__()
+        self.uri, self.parts = uri, parts
+
+    def expand(self, pbegin):
+        return (pbegin | "ReadLines" >> ReadManifestLines(self.uri, self.parts)
+                | "Paths" >> beam.Map(lambda offset_line: offset_line[1].decode("utf-8")))
+
+
 def _number_lines(keyed, spec: InputSpec):
     """The rejects of one manifest with their origins turned from MANIFEST@offset into MANIFEST:line."""
     _, rejects = keyed

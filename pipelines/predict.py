@@ -3,11 +3,14 @@
 ReadInputs -> Preprocess -> RunInference (bundle loaded once per worker, batched) -> DecodeCTC -> WriteTable.
 
 The inputs are expanded inside the pipeline (`pipelines/expand_inputs.py`): the launcher only checks that
-the input holds something, so neither its memory nor the job graph grows with the number of inputs. Part files
-are sized by `--shards N` or by `--rows-per-file` (the rows are counted in the pipeline).
+the input holds something, and nothing proportional to the number of inputs is built there or in the job
+graph. Part files are sized by `--shards N` or by `--rows-per-file` (the rows are counted in the pipeline).
 
 The engine runs the bundle's model.keras in TensorFlow or its model.onnx in ONNX Runtime (`--engine`; the
 ONNX workers never import TensorFlow); CTC decoding is NumPy either way.
+
+`--watch GLOB` keeps running instead: every `--window`, the files that landed are recognised by one bounded
+pipeline of the same transforms into OUT/window=<start>/, committed by its own _SUCCESS.json (see `watch`).
 
 Unreadable inputs become rows with `error` set and `text` null; the job still succeeds. The table is
 written to a staging folder and moved into place only after the pipeline succeeded, with `_SUCCESS.json`
@@ -21,6 +24,7 @@ import json
 import logging
 import os
 import posixpath
+import signal
 import sys
 import time
 import uuid
@@ -50,6 +54,7 @@ from ocr_core.lexicon import DEFAULT_MAX_DISTANCE, Lexicon, LexiconDecoder, Lexi
 from ocr_core.predictions import PART_PREFIX, SCHEMA, SCHEMA_DOC, SUCCESS, part_name, summarize_files
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import record_id
+from ocr_core.watch import BundleWatch, LandedFiles, parse_duration, recover, watch_pattern, window_name
 from pipelines.beam_options import (
     DASK_RUNNER,
     add_runner_arguments,
@@ -57,7 +62,7 @@ from pipelines.beam_options import (
     pipeline_options,
     runner_name,
 )
-from pipelines.expand_inputs import MatchImageFiles, ReadManifest
+from pipelines.expand_inputs import MatchImageFiles, ReadManifest, ReadPathList
 
 
 class PredictError(UsageError):
@@ -390,7 +395,7 @@ def key_by_shard(row: dict, num_shards: int) -> tuple[tuple[int, int], dict]:
 
 
 class WriteShard(beam.DoFn):
-    """Writes one Parquet part file (rows sorted by id) and yields its row count."""
+    """Writes one Parquet part file (rows sorted by id; None markers skipped) and yields its row count."""
 
     def __init__(self, staging: str):
         self._staging = staging
@@ -399,7 +404,7 @@ class WriteShard(beam.DoFn):
         import pyarrow.parquet as pq
 
         (shard, num_shards), rows = keyed
-        rows = sorted(rows, key=lambda r: (r["id"], r["source"]))
+        rows = sorted((r for r in rows if r is not None), key=lambda r: (r["id"], r["source"]))
         path = posixpath.join(self._staging, part_name(shard, num_shards))
         sink = pa.BufferOutputStream()
         pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), sink, compression="zstd")
@@ -438,11 +443,16 @@ class WriteTable(beam.PTransform):
         self.staging, self.num_shards = staging, num_shards
 
     def expand(self, rows):
-        num_shards = self.num_shards
-        if isinstance(num_shards, beam.PCollection):
-            num_shards = beam.pvalue.AsSingleton(num_shards)
-        return (rows
-                | "KeyByShard" >> beam.Map(key_by_shard, num_shards)
+        count = self.num_shards
+        if isinstance(count, beam.PCollection):
+            num_shards = beam.pvalue.AsSingleton(count)
+        else:
+            num_shards, count = count, rows.pipeline | "ShardCount" >> beam.Create([count])
+        # One empty marker per shard, so a shard no id hashes to still gets its (empty) part-K-of-N file.
+        every_shard = count | "EveryShard" >> beam.FlatMap(lambda n: [((k, n), None) for k in range(n)])
+        keyed = rows | "KeyByShard" >> beam.Map(key_by_shard, num_shards)
+        return ((keyed, every_shard)
+                | "WithEveryShard" >> beam.Flatten()
                 | "GroupByShard" >> beam.GroupByKey()
                 | "WriteShards" >> beam.ParDo(WriteShard(self.staging))
                 | "RowsWritten" >> beam.CombineGlobally(sum))
@@ -472,7 +482,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="ocr predict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help="model bundle directory (default: the shipped model)")
-    p.add_argument("--input", required=True,
+    p.add_argument("--input",
                    help="image glob ('crops/*.png': every file it matches), image folder (every file named "
                         f"{'|'.join(IMAGE_EXTENSIONS)} in it and its subfolders, any case), manifest "
                         "(.tsv/.csv/annotation.txt) or dataset directory (labels go to the `label` column); "
@@ -504,6 +514,22 @@ def parse_args(argv):
     p.add_argument("--threads", "--tf-threads", dest="threads", type=int, default=0,
                    help="intra-op threads per worker (0: for onnx the cores divided by --workers, at least "
                         "1; for tf TensorFlow's default)")
+    w = p.add_argument_group("watch mode (instead of --input): recognise files as they land")
+    w.add_argument("--watch", metavar="GLOB|DIR",
+                   help="keep running; every --window, recognise the files of GLOB (or the images of DIR and "
+                        "its subfolders) that landed since, into OUT/window=<start>/ with its own "
+                        f"{SUCCESS}; each file once, also across restarts on the same OUT. A file has landed "
+                        "when its size and mtime are the same on two polls: producers write to a name GLOB "
+                        "does not match and rename it (see README)")
+    w.add_argument("--window", default="30s", help="how often a window is committed (default %(default)s)")
+    w.add_argument("--idle-timeout", default=None,
+                   help="end (exit 0) after this long without a new file (default: run until stopped; "
+                        "SIGTERM ends after the running window)")
+    w.add_argument("--poll", default="2s", help="how often GLOB is listed (default %(default)s)")
+    w.add_argument("--model-watch", metavar="GLOB",
+                   help="model bundle directories (e.g. 'models/*'): a bundle whose model.keras appears or "
+                        "changes after the start replaces the model at the next window; the `model` column "
+                        "names the one that made each row")
     add_runner_arguments(p)
     return parse_job_args(p, argv)
 
@@ -599,6 +625,13 @@ def absolute(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)
 
 
+def model_lexicon(args, lexicon_text: str | None, model: Model) -> Lexicon | None:
+    """The --lexicon for this model's charset (None without --lexicon)."""
+    return (None if lexicon_text is None
+            else parse_lexicon(args.lexicon, lexicon_text, Charset(model.characters),
+                               args.lexicon_case_sensitive))
+
+
 def run_table(args, beam_args: list[str], model: Model, read: beam.PTransform, out: str,
               test_pipeline=None, lexicon: Lexicon | None = None) -> tuple[Any, list[str]]:
     """One bounded pipeline, `read` (PBegin -> Items) -> Recognise -> Parquet part files staged in `out`
@@ -654,6 +687,10 @@ def check_args(args) -> None:
         raise PredictError("need --shards >= 0 and --rows-per-file >= 1")
     if args.lexicon_distance < 0:
         raise PredictError("--lexicon-distance must be >= 0")
+    if (args.input is None) == (args.watch is None):
+        raise PredictError("give --input (a batch job) or --watch (keep recognising new files), not both")
+    if args.model_watch and not args.watch:
+        raise PredictError("--model-watch needs --watch")
 
 
 def run(argv=None, test_pipeline=None):
@@ -671,10 +708,10 @@ def _run(argv, test_pipeline):
     quiet_memory_probe_warning()  # for the in-process runner; worker processes log at ERROR (beam_options)
     check_args(args)
     lexicon_text = None if args.lexicon is None else read_lexicon_text(args.lexicon)
+    if args.watch:
+        return watch(args, beam_args, lexicon_text)
     model = open_model(resolve_model(args.model), args.engine)
-    lexicon = (None if lexicon_text is None
-               else parse_lexicon(args.lexicon, lexicon_text, Charset(model.characters),
-                                  args.lexicon_case_sensitive))
+    lexicon = model_lexicon(args, lexicon_text, model)
     spec = resolve_input(args.input)  # a cheap check: fails fast when it holds nothing
     parts = args.workers if on_dask(args) else 1
     read = ReadInputs(spec, args.split, load_tf=model.engine == "tf", parts=parts)
@@ -686,3 +723,94 @@ def _run(argv, test_pipeline):
           + (f": {summary['errors_by_reason']}" if summary["errors"] else "")
           + f") -> {out} in {summary['seconds']}s ({model.engine} engine)")
     return result
+
+
+# --- watch mode -----------------------------------------------------------------------------------
+# Repeated bounded micro-batches, one Beam pipeline per window, because the Python DirectRunner cannot carry
+# the streaming form (README "Watch mode"): the FnApiRunner runs stage after stage, so windows fired only when
+# the periodic impulse ended, and the streaming BundleBasedDirectRunner refuses PeriodicImpulse's SDF.
+
+
+class _Stop:
+    """Set by SIGTERM: the running window finishes and commits, then the job ends (exit 0)."""
+
+    requested = False
+
+    @classmethod
+    def handle(cls, *_):
+        cls.requested = True
+
+
+def swap_model(current: Model, bundles: BundleWatch | None, engine: str) -> Model:
+    """The newest bundle published since the last window, if it loads; else the current model."""
+    bundle = bundles.newest() if bundles else None
+    if bundle is None:
+        return current
+    try:
+        model = open_model(bundle, engine)
+    except BundleError as e:
+        print(f"ocr predict --watch: warning: keeping {current.name}: {e}", file=sys.stderr, flush=True)
+        return current
+    print(f"ocr predict --watch: model {current.name} -> {model.name}", flush=True)
+    return model
+
+
+def recognise_window(args, beam_args, model: Model, out: str, start: float, paths: list[str],
+                     lexicon: Lexicon | None = None):
+    """One window: the list of its files, then one bounded pipeline (the batch job's transforms) into
+    OUT/window=<start>/, committed by its _SUCCESS.json. Returns the PipelineResult."""
+    name = window_name(start)
+    while FileSystems.exists(posixpath.join(out, name, SUCCESS)):  # a restart within the same second
+        start += 1
+        name = window_name(start)
+    folder = posixpath.join(out, name)
+    listing = posixpath.join(folder, "_inputs.txt")
+    with FileSystems.create(listing) as fh:
+        fh.write("".join(p + "\n" for p in paths).encode())
+    read = (ReadPathList(listing, args.workers if on_dask(args) else 1) | "FileItems" >> beam.Map(file_item))
+    began = time.time()
+    result, parts = run_table(args, beam_args, model, read, folder, lexicon=lexicon)
+    summary = commit(folder, parts, model=model.name, input=args.watch, window=name, decoder=args.decoder,
+                     engine=model.engine, seconds=round(time.time() - began, 2))
+    print(f"ocr predict --watch: {name}: {summary['rows']} rows ({summary['errors']} failed) with "
+          f"{model.name} in {summary['seconds']}s", flush=True)
+    return result
+
+
+def watch(args, beam_args, lexicon_text: str | None = None):
+    """Recognises the files of --watch as they land, one committed window at a time, until --idle-timeout
+    passes without a new file or SIGTERM; returns the last window's PipelineResult (None if none ran)."""
+    window, poll = parse_duration(args.window), parse_duration(args.poll)
+    idle = parse_duration(args.idle_timeout) if args.idle_timeout else None
+    if window < 1 or poll <= 0 or poll > window:
+        raise PredictError("need --window >= 1s and 0 < --poll <= --window")
+    model = open_model(resolve_model(args.model), args.engine)
+    lexicon = model_lexicon(args, lexicon_text, model)
+    bundles = BundleWatch(absolute(args.model_watch)) if args.model_watch else None
+    out = absolute(args.output)
+    if "://" not in out:
+        os.makedirs(out, exist_ok=True)
+    pattern, images_only = watch_pattern(absolute(args.watch))
+    files = LandedFiles(pattern, images_only, recover(out))
+    print(f"ocr predict --watch: {pattern} -> {out} ({len(files.done)} files done before), window "
+          f"{window:g}s, model {model.name}", flush=True)
+    signal.signal(signal.SIGTERM, _Stop.handle)
+    result, window_start, last_news = None, time.time(), time.time()
+    while True:
+        if files.poll():
+            last_news = time.time()
+        now = time.time()
+        ending = _Stop.requested or (idle is not None and now - last_news >= idle)
+        if now - window_start >= window or ending:
+            swapped = swap_model(model, bundles, args.engine)
+            if swapped is not model:
+                model, lexicon = swapped, model_lexicon(args, lexicon_text, swapped)
+            if files.ready:
+                result = recognise_window(args, beam_args, model, out, window_start, files.take(),
+                                          lexicon)
+            window_start = now
+        if ending:
+            why = "stopped" if _Stop.requested else f"no new file for {idle:g}s"
+            print(f"ocr predict --watch: {why}; {len(files.done)} files done in {out}", flush=True)
+            return result
+        time.sleep(poll)

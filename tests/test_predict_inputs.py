@@ -99,11 +99,12 @@ def test_part_files_follow_the_row_target_or_the_shard_count(tmp_path):
     d = tmp_path / "crops"
     for i in range(7):
         images.write_word(d / f"w{i}.png", f"w{i}")
-    for flags, parts in [(["--rows-per-file", "3"], 3), (["--shards", "2"], 2), ([], 1)]:
+    runs = [(["--rows-per-file", "3"], 3), (["--shards", "2"], 2), ([], 1), (["--shards", "12"], 12)]
+    for flags, parts in runs:
         out = tmp_path / "-".join(flags or ["default"])
         predict.run(["--input", str(d / "*.png"), "--output", str(out), *flags, *IN_MEMORY])
         files = sorted(f.name for f in out.glob("part-*.parquet"))
-        assert files == [predictions.part_name(i, parts) for i in range(parts)]
+        assert files == [predictions.part_name(i, parts) for i in range(parts)]  # empty shards too
         assert sum(pq.read_metadata(out / f).num_rows for f in files) == 7
 
 
@@ -123,6 +124,7 @@ def test_inputs_that_hold_nothing_fail_fast_in_one_line(tmp_path, capsys):
 def test_inputs_and_output_behind_a_scheme(tmp_path):
     """mem:// stands in for gs://: matching, manifest reading, image reads, staging and publishing all go
     through Beam's filesystems (an in-process runner sees the in-memory files)."""
+    memfs.FILES.clear()
     for i, word in enumerate(["alpha", "Beta"]):
         images.write_word(tmp_path / f"{i}.png", word)
         memfs.FILES[f"mem://bucket/crops/{i}.png"] = ((tmp_path / f"{i}.png").read_bytes(), 0.0)

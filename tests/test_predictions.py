@@ -72,6 +72,7 @@ def test_errors_name_the_path_and_the_fix(tmp_path):
 
 
 def test_a_table_behind_a_scheme_reads_through_beams_filesystems(tmp_path):
+    memfs.FILES.clear()
     local = write(tmp_path / "out", [row(1), row(2, "missing_file: no such file: /crops/2.png")])
     where = f"mem://bucket/{tmp_path.name}/preds"  # the in-memory filesystem is shared by the whole test run
     for f in local.iterdir():
