@@ -235,3 +235,17 @@ def test_sigterm_ends_the_job_after_committing(tmp_path):
     job.send_signal(signal.SIGTERM)
     assert "stopped" in finish(job)
     assert {r["source"] for r in rows(out)} == set(landed)
+
+
+@pytest.mark.slow
+def test_a_lexicon_constrains_every_window(tmp_path):
+    inbox, out, words = tmp_path / "inbox", tmp_path / "out", tmp_path / "words.txt"
+    inbox.mkdir()
+    words.write_text("market\nstreet\nOPEN\n")
+    job = start(inbox, out, "--idle-timeout", "3s", "--lexicon", str(words))
+    sources = burst(inbox, "a", ["markel", "Street"])
+    committed(out, sources, job)
+    finish(job)
+    table = sorted(rows(out), key=lambda r: r["source"])
+    assert [r["text"] for r in table] == ["market", "street"]
+    assert {r["decoder"] for r in table} == {"greedy+lexicon"}
