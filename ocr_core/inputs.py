@@ -211,17 +211,32 @@ def line_entry(spec: InputSpec, line: str, origin: str, order: tuple) -> Entry |
     return Entry("", source, label, (), origin, order, location_key(source, spec.root or base_dir))
 
 
-def decode_line(raw: bytes, at_start: bool) -> str:
-    """A manifest line's text without its line break; a UTF-8 byte order mark is dropped at the file's start.
+def _decode(raw: bytes, at_start: bool) -> tuple[str | None, int]:
+    """A manifest line without its line break (a UTF-8 byte order mark dropped at the file's start), or
+    (None, position of the first invalid byte) when it is not UTF-8."""
+    try:
+        return raw.decode("utf-8-sig" if at_start else "utf-8").rstrip("\r\n"), -1
+    except UnicodeDecodeError as e:
+        return None, e.start
 
-    Raises:
-        UnicodeDecodeError: the line is not UTF-8.
-    """
-    return raw.decode("utf-8-sig" if at_start else "utf-8").rstrip("\r\n")
+
+def _is_skipped(kind: str, line: str | None) -> bool:
+    """Blank lines, `#` comments and header lines are not inputs (an undecodable line is: it becomes a
+    reject). A header is recognised on any line, not only on the first content line, so that a reader of one
+    byte range, which does not know which line that is, applies the same rule as a reader of the whole file:
+    only an image literally named `path` with the label `label` would be lost."""
+    return line is not None and (not line.strip() or line.lstrip().startswith("#") or _is_header(kind, line))
 
 
-def _is_blank_or_comment(line: str) -> bool:
-    return not line.strip() or line.lstrip().startswith("#")
+def _manifest_item(spec: InputSpec, raw: bytes, at_start: bool, origin: str,
+                   order: tuple) -> Entry | Reject | None:
+    """The Entry or Reject of one raw manifest line; None for a line that is not an input."""
+    line, bad_at = _decode(raw, at_start)
+    if _is_skipped(spec.kind, line):
+        return None
+    if line is None:
+        return _line_reject(origin, order, f"line is not UTF-8 (invalid byte at position {bad_at})")
+    return line_entry(spec, line, origin, order)
 
 
 def offset_origin(given: str, offset: int) -> str:
@@ -231,20 +246,9 @@ def offset_origin(given: str, offset: int) -> str:
 
 def line_at(spec: InputSpec, raw: bytes, offset: int) -> Entry | Reject | None:
     """The Entry or Reject of the manifest line that starts at byte `offset`, for readers that split a
-    manifest by byte range and so know no line numbers; None for a blank, comment or header line.
-
-    A header is recognised on any line, not only on the first counted one (a byte range does not know which
-    line that is): only an image literally named `path` with the label `label` would be lost. The origin is
-    `offset_origin` (MANIFEST@offset); `line_numbers` turns it into MANIFEST:line where one is shown.
-    """
-    origin, order = offset_origin(spec.given, offset), (spec.index, offset)
-    try:
-        line = decode_line(raw, offset == 0)
-    except UnicodeDecodeError as e:
-        return _line_reject(origin, order, f"line is not UTF-8 (invalid byte at position {e.start})")
-    if _is_blank_or_comment(line) or _is_header(spec.kind, line):
-        return None
-    return line_entry(spec, line, origin, order)
+    manifest by byte range and so know no line numbers; None for a blank, comment or header line. The origin
+    is `offset_origin` (MANIFEST@offset); `line_numbers` turns it into MANIFEST:line where one is shown."""
+    return _manifest_item(spec, raw, offset == 0, offset_origin(spec.given, offset), (spec.index, offset))
 
 
 def line_numbers(uri: str, offsets: list[int], chunk: int = 1 << 20) -> dict[int, int]:
@@ -290,43 +294,19 @@ def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
             yield file_entry(spec, path, n)
         return
     with FileSystems.open(spec.uri) as fh:
-        yield from _manifest_items(spec, iter(fh.readline, b""), 1, True, lambda n: n % parts == part)
+        yield from _manifest_items(spec, iter(fh.readline, b""), 1, lambda n: n % parts == part)
 
 
-def _decode(raw: bytes, first_of_file: bool) -> tuple[str | None, int]:
-    """A manifest line without its line break, or (None, position of the first invalid byte)."""
-    try:
-        return raw.decode("utf-8-sig" if first_of_file else "utf-8").rstrip("\r\n"), -1
-    except UnicodeDecodeError as e:
-        return None, e.start
-
-
-def _is_skipped(line: str | None) -> bool:
-    """Blank lines and `#` comments are not inputs (an undecodable line is: it becomes a reject)."""
-    return line is not None and (not line.strip() or line.lstrip().startswith("#"))
-
-
-def _manifest_items(spec: InputSpec, lines, first_line_no: int, header_possible: bool, keep=None):
-    """Entries and Rejects of raw manifest `lines` numbered from `first_line_no`; the first content line is a
-    skipped header when it looks like one and `header_possible`; `keep(n)` filters the n-th counted input."""
+def _manifest_items(spec: InputSpec, lines, first_line_no: int, keep=None):
+    """Entries and Rejects of raw manifest `lines` numbered from `first_line_no`; `keep(n)` filters the n-th
+    counted input."""
     counted = 0
-    first_content = header_possible
     for line_no, raw in enumerate(lines, first_line_no):
-        line, bad_at = _decode(raw, line_no == 1)
-        if _is_skipped(line):
+        if _is_skipped(spec.kind, _decode(raw, line_no == 1)[0]):
             continue
-        if first_content and line is not None and _is_header(spec.kind, line):
-            first_content = False
-            continue
-        first_content = False
         n, counted = counted, counted + 1
-        if keep is not None and not keep(n):
-            continue
-        origin, order = f"{spec.given}:{line_no}", (spec.index, line_no)
-        if line is None:
-            yield _line_reject(origin, order, f"line is not UTF-8 (invalid byte at position {bad_at})")
-        else:
-            yield line_entry(spec, line, origin, order)
+        if keep is None or keep(n):
+            yield _manifest_item(spec, raw, line_no == 1, f"{spec.given}:{line_no}", (spec.index, line_no))
 
 
 # --- a manifest read in byte ranges ------------------------------------------------------------------
@@ -366,21 +346,17 @@ def range_lines(fh, start: int, end: int):
         yield raw
 
 
-def count_range(spec: InputSpec, r: ByteRange) -> tuple[int, bool]:
-    """(lines in the range, whether one of them is content: neither blank nor a comment)."""
-    lines, content = 0, False
+def count_range(spec: InputSpec, r: ByteRange) -> int:
+    """The number of lines in the range."""
     with FileSystems.open(spec.uri) as fh:
-        for raw in range_lines(fh, r.start, r.end):
-            lines += 1
-            content = content or not _is_skipped(_decode(raw, lines == 1 and r.start == 0)[0])
-    return lines, content
+        return sum(1 for _ in range_lines(fh, r.start, r.end))
 
 
-def read_range(spec: InputSpec, r: ByteRange, first_line_no: int, header_possible: bool):
+def read_range(spec: InputSpec, r: ByteRange, first_line_no: int):
     """Entries and Rejects of the lines of one range, numbered from `first_line_no` (the lines before it
-    plus one); `header_possible` for the range holding the manifest's first content line."""
+    plus one)."""
     with FileSystems.open(spec.uri) as fh:
-        yield from _manifest_items(spec, range_lines(fh, r.start, r.end), first_line_no, header_possible)
+        yield from _manifest_items(spec, range_lines(fh, r.start, r.end), first_line_no)
 
 
 def _is_folder(uri: str) -> bool:

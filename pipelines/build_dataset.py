@@ -220,7 +220,7 @@ def _isinstance(element, kind: type) -> bool:
 
 class ParseInput(beam.DoFn):
     """(InputSpec, part, parts) of a glob/folder, or ((index, range), [(InputSpec, ByteRange, first line
-    number, header possible)]) of a manifest -> Entry, with malformed lines as dead letters and a count per
+    number)]) of a manifest -> Entry, with malformed lines as dead letters and a count per
     part."""
 
     REJECTS = "rejects"
@@ -234,8 +234,8 @@ class ParseInput(beam.DoFn):
             spec, part, parts = task
             items = read_input(spec, part, parts)
         else:
-            (_, part), [(spec, r, first_line_no, header_possible)] = task
-            items = read_range(spec, r, first_line_no, header_possible)
+            (_, part), [(spec, r, first_line_no)] = task
+            items = read_range(spec, r, first_line_no)
         n = 0
         for item in items:
             n += 1
@@ -246,21 +246,18 @@ class ParseInput(beam.DoFn):
 
 
 def count_lines(task: tuple[InputSpec, ByteRange]):
-    """(spec, range) -> (input index, (spec, range, its lines, whether it holds content))."""
+    """(spec, range) -> (input index, (spec, range, its number of lines))."""
     spec, r = task
-    return spec.index, (spec, r, *count_range(spec, r))
+    return spec.index, (spec, r, count_range(spec, r))
 
 
 def number_ranges(keyed):
-    """(input index, its ranges with their line counts) -> ((index, range), (spec, range, first line number,
-    header possible)): line numbers are those of the whole file; only the range holding the first content
-    line can hold the header."""
+    """(input index, its ranges with their line counts) -> ((index, range), (spec, range, first line
+    number)): line numbers are those of the whole file."""
     _, ranges = keyed
-    ranges = sorted(ranges, key=lambda x: x[1].index)
-    header_range = next((r.index for _, r, _, content in ranges if content), None)
     line_no = 1
-    for spec, r, lines, _ in ranges:
-        yield (spec.index, r.index), (spec, r, line_no, r.index == header_range)
+    for spec, r, lines in sorted(ranges, key=lambda x: x[1].index):
+        yield (spec.index, r.index), (spec, r, line_no)
         line_no += lines
 
 
