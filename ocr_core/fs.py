@@ -1,11 +1,11 @@
 """Paths that are local or remote: one set of file operations for training outputs, datasets and bundles.
 
 A plain path uses the local filesystem. A path with a scheme (gs://, s3://, hdfs://, ram://, ...) goes
-through `tf.io.gfile` in a process that has loaded TensorFlow (training, TF inference), and through Beam's
-`FileSystems` in one that has not, when Beam knows the scheme (gs:// with `ocr[gcp]`, s3://, hdfs://, ...):
-the TensorFlow-free jobs (build, inspect, evaluate, ONNX predict) stay TensorFlow-free on remote paths too.
-A scheme only TensorFlow knows (ram://) loads TensorFlow. Keras saves and loads only local files:
-`staged_write` and `local_copy` give it a local path and copy.
+through Beam's `FileSystems` when Beam knows the scheme (gs:// with `ocr[gcp]`, s3://, hdfs://, a filesystem
+registered by a test), so the TensorFlow-free jobs (build, inspect, evaluate, ONNX predict) stay
+TensorFlow-free on remote paths too, and every process sees the same files whether or not it has loaded
+TensorFlow. A scheme only TensorFlow knows (ram://, or gs:// without `ocr[gcp]`) goes through `tf.io.gfile`.
+Keras saves and loads only local files: `staged_write` and `local_copy` give it a local path and copy.
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import glob as globlib
 import os
 import posixpath
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -31,12 +30,11 @@ def _gfile():
 
 
 def _beam(path):
-    """Beam's `FileSystems` for a remote `path` in a process without TensorFlow when Beam knows the scheme,
-    else None (tf.io.gfile)."""
-    if "tensorflow" in sys.modules:
+    """Beam's `FileSystems` for a remote `path` when Beam knows its scheme, else None (tf.io.gfile)."""
+    try:
+        from apache_beam.io.filesystems import FileSystems
+    except ImportError:  # a training-only environment
         return None
-    from apache_beam.io.filesystems import FileSystems
-
     try:
         FileSystems.get_filesystem(str(path))
     except ValueError:  # a scheme no installed Beam filesystem handles

@@ -33,10 +33,10 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 import numpy as np
-import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
+from ocr_core import fs
 from ocr_core.bundle import (
     ONNX_FILE,
     SHIPPED_MODEL,
@@ -53,6 +53,7 @@ from ocr_core.inputs import IMAGE_EXTENSIONS, Entry, InputSpec, Reject, read_ima
 from ocr_core.lexicon import DEFAULT_MAX_DISTANCE, Lexicon, LexiconDecoder, LexiconError
 from ocr_core.predictions import PART_PREFIX, SCHEMA, SCHEMA_DOC, SUCCESS, part_name, summarize_files
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
+from ocr_core.publish import generation, publish
 from ocr_core.records import record_id
 from ocr_core.watch import BundleWatch, LandedFiles, parse_duration, recover, watch_pattern, window_name
 from pipelines.beam_options import (
@@ -63,6 +64,7 @@ from pipelines.beam_options import (
     runner_name,
 )
 from pipelines.expand_inputs import MatchImageFiles, ReadManifest, ReadPathList
+from pipelines.sinks import ParquetEncoder, ShardSink
 
 
 class PredictError(UsageError):
@@ -395,22 +397,19 @@ def key_by_shard(row: dict, num_shards: int) -> tuple[tuple[int, int], dict]:
 
 
 class WriteShard(beam.DoFn):
-    """Writes one Parquet part file (rows sorted by id; None markers skipped) and yields its row count."""
+    """Writes one Parquet part file (rows sorted by id; None markers skipped) through the one shard sink
+    (`pipelines.sinks`: a temporary name renamed when complete) and yields its row count."""
 
     def __init__(self, staging: str):
         self._staging = staging
 
-    def process(self, keyed):
-        import pyarrow.parquet as pq
+    def setup(self):
+        self._sink = ShardSink(self._staging, ParquetEncoder(SCHEMA))
 
+    def process(self, keyed):
         (shard, num_shards), rows = keyed
         rows = sorted((r for r in rows if r is not None), key=lambda r: (r["id"], r["source"]))
-        path = posixpath.join(self._staging, part_name(shard, num_shards))
-        sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), sink, compression="zstd")
-        with FileSystems.create(path) as fh:  # rewritten whole on a retry: idempotent
-            fh.write(sink.getvalue().to_pybytes())
-        yield len(rows)
+        yield self._sink.write(part_name(shard, num_shards), rows)["count"]  # rewritten whole on a retry
 
 
 class CountShards(beam.PTransform):
@@ -458,24 +457,20 @@ class WriteTable(beam.PTransform):
                 | "RowsWritten" >> beam.CombineGlobally(sum))
 
 
-def _clear(prefix_glob: str) -> None:
-    found = [m.path for m in FileSystems.match([prefix_glob])[0].metadata_list]
-    if found:
-        FileSystems.delete(found)
-
-
-def publish(out: str, staging: str) -> list[str]:
-    """Moves the staged part files into `out`, replacing an older table, and returns the new paths."""
-    matched = FileSystems.match([posixpath.join(staging, "*.parquet")])[0].metadata_list
-    staged = sorted(m.path for m in matched)
-    _clear(posixpath.join(out, SUCCESS))  # the old table stops looking complete first
-    _clear(posixpath.join(out, f"{PART_PREFIX}-*.parquet"))
-    final = [posixpath.join(out, posixpath.basename(p)) for p in staged]
-    if staged:
-        FileSystems.rename(staged, final)
-    if FileSystems.exists(staging):  # recursive: runners may leave their beam-temp folders behind
-        FileSystems.delete([staging])
-    return final
+def publish_table(out: str, staging: str, expected: str | None, job_id: str, **fields) -> dict:
+    """Moves the staged part files into `out`, replacing an older table there, and writes `out`'s commit
+    marker (row and error counts read from the staged files, plus `fields`) last, by the one publish rule
+    (`ocr_core.publish`: under the output's lock, and only if the marker is still the generation `expected`
+    that the job started from). Returns the marker's content."""
+    staged = fs.glob(fs.join(staging, f"{PART_PREFIX}-*.parquet"))
+    summary = summarize_files(staged)
+    names = [posixpath.basename(p) for p in staged]
+    summary.update(fields, files=names, schema=SCHEMA_DOC)
+    old = [posixpath.basename(p) for p in fs.glob(fs.join(out, f"{PART_PREFIX}-*.parquet"))]
+    publish(out, staging, {n: n for n in names}, SUCCESS, json.dumps(summary, indent=2), job_id=job_id,
+            expected=expected, replace=old if expected else [], stale=[] if expected else old,
+            kind="predict job")
+    return summary
 
 
 def parse_args(argv):
@@ -633,16 +628,20 @@ def model_lexicon(args, lexicon_text: str | None, model: Model) -> Lexicon | Non
 
 
 def run_table(args, beam_args: list[str], model: Model, read: beam.PTransform, out: str,
-              test_pipeline=None, lexicon: Lexicon | None = None) -> tuple[Any, list[str]]:
-    """One bounded pipeline, `read` (PBegin -> Items) -> Recognise -> Parquet part files staged in `out`
-    and moved into it once the pipeline succeeded (replacing an older table there).
+              test_pipeline=None, lexicon: Lexicon | None = None, started: float | None = None,
+              **fields) -> tuple[Any, dict]:
+    """One bounded pipeline, `read` (PBegin -> Items) -> Recognise -> Parquet part files staged in `out`,
+    published into it with its commit marker once the pipeline succeeded (`publish_table`).
 
     Returns:
-        (the PipelineResult, the published part files). The caller writes the commit marker.
+        (the PipelineResult, the commit marker's content: counts, files, `fields`, seconds since `started`,
+        default: since the call).
     """
-    if "://" not in out:
-        os.makedirs(out, exist_ok=True)
-    staging = posixpath.join(out, f"_staging-{uuid.uuid4().hex[:8]}")
+    began = time.time() if started is None else started
+    fs.makedirs(out)
+    job_id = uuid.uuid4().hex[:8]
+    staging = posixpath.join(out, f"_staging-{job_id}")
+    expected = generation(posixpath.join(out, SUCCESS))
     options, cleanup = pipeline_options(beam_args, args.runner, args.workers, args.dask_address)
     result = None
     try:
@@ -659,21 +658,12 @@ def run_table(args, beam_args: list[str], model: Model, read: beam.PTransform, o
              | "WriteTable" >> WriteTable(staging, shards))
         result = p.result
     except BaseException:
-        if FileSystems.exists(staging):
-            FileSystems.delete([staging])
+        fs.remove(staging)
         raise
     finally:
         cleanup(result)
-    return result, publish(out, staging)
-
-
-def commit(out: str, paths: list[str], **fields) -> dict:
-    """Writes `out`'s commit marker (row and error counts read back from `paths`, plus `fields`), last."""
-    summary = summarize_files(paths)
-    summary.update(fields, files=[posixpath.basename(p) for p in paths], schema=SCHEMA_DOC)
-    with FileSystems.create(posixpath.join(out, SUCCESS)) as fh:
-        fh.write(json.dumps(summary, indent=2).encode())
-    return summary
+    return result, publish_table(out, staging, expected, job_id, model=model.name, decoder=args.decoder,
+                                 engine=model.engine, seconds=round(time.time() - began, 2), **fields)
 
 
 def on_dask(args) -> bool:
@@ -716,9 +706,8 @@ def _run(argv, test_pipeline):
     parts = args.workers if on_dask(args) else 1
     read = ReadInputs(spec, args.split, load_tf=model.engine == "tf", parts=parts)
     out = absolute(args.output)
-    result, paths = run_table(args, beam_args, model, read, out, test_pipeline, lexicon)
-    summary = commit(out, paths, model=model.name, input=spec.uri, decoder=args.decoder, engine=model.engine,
-                     seconds=round(time.time() - started, 2))
+    result, summary = run_table(args, beam_args, model, read, out, test_pipeline, lexicon, started,
+                                input=spec.uri)
     print(f"ocr predict: {summary['rows']} rows ({summary['errors']} failed"
           + (f": {summary['errors_by_reason']}" if summary["errors"] else "")
           + f") -> {out} in {summary['seconds']}s ({model.engine} engine)")
@@ -768,10 +757,8 @@ def recognise_window(args, beam_args, model: Model, out: str, start: float, path
     with FileSystems.create(listing) as fh:
         fh.write("".join(p + "\n" for p in paths).encode())
     read = (ReadPathList(listing, args.workers if on_dask(args) else 1) | "FileItems" >> beam.Map(file_item))
-    began = time.time()
-    result, parts = run_table(args, beam_args, model, read, folder, lexicon=lexicon)
-    summary = commit(folder, parts, model=model.name, input=args.watch, window=name, decoder=args.decoder,
-                     engine=model.engine, seconds=round(time.time() - began, 2))
+    result, summary = run_table(args, beam_args, model, read, folder, lexicon=lexicon, input=args.watch,
+                                window=name)
     print(f"ocr predict --watch: {name}: {summary['rows']} rows ({summary['errors']} failed) with "
           f"{model.name} in {summary['seconds']}s", flush=True)
     return result

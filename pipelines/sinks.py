@@ -1,7 +1,7 @@
 """One sharded file sink for the Beam jobs, with one rule for making files visible.
 
 A shard file is written whole by the one DoFn call that owns its elements: they are sorted, encoded by an
-`Encoder` (TFRecord frames, JSON lines; a Parquet table plugs in the same way) into `DIR/_tmp/<name>.<uuid>`
+`Encoder` (TFRecord frames, JSON lines, a Parquet table) into `DIR/_tmp/<name>.<uuid>`
 and the file is renamed to `DIR/<name>` when complete. So a reader never sees half a file under its final
 name, and a retried or speculatively duplicated bundle writes the same bytes again (the sort makes the bytes
 independent of the runner and of the order in which elements arrived).
@@ -58,6 +58,23 @@ class JsonLinesEncoder:
             fh.write(line.encode("utf-8") + b"\n")
             n += 1
         return n
+
+
+class ParquetEncoder:
+    """Rows (dicts) -> one Parquet file of `schema` (zstd), written in one piece."""
+
+    def __init__(self, schema):
+        self.schema = schema
+
+    def write(self, fh, elements: Iterable[dict]) -> int:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = list(elements)
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(rows, schema=self.schema), sink, compression="zstd")
+        fh.write(sink.getvalue().to_pybytes())
+        return len(rows)
 
 
 class _Counting:
