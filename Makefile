@@ -92,7 +92,7 @@ OCR       := $(VENV)/bin/ocr
 REALWORDS ?= ../shared/realwords
 REAL_SETS := iiit5k_train ic15_train svt_train
 
-default-model: $(RECIPE)/heldout_accuracy.json $(RECIPE)/real_accuracy.json
+default-model: $(RECIPE)/heldout_accuracy.json $(RECIPE)/real_accuracy.json $(RECIPE)/default.int8
 	@echo "model: $(RECIPE)/models/default; results: $^"
 
 # $(call synth,NAME,COUNT,SEED,FONTS,VERSION) and $(call build,NAME,VAL_FRACTION,SHARDS) as recipe steps
@@ -185,6 +185,10 @@ $(RECIPE)/heldout_accuracy.json: $(RECIPE)/default.model $(RECIPE)/heldout5k.syn
 $(RECIPE)/real_accuracy.json: $(RECIPE)/default.model
 	$(PY) bench/real_accuracy.py --realwords $(REALWORDS) --model $(RECIPE)/models/default --name default \
 	  --peers none --out $@
+# model.int8.onnx of the shipped bundle: int8 convolutions calibrated on 256 real train crops
+$(RECIPE)/default.int8: $(RECIPE)/default.model
+	$(OCR) export $(RECIPE)/models/default --quantize $(foreach s,$(REAL_SETS),--calibration $(REALWORDS)/$(s)/train.tsv)
+	touch $@
 
 .SECONDARY:
 

@@ -2,10 +2,18 @@
 
 The file is converted in a local staging folder and moved into the bundle (local or remote) in one step,
 after ONNX Runtime, when installed, reproduced the Keras model's probabilities on a random batch.
+
+`ocr export BUNDLE --quantize --calibration CROPS` also writes model.int8.onnx, the same network with int8
+convolutions (static quantization: the activation ranges come from `--calibration-n` word crops of CROPS,
+a manifest, glob or folder like `ocr predict --input`, picked with a fixed seed; use crops like the ones
+you will read, from your training data). `ocr predict --engine onnx-int8` runs it. The command prints how
+often the int8 model reads the same text as model.onnx on those crops.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import random
 import shutil
 import tempfile
 import warnings
@@ -14,12 +22,14 @@ import numpy as np
 
 from ocr_core import fs
 from ocr_core.bundle import (
+    INT8_ONNX_FILE,
     ONNX_FILE,
     BundleError,
     export_onnx,
     file_sha256,
     load_bundle,
     onnx_export_missing,
+    quantize_onnx,
 )
 
 TOLERANCE = 1e-4  # max |Δp| between the Keras model and ONNX Runtime on the check batch
@@ -29,7 +39,71 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="ocr export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="model bundle directory (local or gs://...)")
-    return p.parse_args(argv)
+    p.add_argument("--quantize", action="store_true",
+                   help=f"also write {INT8_ONNX_FILE} (int8 convolutions; needs --calibration)")
+    p.add_argument("--calibration", metavar="CROPS", action="append",
+                   help="with --quantize: word crops for the activation ranges (manifest, glob or folder; "
+                        "repeat for several)")
+    p.add_argument("--calibration-n", type=int, default=256, metavar="N",
+                   help="with --quantize: how many crops of CROPS to use (default 256)")
+    args = p.parse_args(argv)
+    if args.quantize and not args.calibration:
+        p.error("--quantize needs --calibration CROPS (a manifest, glob or folder of word crops)")
+    if args.calibration and not args.quantize:
+        p.error("--calibration is for --quantize")
+    if args.calibration_n < 1:
+        p.error("--calibration-n must be >= 1")
+    return args
+
+
+def calibration_images(given: list[str], spec, n: int, seed: int = 0) -> np.ndarray:
+    """Up to `n` crops of the inputs `given` (chosen with a fixed seed), preprocessed as the model reads
+    them: uint8 [n, H, W, 1]. Unreadable files are passed over; an error when none is left."""
+    from ocr_core.errors import InputError, UsageError
+    from ocr_core.inputs import Entry, image_files, read_image_bytes, read_input, resolve_inputs
+    from ocr_core.preprocess import preprocess_word_image
+
+    try:
+        inputs = resolve_inputs(given)
+    except UsageError as e:
+        raise SystemExit(f"ocr export: error: --calibration {e}".replace("--input ", "")) from None
+    paths = []
+    for inp in inputs:
+        if inp.kind in ("glob", "dir"):
+            paths += image_files(inp)
+        else:
+            paths += [e.source for e in read_input(inp) if isinstance(e, Entry)]
+    random.Random(seed).shuffle(paths)
+    images = []
+    for path in paths:
+        if len(images) == n:
+            break
+        try:
+            images.append(preprocess_word_image(read_image_bytes(path), spec)[0])
+        except InputError:
+            continue
+    if not images:
+        raise SystemExit(f"ocr export: error: --calibration {' '.join(given)}: no readable image")
+    return np.stack(images)[..., None]
+
+
+def same_text(a: np.ndarray, b: np.ndarray) -> float:
+    """The fraction of images whose greedy texts agree between two probability arrays [N, T, C]."""
+    from ocr_core.ctc import greedy_decode
+
+    return float(np.mean([x == y for x, y in zip(greedy_decode(a)[0], greedy_decode(b)[0])]))
+
+
+def write_int8(bundle, args, onnx_path: str, dest_dir: str) -> str:
+    """Quantizes `onnx_path` into dest_dir/model.int8.onnx, calibrated on --calibration; returns a note."""
+    import onnxruntime as ort
+
+    images = calibration_images(args.calibration, bundle.spec, args.calibration_n)
+    local = fs.join(dest_dir, INT8_ONNX_FILE)
+    quantize_onnx(onnx_path, local, images)
+    probs = [ort.InferenceSession(f, providers=["CPUExecutionProvider"]).run(None, {"image": images})[0]
+             for f in (onnx_path, local)]
+    return f"the same text as {ONNX_FILE} on {same_text(*probs):.1%} of {len(images)} calibration crops"
 
 
 def check_onnx(model, onnx_path: str, batch: int = 8, seed: int = 0) -> float | None:
@@ -52,6 +126,8 @@ def run(argv=None) -> int:
     missing = onnx_export_missing()
     if missing:
         raise SystemExit(f"ocr export: error: ONNX export needs tf2onnx and onnx ({missing})")
+    if args.quantize and importlib.util.find_spec("onnxruntime") is None:
+        raise SystemExit("ocr export: error: --quantize needs onnxruntime (pip install onnxruntime)")
     try:
         bundle = load_bundle(args.bundle)
     except BundleError as e:
@@ -65,9 +141,12 @@ def run(argv=None) -> int:
         if delta is not None and delta > TOLERANCE:
             raise SystemExit(f"ocr export: error: ONNX Runtime differs from the Keras model by {delta:.2e} "
                              f"(> {TOLERANCE}); {ONNX_FILE} not written")
+        int8_note = write_int8(bundle, args, local, tmp) if args.quantize else None
         fs.move_into(tmp, args.bundle)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     check = "not checked: onnxruntime is not installed" if delta is None else f"max |Δp| {delta:.1e} vs Keras"
     print(f"ocr export: wrote {fs.join(args.bundle, ONNX_FILE)} ({check})")
+    if int8_note:
+        print(f"ocr export: wrote {fs.join(args.bundle, INT8_ONNX_FILE)} ({int8_note})")
     return 0

@@ -12,7 +12,7 @@ from apache_beam.runners.runner import PipelineState
 pytest.importorskip("onnxruntime")
 
 from ocr_core import predictions, synth  # noqa: E402
-from ocr_core.bundle import ONNX_FILE, SHIPPED_MODEL, BundleError, save_bundle  # noqa: E402
+from ocr_core.bundle import INT8_ONNX_FILE, ONNX_FILE, SHIPPED_MODEL, BundleError, save_bundle  # noqa: E402
 from ocr_core.charset import Charset  # noqa: E402
 from ocr_core.config import load_config  # noqa: E402
 from ocr_core.ctc import beam_search_decode, greedy_decode  # noqa: E402
@@ -129,6 +129,42 @@ def test_export_adds_model_onnx_and_a_retrained_bundle_drops_it(plain_bundle, tm
     assert [r["engine"] for r in read_table(tmp_path / "o")] == ["tf"]
     save_demo_bundle(bundle)  # a new model.keras: the old model.onnx would not match it
     assert not (bundle / ONNX_FILE).exists()
+
+
+def test_export_quantize_writes_an_int8_model_that_reads_like_model_onnx(heldout, tmp_path, capsys):
+    bundle = tmp_path / "model"
+    shutil.copytree(SHIPPED_MODEL, bundle, ignore=shutil.ignore_patterns(INT8_ONNX_FILE, "saved_model"))
+    calibration = ["--quantize", "--calibration", str(heldout), "--calibration-n", "64"]
+    assert export.run([str(bundle), *calibration]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith(f"ocr export: wrote {bundle / INT8_ONNX_FILE} ("), line
+    assert "of 64 calibration crops" in line, line
+    assert (bundle / INT8_ONNX_FILE).stat().st_size < 0.7 * (bundle / ONNX_FILE).stat().st_size
+    predict.check_model(str(bundle), "onnx-int8")
+    tables = {}
+    for engine in ("onnx", "onnx-int8"):
+        out = tmp_path / engine
+        predict.run(["--model", str(bundle), "--input", str(heldout), "--output", str(out), "--engine",
+                     engine, *IN_MEMORY])
+        tables[engine] = {r["id"]: r for r in read_table(out)}
+    fp32, int8 = tables["onnx"], tables["onnx-int8"]
+    assert len(int8) == N_IMAGES and {r["engine"] for r in int8.values()} == {"onnx-int8"}
+    same = sum(int8[i]["text"] == fp32[i]["text"] for i in fp32) / N_IMAGES
+    assert same >= 0.9, same  # int8 convolutions change a few readings, not most
+    save_demo_bundle(bundle)  # a new model.keras: the int8 model would belong to the old one
+    assert not (bundle / INT8_ONNX_FILE).exists()
+
+
+def test_quantize_flags_and_a_missing_int8_model_are_one_line_errors(plain_bundle, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        export.run([str(plain_bundle), "--quantize"])
+    assert e.value.code == 2 and "--quantize needs --calibration" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=r"^ocr export: error: --calibration .*nothing.png: matched no file"):
+        export.run([str(plain_bundle), "--quantize", "--calibration", str(tmp_path / "nothing.png")])
+    images.write_word(tmp_path / "w.png", "word")
+    with pytest.raises(SystemExit, match=f"has no {INT8_ONNX_FILE}.*ocr export .* --quantize --calibration"):
+        predict.run(["--model", str(plain_bundle), "--input", str(tmp_path / "w.png"), "--output",
+                     str(tmp_path / "o"), "--engine", "onnx-int8", *IN_MEMORY])
 
 
 def test_onnx_engine_without_model_onnx_fails_before_the_pipeline(plain_bundle, tmp_path):
