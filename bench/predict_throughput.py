@@ -34,8 +34,9 @@ Ratios (printed with the issue's goals, met / not met): (b)/(a) per engine (>= 0
 Without --model the shipped model (ocr_core/assets/default_model) is used; until it exists, a demo model is
 trained once (`ocr train --config demo --epochs 2`) — fine for speed, its accuracy is low.
 
-    python bench/predict_throughput.py                  # N=20000, peers on 2000, RSS 1k vs 100k (see README)
-    python bench/predict_throughput.py --quick          # N=300, peers on 100, RSS 500 vs 2000: smoke run
+    python bench/predict_throughput.py          # N=20000, peers on 2000, RSS 1k vs 100k: ~20 min on 2 cores,
+                                                # + ~9 min to generate the 20k images the first time
+    python bench/predict_throughput.py --quick  # N=300, peers on 100, RSS 500 vs 2000: ~2 min smoke run
     python bench/predict_throughput.py --n 5000 --engines onnx --peers tesseract --rss-sizes none
 
 Results: bench/results/predict_throughput.json (a --quick run writes predict_throughput-quick.json instead).
