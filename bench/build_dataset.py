@@ -9,7 +9,8 @@ What one run measures (the goals of the "build at scale" issue):
   * flat memory: peak RSS of the Beam build's process tree at 10k and 40k images; goal 40k/10k <= 1.20;
   * start-up, separately: every contender also runs on --tiny lines (100); its wall time is (nearly) the
     fixed cost. With wall(N) = F + N*t, the "steady" numbers use t = (wall(N) - wall(tiny)) / (N - tiny):
-    images/s with the fixed cost subtracted, F = the start-up seconds extrapolated to 0 images (same for CPU);
+    images/s with the fixed cost subtracted, F = the start-up seconds extrapolated to 0 images (same for CPU;
+    not given where wall(N) < 2 wall(tiny), as for Beam in a smoke run: the noise of F would dominate);
   * manifest reading by byte range: the ranges `ocr build-dataset` cuts the manifest into (the build's own
     ocr_core.inputs.byte_ranges with parts = --workers) and the lines in each; the build reads each range in
     one worker and no worker reads the whole file (ocr_core.inputs.read_range). The Pool loop reads byte
@@ -261,18 +262,23 @@ def run_loop(manifest: Path, out: Path, processes: int, parts: int = 0) -> dict:
 
 
 def summarise(big: dict, tiny: dict) -> dict:
-    """A contender's numbers at N, with the fixed cost estimated from its tiny run."""
+    """A contender's numbers at N, with the fixed cost estimated from its tiny run. The steady numbers are
+    None where the run at N took less than twice the tiny run (wall, or CPU): the per-image part is then
+    smaller than the noise of the fixed cost (a smoke run's Beam)."""
     n, m = big["written"], tiny["written"]
+    wall_ok, cpu_ok = big["wall_s"] >= 2 * tiny["wall_s"], big["cpu_s"] >= 2 * tiny["cpu_s"]
     per_image_s = (big["wall_s"] - tiny["wall_s"]) / max(n - m, 1)
     per_image_cpu = (big["cpu_s"] - tiny["cpu_s"]) / max(n - m, 1)
     return {"images": n, "rejected": big["rejected"], "wall_s": round(big["wall_s"], 2),
             "images_per_s": round(n / big["wall_s"], 1),
-            "steady_images_per_s": round(1 / per_image_s, 1) if per_image_s > 0 else None,
-            "startup_s": round(tiny["wall_s"] - m * per_image_s, 2), "tiny_wall_s": round(tiny["wall_s"], 2),
+            "steady_images_per_s": round(1 / per_image_s, 1) if wall_ok else None,
+            "startup_s": round(tiny["wall_s"] - m * per_image_s, 2) if wall_ok else None,
+            "tiny_wall_s": round(tiny["wall_s"], 2),
             "cpu_s": round(big["cpu_s"], 2), "cpu_polled_s": round(big["cpu_polled_s"], 2),
             "cpu_ms_per_image": round(big["cpu_s"] / n * 1000, 3),
-            "steady_cpu_ms_per_image": round(per_image_cpu * 1000, 3),
-            "startup_cpu_s": round(tiny["cpu_s"] - m * per_image_cpu, 2),
+            "steady_cpu_ms_per_image": round(per_image_cpu * 1000, 3) if cpu_ok else None,
+            "startup_cpu_s": round(tiny["cpu_s"] - m * per_image_cpu, 2) if cpu_ok else None,
+            "tiny_cpu_s": round(tiny["cpu_s"], 2),
             "peak_rss_mb": round(big["peak_rss_mb"]), "processes_seen": big["processes_seen"],
             **{k: big[k] for k in ("processes", "ranges") if k in big}}
 
@@ -391,10 +397,11 @@ def main(argv=None):
              "loop": "single-process loop"}
     print()
     print(fixtures.table(
-        ["contender", "images", "wall s", "img/s", "steady img/s", "start-up s", "CPU s", "CPU ms/img",
-         "steady CPU ms/img", "peak RSS MB"],
+        ["contender", "images", "wall s", "img/s", "steady img/s", "start-up s", f"{args.tiny}-line run s",
+         "CPU s", "CPU ms/img", "steady CPU ms/img", "peak RSS MB"],
         [[names[k], c["images"], c["wall_s"], c["images_per_s"], c["steady_images_per_s"], c["startup_s"],
-          c["cpu_s"], c["cpu_ms_per_image"], c["steady_cpu_ms_per_image"], c["peak_rss_mb"]]
+          c["tiny_wall_s"], c["cpu_s"], c["cpu_ms_per_image"], c["steady_cpu_ms_per_image"],
+          c["peak_rss_mb"]]
          for k, c in contenders.items()]))
     print()
     print(fixtures.table(["ratio", "value", "goal", "verdict"],
