@@ -271,9 +271,11 @@ class DecodeCTC(beam.DoFn):
     """
 
     def __init__(self, characters: str, decoder: str, beam_width: int, top_k: int, tags: dict,
-                 lexicon: Lexicon | None = None, lexicon_distance: int = DEFAULT_MAX_DISTANCE):
+                 lexicon: Lexicon | None = None, lexicon_distance: int = DEFAULT_MAX_DISTANCE,
+                 progress_seconds: float = 0):
         self._chars, self._decoder, self._width, self._top_k = characters, decoder, beam_width, top_k
         self._tags, self._lexicon, self._distance = tags, lexicon, lexicon_distance
+        self._progress = progress_seconds
 
     def setup(self):
         self._charset = Charset(self._chars)
@@ -292,13 +294,38 @@ class DecodeCTC(beam.DoFn):
         if self._matcher is not None:
             m = self._matcher.decode(probs, [text for text, _ in cands])
             cands = [(m.word, m.probability), *cands]
-            yield make_row(item, self._tags, m.word, m.confidence, cands)
+            yield make_row(item, self._tags, m.word, m.confidence, cands, self._progress)
             return
-        yield make_row(item, self._tags, cands[0][0], cands[0][1], cands)
+        yield make_row(item, self._tags, cands[0][0], cands[0][1], cands, self._progress)
 
 
-def make_row(item: Item, tags: dict, text=None, confidence=None, candidates=None) -> dict:
-    """A table row; `tags` holds the model, decoder and engine columns."""
+class _Progress:
+    """Rows made by this worker process, and a progress line on stderr every `every` seconds (the console
+    for local runners, the worker logs on Dataflow); nothing for a job shorter than that."""
+
+    def __init__(self):
+        self.rows, self.start, self.last = 0, None, None
+
+    def tick(self, every: float) -> None:
+        if every <= 0:
+            return
+        now = time.monotonic()
+        if self.start is None:
+            self.start = self.last = now
+        self.rows += 1
+        if now - self.last >= every:
+            self.last = now
+            print(f"ocr predict: {self.rows:,} rows so far in worker {os.getpid()} "
+                  f"({self.rows / (now - self.start):,.0f}/s)", file=sys.stderr, flush=True)
+
+
+PROGRESS = _Progress()
+
+
+def make_row(item: Item, tags: dict, text=None, confidence=None, candidates=None,
+             progress_seconds: float = 0) -> dict:
+    """A table row; `tags` holds the model, decoder and engine columns. Counts towards PROGRESS."""
+    PROGRESS.tick(progress_seconds)
     return {"id": item["id"], "source": item["source"], "text": text,
             "confidence": None if confidence is None else float(confidence),
             "candidates": None if candidates is None else
@@ -352,9 +379,11 @@ class Recognise(beam.PTransform):
     def __init__(self, bundle: str, model_name: str, characters: str, spec: PreprocessSpec, decoder: str,
                  beam_width: int, top_k: int, batch_size: int, threads: int,
                  use_run_inference: bool = True, groups: int = 8, engine: str = "tf", workers: int = 1,
-                 lexicon: Lexicon | None = None, lexicon_distance: int = DEFAULT_MAX_DISTANCE):
+                 lexicon: Lexicon | None = None, lexicon_distance: int = DEFAULT_MAX_DISTANCE,
+                 progress_seconds: float = 0):
         super().__init__()
         self.lexicon, self.lexicon_distance = lexicon, lexicon_distance
+        self.progress_seconds = progress_seconds
         self.use_run_inference, self.groups = use_run_inference, groups
         self.bundle, self.model_name, self.characters, self.spec = bundle, model_name, characters, spec
         self.decoder, self.beam_width, self.top_k = decoder, beam_width, top_k
@@ -367,7 +396,7 @@ class Recognise(beam.PTransform):
         failed = prepared | "Failed" >> beam.Filter(lambda it: bool(it.get("error")))
         tags = {"model": self.model_name, "engine": self.engine,
                 "decoder": decoder_label(self.decoder, self.beam_width, self.lexicon is not None)}
-        error_rows = failed | "ErrorRows" >> beam.Map(make_row, tags)
+        error_rows = failed | "ErrorRows" >> beam.Map(make_row, tags, progress_seconds=self.progress_seconds)
         # Fixed-size batches (min = max): BatchElements' adaptive sizing starts tiny and probes, which costs
         # ~7% on a busy CPU for no gain; the tail of each bundle is flushed whatever its size.
         handler = KeyedModelHandler(CrnnModelHandler(self.bundle, self.batch_size, self.batch_size,
@@ -380,7 +409,7 @@ class Recognise(beam.PTransform):
                                      else InferBatches(handler, self.batch_size, self.groups))
                 | "DecodeCTC" >> beam.ParDo(DecodeCTC(self.characters, self.decoder, self.beam_width,
                                                       self.top_k, tags, self.lexicon,
-                                                      self.lexicon_distance)))
+                                                      self.lexicon_distance, self.progress_seconds)))
         return (rows, error_rows) | "AllRows" >> beam.Flatten()
 
 
@@ -501,6 +530,9 @@ def parse_args(argv):
     p.add_argument("--lexicon-case-sensitive", action="store_true",
                    help="with --lexicon: match case as well (default: case-insensitive)")
     p.add_argument("--batch-size", type=int, default=64, help="largest inference batch")
+    p.add_argument("--progress-seconds", type=float, default=30, metavar="S",
+                   help="each worker prints its rows so far and their rate every S seconds (0: never; "
+                        "default %(default)s)")
     p.add_argument("--shards", type=int, default=0,
                    help="Parquet part files (default 0: one per --rows-per-file rows, counted in the "
                         "pipeline)")
@@ -661,7 +693,8 @@ def run_table(args, beam_args: list[str], model: Model, read: beam.PTransform, o
                                         args.beam_width, args.top_k, args.batch_size, args.threads,
                                         use_run_inference=not on_dask(args), groups=4 * args.workers,
                                         engine=model.engine, workers=args.workers, lexicon=lexicon,
-                                        lexicon_distance=args.lexicon_distance)
+                                        lexicon_distance=args.lexicon_distance,
+                                        progress_seconds=args.progress_seconds)
              | "WriteTable" >> WriteTable(staging, shards))
         result = p.result
     except BaseException:

@@ -237,3 +237,14 @@ def test_shipped_model_is_the_default_and_reads_heldout_fonts(tmp_path):
     accuracy = summarize((r["label"], r["text"]) for r in rows)["word_accuracy_alnum"]
     print(f"shipped model, 120 held-out-font images: {accuracy:.3f}")
     assert accuracy >= 0.88
+
+
+def test_long_jobs_print_progress_lines_and_short_ones_do_not(folder, tmp_path, capsys):
+    """The shipped model (ONNX engine) in-process: a progress line per interval, none by default."""
+    common = ["--input", str(folder / "good*"), *IN_MEMORY]
+    predict.run([*common, "--output", str(tmp_path / "a"), "--progress-seconds", "0.000001"])
+    err = capsys.readouterr().err.splitlines()
+    progress = [line for line in err if " rows so far in worker " in line]
+    assert progress and all(line.startswith("ocr predict: ") and line.endswith("/s)") for line in progress)
+    predict.run([*common, "--output", str(tmp_path / "b")])
+    assert " rows so far " not in capsys.readouterr().err
