@@ -318,8 +318,7 @@ def ocr_predict(bundle: str, pattern: str, out: Path, batch: int, workers: int, 
         raise RuntimeError(f"`ocr {' '.join(args)}` failed ({r['returncode']}):\n{text[-4000:]}")
     m = re.search(r"ocr predict: (\d+) rows \((\d+) failed.* in ([\d.]+)s", text)
     r.update(command="ocr " + " ".join(args), rows=int(m.group(1)) if m else None,
-             error_rows=int(m.group(2)) if m else None, job_seconds=float(m.group(3)) if m else None,
-             batch_sizes=batch_histogram(text))
+             error_rows=int(m.group(2)) if m else None, job_seconds=float(m.group(3)) if m else None)
     return r
 
 
@@ -365,20 +364,6 @@ def worker_startup(bundle: str, engine: str) -> dict:
     parts = [float(x) for x in r.stdout.split()[-4:]]
     return {"process_wall_seconds": wall, "import_apache_beam": parts[0], "import_framework": parts[1],
             "load_model": parts[2], "first_batch": parts[3]}
-
-
-def batch_histogram(log_text: str) -> dict:
-    """RunInference batching, from the BatchElements statistics Beam logs at the end of each bundle: elements,
-    batches, their mean size, and a size -> count histogram of the timings it kept."""
-    sizes: dict[int, int] = {}
-    elements = batches = 0
-    for e, nb, stats in re.findall(r"BatchElements statistics: element_count=(\d+) batch_count=(\d+).*?"
-                                   r"timings=\[(.*?)\]\n", log_text):
-        elements, batches = elements + int(e), batches + int(nb)
-        for size in re.findall(r"\((\d+), ", stats):
-            sizes[int(size)] = sizes.get(int(size), 0) + 1
-    return {"elements": elements, "batches": batches, "mean_batch": elements / max(batches, 1),
-            "histogram": dict(sorted(sizes.items()))}
 
 
 # --- launcher RSS -------------------------------------------------------------------------------------------
@@ -796,12 +781,6 @@ def main(argv=None) -> int:
             f"wall; fixed cost {r['fixed_cost_run']['wall_seconds']:.1f}s wall for {TINY} images):")
         say(fixtures.table(["part", "CPU s", "share"],
                            [[k, v, f"{100 * v / r['cpu_seconds']:.0f}%"] for k, v in parts.items()]))
-    say("RunInference batch sizes (size: batches, from Beam's BatchElements log):")
-    runs = [(f"(b) {e}", b[e]) for e in engines] + [(f"(b') {v['flags']}", v) for v in variant_results]
-    for name, r in runs:
-        bs = r["batch_sizes"]
-        say(f"  {name}: {bs['elements']} elements in {bs['batches']} batches (mean {bs['mean_batch']:.1f}); "
-            f"sizes seen {bs['histogram']}")
     path = fixtures.write_results("predict_throughput" + (f"-{args.tag}" if args.tag else ""), results)
     say(f"wrote {path}")
     return 0
