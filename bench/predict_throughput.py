@@ -64,7 +64,8 @@ from pathlib import Path  # noqa: E402
 import fixtures  # noqa: E402  (also puts the repo on sys.path)
 
 TINY = 100  # images of the fixed-cost run
-ENGINES = ("onnx", "tf")
+ENGINES = ("onnx", "onnx-int8", "tf")
+ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
 ONNX_FORWARD_THREADS = 2
 PEER_LABELS = {"tesseract": "tesserocr", "rapidocr": "RapidOCR", "easyocr": "EasyOCR"}
 # The issue's goals
@@ -172,8 +173,8 @@ def tf_forward(bundle_dir: str):
         "model": bundle.name, "parameters": int(model.count_params())}
 
 
-def onnx_forward(bundle_dir: str, threads: int):
-    """(batch -> probabilities, charset, facts) for the onnx engine: the session `ocr predict` opens."""
+def onnx_forward(bundle_dir: str, threads: int, file: str = "model.onnx"):
+    """(batch -> probabilities, charset, facts) for an onnx engine: the session `ocr predict` opens."""
     started = time.perf_counter()
     import onnxruntime
 
@@ -181,8 +182,8 @@ def onnx_forward(bundle_dir: str, threads: int):
 
     import_seconds = time.perf_counter() - started
     t0 = time.perf_counter()
-    session = onnx_session(bundle_dir, threads=threads)
-    cfg, charset, _ = check_onnx_session(session, bundle_dir)
+    session = onnx_session(bundle_dir, threads=threads, file=file)
+    cfg, charset, _ = check_onnx_session(session, bundle_dir, file)
     name = session.get_inputs()[0].name
     return (lambda x: session.run(None, {name: x})[0]), charset, {
         "framework": f"onnxruntime {onnxruntime.__version__}", "threads": threads,
@@ -196,8 +197,8 @@ def forward(engine: str, bundle_dir: str, x, files: list[str], batch: int, windo
     image, and the greedy-decoded texts' accuracy; also returns the probabilities of the last pass."""
     import numpy as np
 
-    run, charset, facts = (onnx_forward(bundle_dir, ONNX_FORWARD_THREADS) if engine == "onnx"
-                           else tf_forward(bundle_dir))
+    run, charset, facts = (onnx_forward(bundle_dir, ONNX_FORWARD_THREADS, ONNX_FILES[engine])
+                           if engine in ONNX_FILES else tf_forward(bundle_dir))
     batches = [x[i:i + batch] for i in range(0, len(x), batch)]
     t0 = time.perf_counter()
     run(batches[0])
@@ -329,11 +330,12 @@ t0 = time.perf_counter()
 import apache_beam
 t1 = time.perf_counter()
 import numpy as np
-if engine == "onnx":
+if engine.startswith("onnx"):
     import onnxruntime
     t2 = time.perf_counter()
-    from ocr_core.bundle import onnx_session
-    session = onnx_session(bundle, threads=1)  # ocr predict --workers 2 on 2 cores: 1 thread per worker
+    from ocr_core.bundle import INT8_ONNX_FILE, ONNX_FILE, onnx_session
+    file = INT8_ONNX_FILE if engine == "onnx-int8" else ONNX_FILE
+    session = onnx_session(bundle, threads=1, file=file)  # ocr predict --workers 2 on 2 cores: 1 thread each
     name = session.get_inputs()[0].name
     h, w = session.get_inputs()[0].shape[1:3]
     t3 = time.perf_counter()
@@ -704,7 +706,7 @@ def main(argv=None) -> int:
         f"at start, {ended} at end")
     rows = []
     for e in engines:
-        threads = f"{ONNX_FORWARD_THREADS} threads" if e == "onnx" else "TF threads"
+        threads = f"{ONNX_FORWARD_THREADS} threads" if e in ONNX_FILES else "TF threads"
         rows.append([f"(a) raw forward {e}, batch {args.batch_size}, {threads}", forward_n,
                      a[e]["images_per_second"], "-", "-", a[e]["accuracy"]["word_accuracy_alnum"]])
     for e in engines:
