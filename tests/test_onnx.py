@@ -81,6 +81,7 @@ def test_auto_engine_is_onnx_for_the_shipped_bundle_and_tf_without_model_onnx(tm
     assert predict.choose_engine("auto", str(tmp_path)) == "tf"
 
 
+@pytest.mark.slow
 def test_onnx_worker_does_not_import_tensorflow(tmp_path, repo):
     for i, word in enumerate(["alpha", "Beta"]):
         images.write_word(tmp_path / f"w{i}.png", word)
