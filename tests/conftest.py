@@ -1,6 +1,8 @@
 """Shared fixtures. TensorFlow is imported first on purpose: `ocr_core.records` then uses TensorFlow's copy of
 the Example proto in this process, so build tests and TF tests can share one pytest run (see records.py).
-The TensorFlow-free build path is proven by a test that runs it in a separate process."""
+The TensorFlow-free build path is proven by a test that runs it in a separate process.
+Tests that run a whole job in a subprocess, train, or run for long are marked `slow` (pyproject.toml
+registers the marker; `make test` runs them all, `-m "not slow"` skips them)."""
 import os
 import sys
 from pathlib import Path
@@ -17,3 +19,34 @@ PYTHON = sys.executable
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+def words_dataset(root, words, *extra):
+    """One image per word under root/raw, listed by labels.tsv, built with `ocr build-dataset` (plus `extra`
+    flags) into root/ds in this process; returns root/ds."""
+    from pipelines import build_dataset
+    from tests.images import write_word
+
+    lines = []
+    for i, word in enumerate(words):
+        rel = f"img/{i:04d}.png"
+        write_word(root / "raw" / rel, word, height=40)
+        lines.append(f"{rel}\t{word}")
+    (root / "raw" / "labels.tsv").write_text("\n".join(lines) + "\n")
+    out = root / "ds"
+    build_dataset.run(["--input", str(root / "raw" / "labels.tsv"), "--output", str(out), "--workers", "1",
+                       *extra])
+    return out
+
+
+@pytest.fixture(scope="session")
+def two_sets(tmp_path_factory):
+    """Three built datasets for the data-mix tests: big (cat/dog x 100, 2 shards, 10% val), small (20 x sun,
+    train only) and dev (moon/star x 10, all val)."""
+    big = words_dataset(tmp_path_factory.mktemp("big"), ["cat", "dog"] * 100, "--shards", "2",
+                        "--val-fraction", "0.1")
+    small = words_dataset(tmp_path_factory.mktemp("small"), ["sun"] * 20, "--shards", "1",
+                          "--val-fraction", "0")
+    dev = words_dataset(tmp_path_factory.mktemp("dev"), ["moon", "star"] * 10, "--split", "val",
+                        "--shards", "1")
+    return big, small, dev

@@ -1,4 +1,5 @@
-"""Small word images and deliberately broken files for the dataset-build tests (cv2/numpy/PIL only)."""
+"""Small word images and deliberately broken files for the dataset-build, preprocessing and bundle tests
+(cv2/numpy/PIL only)."""
 from __future__ import annotations
 
 import io
@@ -12,6 +13,7 @@ from PIL import Image
 
 INK = 20
 PAPER = 235
+WORDS = ["Hello", "World", "foo", "Bar42", "ocr", "Beam", "tf", "Data", "word", "x1y2", "Q", "zz9"]
 
 
 def word_image(text: str, height: int = 40, ink: int = INK, paper: int = PAPER,
@@ -83,6 +85,23 @@ def palette_png(img: np.ndarray) -> bytes:
 def cmyk_jpeg(img: np.ndarray) -> bytes:
     """CMYK JPEG as written by PIL (Adobe APP14 marker)."""
     return _pil_bytes(Image.fromarray(img).convert("RGB").convert("CMYK"), "JPEG", quality=95)
+
+
+def mixed_format_images() -> list[tuple[str, bytes]]:
+    """(kind, bytes) of noisy colour word images in five sizes, each as 8-bit colour, gray, 16-bit, RGBA and
+    palette PNG: what the NumPy and TensorFlow-graph preprocessing must read alike."""
+    rng = np.random.default_rng(0)
+    out = []
+    for h, w in [(40, 200), (12, 30), (90, 1000), (32, 128), (64, 40)]:
+        rgb = rng.integers(120, 255, (h, w, 3), dtype=np.uint8)
+        cv2.putText(rgb, "Word", (1, h - 3), cv2.FONT_HERSHEY_SIMPLEX, h / 40, (20, 30, 10), max(1, h // 20))
+        out += [("png8", encode(rgb, ".png")), ("gray", encode(rgb[..., 0], ".png")),
+                ("png16", encode(rgb.astype(np.uint16) * 257 + 100, ".png")),
+                ("rgba", encode(np.dstack([rgb, rng.integers(0, 255, (h, w), dtype=np.uint8)]), ".png"))]
+        pal = io.BytesIO()
+        Image.fromarray(rgb[..., ::-1]).convert("P", palette=Image.ADAPTIVE, colors=32).save(pal, "PNG")
+        out.append(("palette", pal.getvalue()))
+    return out
 
 
 # --- broken files: each must end up in rejects with its own reason -----------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tracemalloc
 from pathlib import Path
 
 import images
@@ -107,39 +106,6 @@ def test_reject_details_name_the_problem(bad_build):
     assert "(é)" in detail["oov_characters"] and "--oov" in detail["oov_characters"]
     assert "kept" in detail["duplicate"] and "labels.tsv:11" in detail["duplicate"]
     assert "missing.png" in detail["missing_file"]
-
-
-@pytest.mark.parametrize("width, height, said", [
-    (30000, 30000, "30000x30000"),  # a decode would need 900 MB
-    # each side plausible, 38 MP: the decode plus the resize matrices would need over 1 GB
-    (1_000_000, 38, "the resize"),
-])
-def test_huge_png_is_refused_from_its_header_without_allocating_it(width, height, said):
-    data = images.huge_png(width, height)
-    assert len(data) < 200_000
-    tracemalloc.start()
-    try:
-        with pytest.raises(InputError) as e:
-            preprocess_word_image(data)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert e.value.reason == "too_large" and said in e.value.detail and f"{width}x{height}" in e.value.detail
-    assert peak < 5_000_000
-
-
-def test_a_bundle_saved_with_a_looser_limit_gets_this_ocrs_limit(tmp_path):
-    import shutil
-
-    from ocr_core.bundle import SHIPPED_MODEL, read_bundle_meta
-    from ocr_core.preprocess import PreprocessSpec
-
-    shutil.copy(SHIPPED_MODEL / "charset.json", tmp_path / "charset.json")
-    config = (SHIPPED_MODEL / "config.yaml").read_text()
-    assert "max_pixels: 40000000" in config
-    (tmp_path / "config.yaml").write_text(config.replace("max_pixels: 40000000", "max_pixels: 400000000"))
-    (tmp_path / "model.keras").write_bytes(b"")  # read_bundle_meta does not load the model
-    assert read_bundle_meta(str(tmp_path))[2] == PreprocessSpec()
 
 
 def test_unusual_formats_are_accepted_with_the_right_pixels(tmp_path):

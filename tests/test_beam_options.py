@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from ocr_core.bundle import save_bundle
 from ocr_core.charset import Charset
 from ocr_core.config import load_config
@@ -90,6 +92,7 @@ def _is_beam_worker(pid: int) -> bool:
     return b"apache_beam.runners.worker.sdk_worker_main" in argv and b"-c" not in argv
 
 
+@pytest.mark.slow
 def test_a_killed_worker_ends_predict_with_one_line_and_exit_1(tmp_path):
     """A worker killed mid-run (as the out-of-memory killer would) fails the job: exit 1, one line naming the
     signal, nothing published. Beam alone prints pages of gRPC tracebacks and never says which signal."""

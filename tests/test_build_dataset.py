@@ -11,6 +11,7 @@ from pathlib import Path
 import images
 import numpy as np
 import pytest
+from images import WORDS
 
 from ocr_core import inputs
 from ocr_core.charset import Charset
@@ -45,9 +46,6 @@ def shard_bytes(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(out.glob("*.tfrecord"))}
 
 
-WORDS = ["Hello", "World", "foo", "Bar42", "ocr", "Beam", "tf", "Data", "word", "x1y2", "Q", "zz9"]
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     """Twelve good images in three formats, listed by a TSV manifest (with header and a comment)."""
@@ -69,15 +67,6 @@ def built(corpus, tmp_path_factory):
 
 
 # --- pure parts ---------------------------------------------------------------------------------------
-
-
-def test_charset_round_trip():
-    cs = Charset()
-    for text in WORDS:
-        ids = cs.encode(text)
-        assert all(1 <= i < cs.num_classes for i in ids)
-        assert cs.decode(ids) == text
-    assert Charset.from_json(cs.to_json()) == cs
 
 
 def test_inputs_are_recognised_and_parsed():

@@ -49,6 +49,7 @@ def listing(out: Path) -> list[str]:
     return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 def test_two_builds_into_one_output_at_once_publish_exactly_one(tmp_path, repo):
     """Both start together; the one that publishes second must fail, not exit 0 with the other's manifest."""
     inputs = {name: corpus(tmp_path / name, [f"{name}{i}" for i in range(24)])
@@ -179,6 +180,7 @@ print(proc.wait())
 """
 
 
+@pytest.mark.slow
 def test_an_interrupted_append_leaves_the_earlier_version_and_a_rerun_completes(words, tmp_path, repo):
     for i in range(150):  # enough new images that the kill lands while the new version is being written
         images.write_word(words / "img" / f"more{i}.png", f"more{i}")

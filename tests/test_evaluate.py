@@ -195,6 +195,7 @@ def test_dataset_labels_join_on_record_id(dataset, tmp_path, capsys):
     assert [t.shape for t in thumbs] == [(evaluate.THUMB_HEIGHT, w * evaluate.THUMB_HEIGHT // h)] * 2
 
 
+@pytest.mark.slow
 def test_cli_runs_without_tensorflow(dataset, tmp_path):
     """The real command in a fresh process: records decode with `tfrecord`'s proto, TensorFlow stays out."""
     root, records = dataset

@@ -81,6 +81,7 @@ def test_auto_engine_is_onnx_for_the_shipped_bundle_and_tf_without_model_onnx(tm
     assert predict.choose_engine("auto", str(tmp_path)) == "tf"
 
 
+@pytest.mark.slow
 def test_onnx_worker_does_not_import_tensorflow(tmp_path, repo):
     for i, word in enumerate(["alpha", "Beta"]):
         images.write_word(tmp_path / f"w{i}.png", word)
@@ -173,21 +174,3 @@ def test_onnx_engine_without_model_onnx_fails_before_the_pipeline(plain_bundle, 
         predict.run(["--model", str(plain_bundle), "--input", str(tmp_path / "w.png"), "--output",
                      str(tmp_path / "o"), "--engine", "onnx", *IN_MEMORY])
     assert not (tmp_path / "o").exists()
-
-
-def test_save_bundle_writes_model_onnx_or_says_why_not(tmp_path, monkeypatch):
-    from ocr_core import bundle as bundle_module
-
-    cfg = load_config("demo")
-    model = build_crnn(cfg.model, Charset(cfg.charset).num_classes)
-    assert save_bundle(str(tmp_path / "a"), model, cfg, {}, saved_model=False, onnx=True) is None
-    assert export.check_onnx(model, str(tmp_path / "a" / ONNX_FILE)) < 1e-4
-
-    def broken(model, path, keras_sha256):
-        Path(path).write_bytes(b"half")
-        raise ValueError("conversion failed\nmore lines")
-
-    monkeypatch.setattr(bundle_module, "export_onnx", broken)
-    note = save_bundle(str(tmp_path / "b"), model, cfg, {}, saved_model=False, onnx=True)
-    assert note == "ValueError: conversion failed"  # what `ocr train` prints; the bundle is still written
-    assert (tmp_path / "b" / "model.keras").exists() and not (tmp_path / "b" / ONNX_FILE).exists()

@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import zipfile
 
+import pytest
+
 from tests.conftest import PYTHON, REPO
 
 BUILD_INPUTS = ("setup.py", "pyproject.toml", "ocr_core", "pipelines", "configs")
@@ -24,6 +26,7 @@ print(json.dumps({"package": ocr_core.__file__, "config_dir": str(config.CONFIG_
 """
 
 
+@pytest.mark.slow
 def test_installed_wheel_ships_configs_model_and_template(tmp_path):
     src = tmp_path / "src"  # a copy: the build's build/ and *.egg-info stay out of the checkout
     src.mkdir()

@@ -138,6 +138,7 @@ def test_rerun_replaces_the_table(bundle, folder, tmp_path):
     assert not list(out.glob("_staging-*"))
 
 
+@pytest.mark.slow
 def test_two_jobs_into_one_output_at_once_publish_exactly_one(tmp_path):
     """Both start together (shipped model, real processes); the one that would publish second fails with one
     line and exit 2 instead of mixing its part files and marker with the other's."""

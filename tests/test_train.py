@@ -229,6 +229,7 @@ print("RAM-OK")
 """
 
 
+@pytest.mark.slow
 def test_trains_from_and_to_a_remote_filesystem(small_words, tmp_path):
     """--data and --output with a scheme go through tf.io.gfile (ram:// stands in for gs://, offline)."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -250,6 +251,7 @@ def test_recipe_values_must_be_positive(small_words, tmp_path, flag, value):
     assert "Traceback" not in p.stderr and not out.exists()
 
 
+@pytest.mark.slow
 def test_resume_on_other_data_is_refused(small_words, tmp_path):
     import shutil
 
@@ -274,6 +276,7 @@ def test_resume_on_other_data_is_refused(small_words, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["dataset"] == str(other)
 
 
+@pytest.mark.slow
 def test_progress_lines_within_an_epoch(small_words, tmp_path):
     import re
 

@@ -1,0 +1,41 @@
+"""`ocr_core.synth.sample`: image i of a dataset is a pure function of (seed, i), survives pickling (pool
+workers), and bad arguments are refused."""
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from ocr_core import synth
+
+FONTS = synth.fonts("train")
+
+
+def test_a_sample_depends_on_seed_and_index_only():
+    maker = synth.SampleMaker(7, FONTS)
+    first = [maker(i) for i in range(4)]
+    assert [s.index for s in first] == [0, 1, 2, 3]
+    assert all(s.label and s.font in FONTS and s.data.startswith(b"\xff\xd8") for s in first)  # JPEG
+    again = synth.SampleMaker(7, FONTS)  # another maker (another worker), in another order
+    assert [again(i) for i in (3, 2, 1, 0)][::-1] == first
+    copy = pickle.loads(pickle.dumps(maker))
+    assert copy(2) == first[2]
+    assert synth.SampleMaker(8, FONTS)(0).data != first[0].data
+    assert len({s.data for s in first}) == 4
+
+
+def test_png_format():
+    sample = synth.SampleMaker(7, FONTS, image_format="png")(0)
+    assert sample.data.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(seed=-1), "seed must be >= 0"),
+    (dict(font_list=()), "no fonts to draw with"),
+    (dict(image_format="gif"), "image format 'gif' is not one of"),
+    (dict(version=99), "synth version 99 is not one of"),
+])
+def test_bad_arguments_are_refused(kwargs, message):
+    args = dict(seed=0, font_list=FONTS) | kwargs
+    with pytest.raises(ValueError, match=message):
+        synth.SampleMaker(**args)
