@@ -4,6 +4,7 @@ The TensorFlow-free build path is proven by a test that runs it in a separate pr
 Tests that run a whole job in a subprocess, train, or run for long are marked `slow` (pyproject.toml
 registers the marker; `make test` runs them all, `-m "not slow"` skips them)."""
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,3 +51,18 @@ def two_sets(tmp_path_factory):
     dev = words_dataset(tmp_path_factory.mktemp("dev"), ["moon", "star"] * 10, "--split", "val",
                         "--shards", "1")
     return big, small, dev
+
+
+def race(commands: dict[str, list[str]], cwd) -> tuple[str, str, tuple[int, str, str]]:
+    """Starts the commands together (two jobs into one output); exactly one may exit 0.
+
+    Returns:
+        (the winner's name, the loser's name, the loser's (exit code, stdout, stderr)).
+    """
+    procs = {name: subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, cmd in commands.items()}
+    results = {name: (p.wait(timeout=300), *p.communicate()) for name, p in procs.items()}
+    winners = [name for name, (rc, _, _) in results.items() if rc == 0]
+    assert len(winners) == 1, {name: (rc, err[-800:]) for name, (rc, _, err) in results.items()}
+    (winner,), (loser,) = winners, set(results) - set(winners)
+    return winner, loser, results[loser]

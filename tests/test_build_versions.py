@@ -13,6 +13,7 @@ import pytest
 from ocr_core.dataset import Dataset
 from ocr_core.records import WordRecord, iter_tfrecords
 from pipelines import build_dataset
+from tests.conftest import race
 
 CLI = [sys.executable, "-m", "pipelines.cli", "build-dataset"]
 
@@ -55,15 +56,9 @@ def test_two_builds_into_one_output_at_once_publish_exactly_one(tmp_path, repo):
     inputs = {name: corpus(tmp_path / name, [f"{name}{i}" for i in range(24)])
               for name in ("first", "second")}
     out = tmp_path / "out"
-    procs = {name: subprocess.Popen([*CLI, "--input", str(tsv), "--output", str(out), "--workers", "1",
-                                     "--shards", "2"], cwd=repo, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
-             for name, tsv in inputs.items()}
-    results = {name: (p.wait(timeout=300), *p.communicate()) for name, p in procs.items()}
-    winners = [name for name, (rc, _, _) in results.items() if rc == 0]
-    assert len(winners) == 1, {name: (rc, err[-800:]) for name, (rc, _, err) in results.items()}
-    (winner,), (loser,) = winners, set(results) - set(winners)
-    rc, stdout, stderr = results[loser]
+    commands = {name: [*CLI, "--input", str(tsv), "--output", str(out), "--workers", "1", "--shards", "2"]
+                for name, tsv in inputs.items()}
+    winner, _, (rc, stdout, stderr) = race(commands, repo)
     assert rc == 2 and "Traceback" not in stderr and stdout == ""
     (line,) = error_lines(stderr)
     assert line.startswith(f"ocr build-dataset: error: {out}: ") and "another build" in line, line

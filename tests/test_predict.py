@@ -142,9 +142,7 @@ def test_rerun_replaces_the_table(bundle, folder, tmp_path):
 def test_two_jobs_into_one_output_at_once_publish_exactly_one(tmp_path):
     """Both start together (shipped model, real processes); the one that would publish second fails with one
     line and exit 2 instead of mixing its part files and marker with the other's."""
-    import subprocess
-
-    from tests.conftest import PYTHON, REPO
+    from tests.conftest import PYTHON, REPO, race
 
     globs = {}
     for name in ("first", "second"):
@@ -152,15 +150,10 @@ def test_two_jobs_into_one_output_at_once_publish_exactly_one(tmp_path):
             images.write_word(tmp_path / name / f"{name}{i}.png", f"{name}{i}")
         globs[name] = str(tmp_path / name / "*.png")
     out = tmp_path / "out"
-    procs = {name: subprocess.Popen([PYTHON, "-m", "pipelines.cli", "predict", "--input", pattern, "--output",
-                                     str(out), "--workers", "1", "--shards", "2" if name == "first" else "3"],
-                                    cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name, pattern in globs.items()}
-    results = {name: (p.wait(timeout=300), *p.communicate()) for name, p in procs.items()}
-    winners = [name for name, (rc, _, _) in results.items() if rc == 0]
-    assert len(winners) == 1, {name: (rc, err[-800:]) for name, (rc, _, err) in results.items()}
-    (winner,), (loser,) = winners, set(results) - set(winners)
-    rc, _, stderr = results[loser]
+    commands = {name: [PYTHON, "-m", "pipelines.cli", "predict", "--input", pattern, "--output", str(out),
+                       "--workers", "1", "--shards", "2" if name == "first" else "3"]
+                for name, pattern in globs.items()}
+    winner, _, (rc, _, stderr) = race(commands, REPO)
     (line,) = stderr.strip().splitlines()
     assert rc == 2 and line.startswith(f"ocr predict: error: {out}: ") and "another predict job" in line, line
     marker = json.loads((out / predictions.SUCCESS).read_text())
