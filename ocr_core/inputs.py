@@ -363,9 +363,10 @@ def _is_folder(uri: str) -> bool:
     return uri.endswith("/") or (not _is_uri(uri) and os.path.isdir(uri))
 
 
-def resolve_inputs(given: list[str]) -> list[InputSpec]:
-    """InputSpecs for the --input values; raises UsageError for inputs that do not exist, cannot be read or
-    hold no input at all (an empty or header-only manifest, a folder without images)."""
+def resolve_inputs(given: list[str], flag: str = "--input") -> list[InputSpec]:
+    """InputSpecs for the values of `flag` (named in the errors); raises UsageError for inputs that do not
+    exist, cannot be read or hold no input at all (an empty or header-only manifest, a folder without
+    images)."""
     specs = []
     for i, g in enumerate(given):
         uri = g if _is_uri(g) else os.path.abspath(g)
@@ -373,20 +374,20 @@ def resolve_inputs(given: list[str]) -> list[InputSpec]:
         spec = InputSpec(i, uri, kind, g)
         if kind == "glob":  # only one match is listed here: a glob can stand for millions of files
             if not FileSystems.match([uri], limits=[1])[0].metadata_list:
-                raise UsageError(f"--input {g}: matched no files")
+                raise UsageError(f"{flag} {g}: matched no files")
         elif kind != "dir" and not FileSystems.exists(uri):
-            raise UsageError(f"--input {g}: no such file")
+            raise UsageError(f"{flag} {g}: no such file")
         elif kind == "dir":
             if not has_image_file(uri):
-                raise UsageError(f"--input {g}: no inputs: no images ({', '.join(IMAGE_EXTENSIONS)}) in it "
+                raise UsageError(f"{flag} {g}: no inputs: no images ({', '.join(IMAGE_EXTENSIONS)}) in it "
                                  "or its subfolders")
         else:
             try:
                 first = next(read_input(spec), None)  # reads up to the first counted line
             except OSError as e:
-                raise UsageError(f"--input {g}: cannot read it ({e})") from e
+                raise UsageError(f"{flag} {g}: cannot read it ({e})") from e
             if first is None:
-                raise UsageError(f"--input {g}: no inputs: the manifest is empty or holds only a header, "
+                raise UsageError(f"{flag} {g}: no inputs: the manifest is empty or holds only a header, "
                                  "comments and blank lines")
         specs.append(spec)
     root = common_root([input_dir(s.uri, s.kind) for s in specs])

@@ -64,9 +64,9 @@ def calibration_images(given: list[str], spec, n: int, seed: int = 0) -> np.ndar
     from ocr_core.preprocess import preprocess_word_image
 
     try:
-        inputs = resolve_inputs(given)
+        inputs = resolve_inputs(given, flag="--calibration")
     except UsageError as e:
-        raise SystemExit(f"ocr export: error: --calibration {e}".replace("--input ", "")) from None
+        raise SystemExit(f"ocr export: error: {e}") from None
     paths = []
     for inp in inputs:
         if inp.kind in ("glob", "dir"):
