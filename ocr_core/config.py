@@ -36,6 +36,11 @@ class ModelConfig:
     final_conv: int = 512  # 2x2 valid conv that brings the height to 1
     rnn_units: list[int] = field(default_factory=lambda: [128, 128])  # one BiLSTM per entry
     rnn_dropout: float = 0.2
+    # 1-based conv number -> how many ResNet-style residual blocks (3x3 conv, ReLU, BN, 3x3 conv, BN, added
+    # to their input) follow that conv's batch norm and pool. Their last BN starts at zero scale, so a model
+    # with blocks starts out computing exactly what the model without them computes: `--init-from` can grow
+    # a trained bundle deeper (see pipelines/train.initial_weights).
+    residual_blocks: dict[int, int] = field(default_factory=dict)
 
     @property
     def time_steps(self) -> int:
@@ -59,6 +64,9 @@ class TrainConfig:
     augment: bool = True
     # RandAugment-like geometry (PARSeq): small rotation, shear, scale and shift of each image
     augment_geometry: bool = False
+    # camera degradations (PARSeq's blur and Poisson noise, STRAug's camera group): shot noise, motion blur,
+    # defocus, low resolution, one of them on half of the images
+    augment_camera: bool = False
     shuffle_buffer: int = 4096
     max_steps_per_epoch: int | None = None  # cap for quick runs
     max_val_batches: int | None = None
@@ -90,6 +98,11 @@ def config_from_dict(data: dict, where: str = "config") -> OcrConfig:
     data = dict(data or {})
     model = _build(ModelConfig, dict(data.pop("model", {}) or {}), f"{where}: model")
     model.pools = {int(k): list(v) for k, v in model.pools.items()}
+    model.residual_blocks = {int(k): int(v) for k, v in (model.residual_blocks or {}).items()}
+    bad = [k for k, v in model.residual_blocks.items() if not 1 <= k <= len(model.convs) or v < 0]
+    if bad:
+        raise ValueError(f"{where}: model.residual_blocks: conv numbers 1..{len(model.convs)} with a count >= 0 "
+                         f"(got {model.residual_blocks})")
     train = _build(TrainConfig, dict(data.pop("train", {}) or {}), f"{where}: train")
     cfg = _build(OcrConfig, data, where)
     cfg.model, cfg.train = model, train

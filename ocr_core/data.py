@@ -156,12 +156,50 @@ def geometry_batch(images, seed, probability: float = 0.5):
     return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
 
 
+def camera_batch(images, seed, probability: float = 0.5):
+    """Camera degradations of a share of a uint8 batch, one per chosen image, as PARSeq's RandAugment (blur,
+    Poisson noise) and STRAug's camera group do: shot noise (Poisson, peak 12-80 photons), motion blur (a
+    5-px horizontal or diagonal streak), defocus (Gaussian, sigma ~1.2 px) or low resolution (down to 35-70 %
+    of the size and back up, bilinear).
+
+    The batch-level convolutions are computed for every image and each image keeps one result, which is cheap
+    on a 32-px canvas and avoids per-image kernels.
+    """
+    shape = tf.shape(images)
+    b, h, w = shape[0], shape[1], shape[2]
+    x = tf.cast(images, tf.float32)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 5)
+    on = tf.random.stateless_uniform([b], seeds[0]) < probability
+    op = tf.random.stateless_uniform([b], seeds[1], 0, 4, dtype=tf.int32)
+
+    peak = tf.random.stateless_uniform([b, 1, 1, 1], seeds[2], 12.0, 80.0) / 255.0
+    lam = tf.broadcast_to(x * peak, shape)
+    shot = tf.random.stateless_poisson(shape, seeds[3], lam, dtype=tf.float32) / peak
+
+    horizontal = tf.ones([1, 5], tf.float32) / 5.0
+    diagonal = tf.eye(5, dtype=tf.float32) / 5.0
+    streak = tf.where(tf.random.stateless_uniform([b, 1, 1, 1], seeds[4]) < 0.5,
+                      tf.nn.conv2d(x, tf.pad(horizontal, [[2, 2], [0, 0]])[:, :, None, None], 1, "SAME"),
+                      tf.nn.conv2d(x, diagonal[:, :, None, None], 1, "SAME"))
+    g = tf.exp(-tf.square(tf.range(-2.0, 3.0)) / (2 * 1.2 ** 2))
+    g = g / tf.reduce_sum(g)
+    defocus = tf.nn.conv2d(x, (g[:, None] * g[None, :])[:, :, None, None], 1, "SAME")
+    factor = tf.random.stateless_uniform([], seeds[1] + 1, 0.35, 0.7)
+    small = tf.maximum(tf.cast(tf.cast(tf.stack([h, w]), tf.float32) * factor, tf.int32), 4)
+    lowres = tf.image.resize(tf.image.resize(x, small, antialias=True), tf.stack([h, w]))
+
+    pick = tf.reshape(op, [b, 1, 1, 1])
+    degraded = tf.where(pick == 0, shot, tf.where(pick == 1, streak, tf.where(pick == 2, defocus, lowres)))
+    x = tf.where(tf.reshape(on, [b, 1, 1, 1]), degraded, x)
+    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+
+
 def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: int = 128,
                  max_label_len: int = 31, training: bool = False, shuffle_buffer: int = 4096,
                  augment: bool = False, deterministic: bool = False, seed: int | None = None,
                  input_context: tf.distribute.InputContext | None = None, drop_remainder: bool | None = None,
                  pad_forever: bool = False, groups: list[tuple[list[str], float]] | None = None,
-                 geometry: bool = False):
+                 geometry: bool = False, camera: bool = False):
     """Builds the tf.data pipeline over TFRecord shard files.
 
     Args:
@@ -169,6 +207,7 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
         groups: (training) instead of `files`, several sets of shards with sampling weights: records are
             drawn from each set's own shuffled, repeated stream in proportion to its weight.
         geometry: (with augment) also `geometry_batch`.
+        camera: (with augment) also `camera_batch`.
         batch_size: batch size of this input pipeline (per-replica batch times replicas it feeds).
         training: shuffle files and records, repeat forever, drop the last partial batch.
         augment: photometric augmentation (only meaningful with training=True).
@@ -203,7 +242,10 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
     if training and augment:
         base = tf.constant(seed or 0, tf.int64)
         def augment(i, xy):
-            images, labels = augment_batch(*xy, tf.stack([base, i]))
+            images, labels = xy
+            if camera:
+                images = camera_batch(images, tf.stack([base + 104729, i]))
+            images, labels = augment_batch(images, labels, tf.stack([base, i]))
             if geometry:
                 images = geometry_batch(images, tf.stack([base + 7919, i]))
             return images, labels

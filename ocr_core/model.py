@@ -44,6 +44,8 @@ def build_crnn(cfg: ModelConfig, num_classes: int, name: str = "crnn") -> CRNN:
             x = keras.layers.BatchNormalization(momentum=cfg.batchnorm_momentum, name=f"bn{i}")(x)
         if i in cfg.pools:
             x = keras.layers.MaxPooling2D(pool_size=tuple(cfg.pools[i]), name=f"pool{i}")(x)
+        for k in range(1, cfg.residual_blocks.get(i, 0) + 1):
+            x = _residual_block(x, filters, f"res{i}_{k}", cfg.batchnorm_momentum)
     x = keras.layers.Conv2D(cfg.final_conv, 2, padding="valid", activation="relu",
                             name=f"conv{len(cfg.convs) + 1}")(x)
     if x.shape[1] != 1:
@@ -56,6 +58,15 @@ def build_crnn(cfg: ModelConfig, num_classes: int, name: str = "crnn") -> CRNN:
             keras.layers.LSTM(units, return_sequences=True, dropout=cfg.rnn_dropout), name=f"bilstm{i}")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="probs")(x)
     return CRNN(inputs, outputs, name=name)
+
+
+def _residual_block(x, filters: int, name: str, momentum: float):
+    """x + BN(conv(BN(relu(conv(x))))), the last BN's scale starting at zero: an identity until trained."""
+    y = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv_a")(x)
+    y = keras.layers.BatchNormalization(momentum=momentum, name=f"{name}_bn_a")(y)
+    y = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv_b")(y)
+    y = keras.layers.BatchNormalization(momentum=momentum, gamma_initializer="zeros", name=f"{name}_bn_b")(y)
+    return keras.layers.Add(name=f"{name}_add")([x, y])
 
 
 def inference_model(model: keras.Model) -> keras.Model:

@@ -72,6 +72,18 @@ def check_compatible(cfg: OcrConfig, data: DatasetInfo | DataMix) -> None:
     data.verify_sample()
 
 
+def set_weights_by_name(model: keras.Model, weights: dict[str, list]) -> None:
+    """Sets every layer `weights` names; ValueError if one is missing from `model` or has other shapes."""
+    layers = {layer.name: layer for layer in model.layers}
+    for name, values in weights.items():
+        layer = layers.get(name)
+        shapes = [tuple(w.shape) for w in layer.weights] if layer is not None else None
+        if shapes != [tuple(np.shape(v)) for v in values]:
+            raise ValueError(f"initial weights of layer {name!r} do not fit the model "
+                             f"({'no such layer' if layer is None else f'shapes {shapes}'})")
+        layer.set_weights(values)
+
+
 def _lowercase_table(charset: Charset) -> tf.Tensor:
     """id -> id of the lowercase character (itself when it has none), for case-insensitive accuracy."""
     table = [0]
@@ -130,7 +142,7 @@ def _make_optimizer(cfg: OcrConfig, steps_per_epoch: int):
 
 
 def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf.distribute.Strategy,
-          seed: int = 0, log=print, init_weights: list | None = None,
+          seed: int = 0, log=print, init_weights: dict[str, list] | None = None,
           progress_seconds: float = 10.0) -> tuple[keras.Model, TrainState]:
     """Trains `cfg` on `data`, checkpointing into `output/_backup` every epoch and resuming from it.
 
@@ -142,8 +154,9 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
         strategy: any tf.distribute strategy.
         seed: shuffling / augmentation / initialisation seed.
         log: line printer.
-        init_weights: start from these weights (fine-tuning a trained bundle) instead of a random init;
-            ignored when resuming from a checkpoint.
+        init_weights: layer name -> weights to start from (fine-tuning a trained bundle) instead of a random
+            init; layers it does not name keep their initialisation (new residual blocks); ignored when
+            resuming from a checkpoint.
         progress_seconds: within an epoch, log a progress line (step, loss, images/s, ETA) at most this
             often (0: after every step); full lines, so logs of a non-TTY stdout stay readable.
 
@@ -172,7 +185,8 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
         return make_dataset(train_files, ctx.get_per_replica_batch_size(global_batch), height=h, width=w,
                             max_label_len=t_steps, training=True, augment=cfg.train.augment,
                             shuffle_buffer=cfg.train.shuffle_buffer, seed=seed, input_context=ctx,
-                            groups=groups, geometry=cfg.train.augment_geometry)
+                            groups=groups, geometry=cfg.train.augment_geometry,
+                            camera=cfg.train.augment_camera)
 
     # Validation runs a fixed number of full global batches on every worker (collectives need the same
     # count everywhere); the datasets pad the tail, and padding rows are not counted.
@@ -218,7 +232,7 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
             state.history = [r for r in rows if r["epoch"] <= state.start_epoch]
             _write_csv(history_csv, state.history)
     elif init_weights is not None:
-        model.set_weights(init_weights)
+        set_weights_by_name(model, init_weights)
 
     @tf.function
     def train_step(iterator):

@@ -124,19 +124,26 @@ def check_output(output: str, cfg, overwrite: bool, data: list[str]) -> None:
             fs.remove(fs.join(output, BACKUP_DIR))
 
 
-def initial_weights(path: str, cfg) -> list:
-    """Weights of a bundle to fine-tune from; ValueError unless its architecture and charset match `cfg`."""
+def initial_weights(path: str, cfg) -> dict[str, list]:
+    """Weights of a bundle to fine-tune from, by layer name; ValueError unless the bundle fits `cfg`.
+
+    It fits when its charset is `cfg`'s and its architecture is `cfg`'s but for two things that need no new
+    weights or keep the bundle's function: model.width (no weight depends on it: convolutions, BiLSTMs and
+    the per-step classifier only see more or fewer time steps) and more model.residual_blocks (each new block
+    starts as an identity, so the grown model first computes what the bundle computes).
+    """
     from ocr_core.bundle import SHIPPED_MODEL, load_bundle
 
     bundle = load_bundle(str(SHIPPED_MODEL) if path == "shipped" else path)
-    # No weight depends on the input width (convolutions, BiLSTMs and the per-step classifier), so a bundle
-    # can start a config that differs from it only in model.width (more or fewer time steps).
-    same_but_width = dataclasses.replace(bundle.config.model, width=cfg.model.width) == cfg.model
-    if not same_but_width or bundle.charset.characters != cfg.charset:
+    have, want = bundle.config.model.residual_blocks, cfg.model.residual_blocks
+    grows = all(want.get(i, 0) >= n for i, n in have.items())
+    fits = dataclasses.replace(bundle.config.model, width=cfg.model.width, residual_blocks=want) == cfg.model
+    if not (fits and grows) or bundle.charset.characters != cfg.charset:
         raise ValueError(f"--init-from {path}: its architecture/charset (config {bundle.config.name!r}) "
                          f"differ from config {cfg.name!r}; fine-tune with the bundle's own config "
-                         f"(`--config {path}/config.yaml` keeps its architecture; model.width may differ)")
-    return bundle.model.get_weights()
+                         f"(`--config {path}/config.yaml` keeps its architecture; model.width may differ, "
+                         f"and model.residual_blocks may add blocks)")
+    return {layer.name: layer.get_weights() for layer in bundle.model.layers if layer.weights}
 
 
 def run(argv=None) -> int:

@@ -48,3 +48,27 @@ def test_geometry_moves_pixels_but_keeps_shape_and_range():
     assert np.all((out < 100).sum(axis=(1, 2, 3)) > 0.6 * (images < 100).sum(axis=(1, 2, 3)))
     same = geometry_batch(tf.constant(images), tf.constant([1, 2], tf.int64), probability=0.0).numpy()
     assert np.array_equal(same, images)
+
+
+def test_camera_degrades_each_chosen_image_one_way_and_is_reproducible():
+    import tensorflow as tf
+
+    from ocr_core.data import camera_batch
+
+    rng = np.random.default_rng(0)
+    images = np.full((64, 32, 128, 1), 200, np.uint8)
+    images[:, 10:22, 20:100] = rng.integers(0, 60, size=(64, 12, 80, 1))
+    seed = tf.constant([3, 4], tf.int64)
+    out = camera_batch(tf.constant(images), seed, probability=1.0).numpy()
+    assert out.shape == images.shape and out.dtype == np.uint8
+    assert np.all(np.any(out != images, axis=(1, 2, 3)))
+    # noise adds high-frequency energy, blurs and low resolution remove it: both kinds occur in one batch
+    def roughness(a):
+        return np.abs(np.diff(a.astype(np.float32), axis=2)).mean(axis=(1, 2, 3))
+    ratio = roughness(out) / roughness(images)
+    assert ratio.max() > 1.5 and ratio.min() < 0.8, ratio
+    # the word stays where it was: mean brightness of the ink and paper regions barely move
+    assert np.abs(out[:, 12:20, 30:90].mean() - images[:, 12:20, 30:90].mean()) < 15
+    assert np.array_equal(out, camera_batch(tf.constant(images), seed, probability=1.0).numpy())
+    same = camera_batch(tf.constant(images), seed, probability=0.0).numpy()
+    assert np.array_equal(same, images)

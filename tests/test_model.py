@@ -47,3 +47,33 @@ def test_fit_takes_images_and_labels_directly():
     history = model.fit(images, labels, batch_size=8, epochs=3, verbose=0)
     losses = history.history["loss"]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_residual_blocks_grow_a_trained_model_without_changing_what_it_computes():
+    """A config with residual blocks, given the smaller model's weights by layer name, first computes exactly
+    what the smaller model computes (each block's last BN starts at zero scale), and its blocks do train."""
+    import dataclasses
+
+    from ocr_core.ctc import ctc_loss
+    from ocr_core.training import set_weights_by_name
+
+    cfg = load_config("demo").model
+    base = build_crnn(cfg, 63)
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 128, 1), dtype=np.uint8)
+    labels = tf.constant([[1, 2, 3, 0]] * 4, tf.int32)
+    base.compile(optimizer="adam")
+    base.fit(images, labels, epochs=2, verbose=0)  # moving statistics and weights away from their init
+    grown = build_crnn(dataclasses.replace(cfg, residual_blocks={2: 1, 4: 2}), 63)
+    assert [n.name for n in grown.layers if n.name.endswith("_add")] == ["res2_1_add", "res4_1_add", "res4_2_add"]
+    set_weights_by_name(grown, {layer.name: layer.get_weights() for layer in base.layers if layer.weights})
+    np.testing.assert_allclose(grown.predict(images, verbose=0), base.predict(images, verbose=0), atol=1e-6)
+
+    block = grown.get_layer("res4_1_bn_b")
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(ctc_loss(labels, grown(images, training=True)))
+    grad = tape.gradient(loss, block.gamma)
+    assert float(tf.reduce_max(tf.abs(grad))) > 0, "a zero-scale block would never learn"
+
+    wrong = build_crnn(dataclasses.replace(cfg, convs=[c * 2 for c in cfg.convs]), 63)
+    with pytest.raises(ValueError, match="layer 'conv1' do not fit"):
+        set_weights_by_name(wrong, {layer.name: layer.get_weights() for layer in base.layers if layer.weights})

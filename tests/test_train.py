@@ -94,6 +94,20 @@ def test_demo_config_learns(words, tmp_path):
     assert (meta["preprocess"]["height"], meta["preprocess"]["width"]) == (32, 160)
     assert json.loads((wide / "metrics.json").read_text())["history"][0]["val_word_accuracy"] >= 0.3
 
+    # A deeper model (residual blocks) grows from the bundle and starts where it was; the grown bundle cannot
+    # start the smaller config (its blocks' weights would be dropped).
+    demo["model"]["width"] = 128
+    demo["model"]["residual_blocks"] = {4: 1}
+    (tmp_path / "demo_res.yaml").write_text(yaml.safe_dump(demo))
+    deep = tmp_path / "deep"
+    ocr("train", "--data", words, "--config", tmp_path / "demo_res.yaml", "--output", deep, "--init-from", out,
+        "--epochs", 1, "--max-steps-per-epoch", 1, "--learning-rate", 1e-7, "--no-saved-model")
+    grown = json.loads((deep / "metrics.json").read_text())["history"][0]
+    assert grown["val_word_accuracy"] >= metrics["best"]["val_word_accuracy"] - 0.15, grown
+    p = ocr("train", "--data", words, "--config", "demo", "--output", tmp_path / "y", "--init-from", deep,
+            check=False)
+    assert p.returncode == 2 and "residual_blocks may add blocks" in p.stderr
+
 
 @pytest.mark.slow
 def test_killed_run_resumes_from_its_last_epoch(words, tmp_path):
