@@ -94,26 +94,31 @@ def same_text(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([x == y for x, y in zip(greedy_decode(a)[0], greedy_decode(b)[0])]))
 
 
-def write_int8(bundle, args, onnx_path: str, dest_dir: str) -> str:
-    """Quantizes `onnx_path` into dest_dir/model.int8.onnx, calibrated on --calibration; returns a note."""
+def write_int8(bundle, args, onnx_path: str, session, dest_dir: str) -> str:
+    """Quantizes `onnx_path` (open in `session`) into dest_dir/model.int8.onnx, calibrated on --calibration;
+    returns a note."""
     import onnxruntime as ort
 
     images = calibration_images(args.calibration, bundle.spec, args.calibration_n)
     local = fs.join(dest_dir, INT8_ONNX_FILE)
     quantize_onnx(onnx_path, local, images)
-    probs = [ort.InferenceSession(f, providers=["CPUExecutionProvider"]).run(None, {"image": images})[0]
-             for f in (onnx_path, local)]
+    int8 = ort.InferenceSession(local, providers=["CPUExecutionProvider"])
+    probs = [s.run(None, {"image": images})[0] for s in (session, int8)]
     return f"the same text as {ONNX_FILE} on {same_text(*probs):.1%} of {len(images)} calibration crops"
 
 
-def check_onnx(model, onnx_path: str, batch: int = 8, seed: int = 0) -> float | None:
-    """Max |Δp| between `model` and the ONNX file on random images; None without onnxruntime."""
+def fp32_session(onnx_path: str):
+    """An ONNX Runtime session on the exported file; None without onnxruntime."""
     try:
         import onnxruntime as ort
     except ImportError:
         return None
+    return ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+
+
+def check_onnx(model, session, batch: int = 8, seed: int = 0) -> float:
+    """Max |Δp| between `model` and the ONNX file open in `session`, on random images."""
     x = np.random.default_rng(seed).integers(0, 256, (batch, *model.input_shape[1:]), dtype=np.uint8)
-    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # Keras: a bare tensor for the input list ['image']
@@ -137,11 +142,12 @@ def run(argv=None) -> int:
     try:
         local = fs.join(tmp, ONNX_FILE)
         export_onnx(bundle.model, local, file_sha256(fs.join(args.bundle, "model.keras")))
-        delta = check_onnx(bundle.model, local)
+        session = fp32_session(local)
+        delta = None if session is None else check_onnx(bundle.model, session)
         if delta is not None and delta > TOLERANCE:
             raise SystemExit(f"ocr export: error: ONNX Runtime differs from the Keras model by {delta:.2e} "
                              f"(> {TOLERANCE}); {ONNX_FILE} not written")
-        int8_note = write_int8(bundle, args, local, tmp) if args.quantize else None
+        int8_note = write_int8(bundle, args, local, session, tmp) if args.quantize else None
         fs.move_into(tmp, args.bundle)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
