@@ -9,7 +9,9 @@ import numpy as np
 
 from ocr_core.synth.fontset import FontInfo
 from ocr_core.synth.render import IMAGE_FORMATS, SYNTH_VERSION, SYNTH_VERSIONS, encode_image, render_word
-from ocr_core.synth.text import DEFAULT_WORDS, TextSampler
+from ocr_core.synth.text import DEFAULT_WORDS, TextSampler, punctuate
+
+PUNCTUATED_SHARE = 0.2  # version 4: of the images, drawn with punctuation their label leaves out
 
 
 @dataclass(frozen=True)
@@ -74,5 +76,6 @@ class SampleMaker:
         font = self.pick_font(rng)
         left = self.sampler.word(rng)[-3:] if rng.random() < 0.08 else ""
         right = self.sampler.word(rng)[:3] if rng.random() < 0.08 else ""
-        rgb = render_word(label, font, rng, left, right, self.version, self.backgrounds)
+        shown = punctuate(label, rng) if self.version >= 4 and rng.random() < PUNCTUATED_SHARE else label
+        rgb = render_word(shown, font, rng, left, right, self.version, self.backgrounds)
         return Sample(index, label, font, encode_image(rgb, self.image_format, rng, self.version))

@@ -154,3 +154,26 @@ class TextSampler:
             if fits_ctc(text, self.charset):
                 return text
 
+
+
+# Version 4: the punctuation real signs and labels carry around and inside words ($2.00, 72%, 1/24, www.x.com,
+# "OPEN!", co-op). Labelled without it, as the real crops' labels are (the charset has none), so the model learns to
+# pass over these marks instead of reading $ as S or % as 96. ASCII only: every Latin text font draws these.
+_NUMBER_MARKS = (("$", "#", "+", "-", "(", "~"), ("%", ".", ",", ")", "!", ":", "-", "+", "*"),
+                 (".", ",", "/", ":", "-"))
+_WORD_MARKS = (('"', "'", "(", "#", "@", "*", "-", "&"), (".", ",", "!", "?", ":", ";", ")", '"', "'", "-", "*"),
+               ("-", "'", ".", "&", "/", "."))
+
+
+def punctuate(text: str, rng: np.random.Generator) -> str:
+    """`text` as drawn with punctuation marks before, after or inside it; its alphanumerics stay `text`."""
+    prefix, suffix, infix = _NUMBER_MARKS if text.isdigit() else _WORD_MARKS
+    u = rng.random() if len(text) > 1 else 1.0
+    if u < 0.35:
+        cut = int(rng.integers(1, len(text)))
+        text = text[:cut] + infix[rng.integers(len(infix))] + text[cut:]
+    if u >= 0.25 and rng.random() < 0.6:
+        text = prefix[rng.integers(len(prefix))] + text
+    if u >= 0.25 and (rng.random() < 0.6 or not any(not c.isalnum() for c in text)):
+        text = text + suffix[rng.integers(len(suffix))]
+    return text
