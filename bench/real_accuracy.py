@@ -17,7 +17,9 @@ Metrics per folder (ocr_core.metrics.summarize): word accuracy under the scene-t
 alphanumerics only), case-sensitive word accuracy, CER (case-sensitive, against the label as written); and
 images/s on 2 cores: for a model, crops / wall time of its `ocr predict` commands (one per folder, start-up
 included); for a peer, crops / wall time of its worker command (interpreter start, pool start-up and model
-load included, once for all folders).
+load included, once for all folders). The `all` column pools the folders' crops. Every pair of rows is also
+compared crop by crop (`paired` in the JSON, a second table): the crops only one of the two reads, and the exact
+McNemar p-value of that split, because a point on 60 or 401 crops is within chance (one SVT crop is 1.7 points).
 
 Set-up (the peers are a bench-only extra, never part of the default install or of `make test`):
 
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -49,7 +52,7 @@ from pathlib import Path
 
 import fixtures  # noqa: E402  (also puts the repo on sys.path)
 
-from ocr_core.metrics import summarize  # noqa: E402
+from ocr_core.metrics import scene_text_normalize, summarize  # noqa: E402
 
 REPO = fixtures.REPO
 DEFAULT_MODEL = REPO / "ocr_core" / "assets" / "default_model"
@@ -81,9 +84,57 @@ def load_folders(root: Path, n: int | None) -> tuple[dict[str, list], dict[str, 
 
 
 def score(entries: list, texts: list[str | None]) -> dict:
+    """Metrics of one folder, and `correct`: one 1/0 per crop (scene-text protocol), for paired comparisons."""
     m = summarize(zip((e.label for e in entries), texts))
+    correct = "".join("1" if t is not None and scene_text_normalize(t) == scene_text_normalize(e.label) else "0"
+                      for e, t in zip(entries, texts))
     return {"word_accuracy_alnum": m["word_accuracy_alnum"], "word_accuracy": m["word_accuracy"],
-            "cer": m["cer"], "n": m["n"]}
+            "cer": m["cer"], "n": m["n"], "correct": correct}
+
+
+def mcnemar_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar test: the binomial probability of a split at least as uneven as b vs c crops
+    (read by one recognizer only) if either were equally likely to win each such crop."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired(rows: list[dict], folders: dict) -> list[dict]:
+    """Every model row against every later row (models, then peers), on the same crops: per folder and pooled, the crops only the
+    model reads (`wins`), only the other reads (`losses`), and the exact McNemar p-value of that split."""
+    out = []
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            if a["kind"] != "model":
+                continue
+            cmp = {"model": a["name"], "other": b["name"], "folders": {}}
+            total = [0, 0]
+            for f in [*folders, "all"]:
+                if f == "all":
+                    wins, losses = total
+                else:
+                    x, y = a["folders"][f]["correct"], b["folders"][f]["correct"]
+                    wins = sum(p == "1" and q == "0" for p, q in zip(x, y))
+                    losses = sum(p == "0" and q == "1" for p, q in zip(x, y))
+                    total = [total[0] + wins, total[1] + losses]
+                cmp["folders"][f] = {"wins": wins, "losses": losses, "p": mcnemar_p(wins, losses)}
+            out.append(cmp)
+    return out
+
+
+def paired_markdown(comparisons: list[dict], folders: dict) -> str:
+    head = ["model vs other", *(f"`{f}`" for f in folders), "all"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in comparisons:
+        cells = [f"{c['model']} vs {c['other']}"]
+        for f in [*folders, "all"]:
+            m = c["folders"][f]
+            cells.append(f"+{m['wins']} −{m['losses']} (p {m['p']:.2g})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 # --- our models: `ocr predict` ---------------------------------------------------------------------------
@@ -150,8 +201,9 @@ def rate(x: float) -> str:
 
 
 def markdown(rows: list[dict], folders: dict) -> str:
-    head = ["", *(h for f, es in folders.items() for h in (f"`{f}` ({len(es)})", "CER")), "images/s",
-            "after load"]
+    crops = sum(len(es) for es in folders.values())
+    head = ["", *(h for f, es in folders.items() for h in (f"`{f}` ({len(es)})", "CER")), f"all ({crops})",
+            "images/s", "after load"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["name"]]
@@ -159,9 +211,10 @@ def markdown(rows: list[dict], folders: dict) -> str:
             m = r["folders"][f]
             acc = f"{100 * m['word_accuracy_alnum']:.1f} ({100 * m['word_accuracy']:.1f})"
             cells += [acc, f"{m['cer']:.3f}"]
+        right = sum(r["folders"][f]["correct"].count("1") for f in folders)
+        cells.append(f"{100 * right / crops:.1f}")
         cells.append(rate(r["images_per_second"]))
         if r["kind"] == "peer":  # the peer's rate once its workers are up and its model is loaded
-            crops = sum(len(es) for es in folders.values())
             cells.append(rate(crops / sum(m["seconds"] for m in r["folders"].values())))
         else:
             cells.append("—")
@@ -217,6 +270,7 @@ def main(argv=None) -> int:
         rows.append(peer_row(peer, python, folders, tmp, args.procs))
 
     table = markdown(rows, folders)
+    comparisons = paired(rows, folders)
     caption = (f"Word accuracy (%), scene-text protocol (case-sensitive in brackets), CER; images/s on "
                f"{os.cpu_count()} cores, start-up included (a model: its `ocr predict` runs, one per folder; "
                "a peer: its worker command, models loaded once), and a peer's rate after its model load.")
@@ -225,12 +279,15 @@ def main(argv=None) -> int:
                "protocol": "word_accuracy_alnum: lowercase, 0-9a-z only (ocr_core.metrics."
                            "scene_text_normalize); word_accuracy: exact, case-sensitive; "
                            "cer: edit distance / label length, labels as written",
-               "rows": rows, "skipped": skipped, "caption": caption, "table_markdown": table,
+               "rows": rows, "paired": comparisons, "skipped": skipped, "caption": caption, "table_markdown": table,
                "machine": fixtures.machine(),
                "command": " ".join([Path(sys.executable).name, *sys.argv])}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"{caption}\n\n{table}")
+    if comparisons:
+        print("\nPaired on the same crops: +crops only the model reads, −crops only the other reads, exact "
+              f"McNemar p-value (p < 0.05: unlikely to be chance)\n\n{paired_markdown(comparisons, folders)}")
     for peer, why in skipped.items():
         print(f"\n{peer} skipped: {why}")
     say(f"\nwrote {out} (scratch: {tmp})")
