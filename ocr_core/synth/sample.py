@@ -11,7 +11,7 @@ from ocr_core.synth.fontset import FontInfo
 from ocr_core.synth.render import IMAGE_FORMATS, SYNTH_VERSION, SYNTH_VERSIONS, encode_image, render_word
 from ocr_core.synth.text import DEFAULT_WORDS, TextSampler, punctuate
 
-PUNCTUATED_SHARE = 0.2  # version 4: of the images, drawn with punctuation their label leaves out
+PUNCTUATED_SHARE = 0.4  # version 4: of the images, drawn with punctuation their label leaves out
 
 
 @dataclass(frozen=True)

@@ -159,21 +159,29 @@ class TextSampler:
 # Version 4: the punctuation real signs and labels carry around and inside words ($2.00, 72%, 1/24, www.x.com,
 # "OPEN!", co-op). Labelled without it, as the real crops' labels are (the charset has none), so the model learns to
 # pass over these marks instead of reading $ as S or % as 96. ASCII only: every Latin text font draws these.
-_NUMBER_MARKS = (("$", "#", "+", "-", "(", "~"), ("%", ".", ",", ")", "!", ":", "-", "+", "*"),
-                 (".", ",", "/", ":", "-"))
-_WORD_MARKS = (('"', "'", "(", "#", "@", "*", "-", "&"), (".", ",", "!", "?", ":", ";", ")", '"', "'", "-", "*"),
-               ("-", "'", ".", "&", "/", "."))
+# Marks before, after and inside a text (a repeated mark is drawn more often): numbers are mostly prices and
+# percentages, as on real signs.
+_NUMBER_MARKS = ("$$$$#+-(~", "%%%.,)!:-+*", ".....,,//:-")
+_WORD_MARKS = ('"\'(#@*-&', '.,!?:;)"\'-*', "-'.&/.")
+
+
+def _mark(rng: np.random.Generator, marks: str) -> str:
+    return marks[rng.integers(len(marks))]
 
 
 def punctuate(text: str, rng: np.random.Generator) -> str:
-    """`text` as drawn with punctuation marks before, after or inside it; its alphanumerics stay `text`."""
+    """`text` as drawn with punctuation marks before, after or inside it; its alphanumerics stay `text`.
+
+    Numbers get a price or percent sign half the time ($2.00 is labelled 200 in the real crops)."""
     prefix, suffix, infix = _NUMBER_MARKS if text.isdigit() else _WORD_MARKS
     u = rng.random() if len(text) > 1 else 1.0
     if u < 0.35:
         cut = int(rng.integers(1, len(text)))
-        text = text[:cut] + infix[rng.integers(len(infix))] + text[cut:]
+        text = text[:cut] + _mark(rng, infix) + text[cut:]
+    if text.replace(".", "").replace(",", "").isdigit() and rng.random() < 0.5:
+        return ("$" + text) if rng.random() < 0.7 else (text + "%")
     if u >= 0.25 and rng.random() < 0.6:
-        text = prefix[rng.integers(len(prefix))] + text
+        text = _mark(rng, prefix) + text
     if u >= 0.25 and (rng.random() < 0.6 or not any(not c.isalnum() for c in text)):
-        text = text + suffix[rng.integers(len(suffix))]
+        text = text + _mark(rng, suffix)
     return text
