@@ -82,11 +82,12 @@ bench: $(STAMP)
 	$(PY) bench/train_throughput.py
 	$(PY) bench/predict_throughput.py
 
-# `make default-model`: the shipped model's whole recipe, nine `ocr train` stages (about 9.5 h on 2 cores), then
-# the held-out-font and real-crop benchmarks. Stages 1-5 train on synthetic images only (synth versions 1-2);
-# stages 6 and 8 mix synth-v3 images with the real train crops of $(REALWORDS), stages 7 and 9 are short
-# real-crop fine-tunes; every stage from 6 on selects its best epoch on the dev crops. Each step leaves a stamp in $(RECIPE), so a stopped run starts again at the
-# first unfinished step, and an interrupted `ocr train` resumes from its last epoch checkpoint (OUTPUT/_backup).
+# `make default-model`: the shipped model's whole recipe, eleven `ocr train` stages (about 9.7 h on 2 cores),
+# then the held-out-font and real-crop benchmarks. Stages 1-5 train on synthetic images only (synth versions
+# 1-2); stages 6, 8 and 10 mix synth-v3/v4 images with the real train crops of $(REALWORDS), stages 7, 9 and 11
+# are short real-crop fine-tunes; every stage from 6 on selects its best epoch on the dev crops. Each step
+# leaves a stamp in $(RECIPE), so a stopped run starts again at the first unfinished step, and an interrupted
+# `ocr train` resumes from its last epoch checkpoint (OUTPUT/_backup).
 RECIPE    := recipe
 OCR       := $(VENV)/bin/ocr
 REALWORDS ?= ../shared/realwords
@@ -117,7 +118,8 @@ SYNTH_160k   := 160000 12 2
 SYNTH_150k   := 150000 14 2
 SYNTH_v3100k := 100000 31 3
 SYNTH_v3b100k := 100000 32 3
-$(RECIPE)/v3100k.synth $(RECIPE)/v3b100k.synth: synth-assets
+SYNTH_v4100k := 100000 41 4
+$(RECIPE)/v3100k.synth $(RECIPE)/v3b100k.synth $(RECIPE)/v4100k.synth: synth-assets
 
 $(RECIPE)/%.ds: $(RECIPE)/%.synth
 	$(call build,$*,$(word 1,$(BUILD_$*)),$(word 2,$(BUILD_$*)))
@@ -128,6 +130,7 @@ BUILD_160k   := 0.02 16
 BUILD_150k   := 0.02 16
 BUILD_v3100k := 0.01 16
 BUILD_v3b100k := 0.01 16
+BUILD_v4100k := 0.01 16
 
 # The real crops: every train.tsv into one train-only dataset, every dev.tsv into one val-only one (punctuation
 # and other characters outside the charset dropped from the labels, as the scene-text protocol ignores them).
@@ -168,8 +171,16 @@ $(RECIPE)/mix8.model: $(RECIPE)/real7.model $(MIX_DEPS) $(RECIPE)/v3b100k.ds
 	$(call mix,mix8) --init-from $(RECIPE)/models/real7 --data $(RECIPE)/dsv3100k --data $(RECIPE)/dsv3b100k \
 	  --data $(RECIPE)/dsrealtrain --data-weights 1,1,1 $(MIX8_OPTS)
 	touch $@
-$(RECIPE)/default.model: $(RECIPE)/mix8.model $(MIX_DEPS)
-	$(call mix,default) --init-from $(RECIPE)/models/mix8 --data $(RECIPE)/dsrealtrain $(REAL9_OPTS)
+$(RECIPE)/real9.model: $(RECIPE)/mix8.model $(MIX_DEPS)
+	$(call mix,real9) --init-from $(RECIPE)/models/mix8 --data $(RECIPE)/dsrealtrain $(REAL9_OPTS)
+	touch $@
+# stages 10-11: stages 8-9 again with the synth-v4 set (unlabelled punctuation) in place of the second v3 set
+$(RECIPE)/mix10.model: $(RECIPE)/real9.model $(MIX_DEPS) $(RECIPE)/v4100k.ds
+	$(call mix,mix10) --init-from $(RECIPE)/models/real9 --data $(RECIPE)/dsv3100k --data $(RECIPE)/dsv4100k \
+	  --data $(RECIPE)/dsrealtrain --data-weights 1,1,1 $(MIX8_OPTS)
+	touch $@
+$(RECIPE)/default.model: $(RECIPE)/mix10.model $(MIX_DEPS)
+	$(call mix,default) --init-from $(RECIPE)/models/mix10 --data $(RECIPE)/dsrealtrain $(REAL9_OPTS)
 	touch $@
 MIX6_OPTS  := --learning-rate 0.0005 --epochs 8 --max-steps-per-epoch 250 --seed 1
 REAL7_OPTS := --learning-rate 0.0001 --epochs 3 --max-steps-per-epoch 80 --seed 3
