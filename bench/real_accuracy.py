@@ -17,9 +17,10 @@ Metrics per folder (ocr_core.metrics.summarize): word accuracy under the scene-t
 alphanumerics only), case-sensitive word accuracy, CER (case-sensitive, against the label as written); and
 images/s on 2 cores: for a model, crops / wall time of its `ocr predict` commands (one per folder, start-up
 included); for a peer, crops / wall time of its worker command (interpreter start, pool start-up and model
-load included, once for all folders). The `all` column pools the folders' crops. Every pair of rows is also
-compared crop by crop (`paired` in the JSON, a second table): the crops only one of the two reads, and the exact
-McNemar p-value of that split, because a point on 60 or 401 crops is within chance (one SVT crop is 1.7 points).
+load included, once for all folders). The `all` column pools the folders' crops. Every pair of rows is
+also compared crop by crop (`paired` in the JSON, a second table): the crops only one of the two reads, and
+the exact McNemar p-value of that split, because a point on 60 or 401 crops is within chance (one SVT crop
+is 1.7 points).
 
 Set-up (the peers are a bench-only extra, never part of the default install or of `make test`):
 
@@ -84,9 +85,10 @@ def load_folders(root: Path, n: int | None) -> tuple[dict[str, list], dict[str, 
 
 
 def score(entries: list, texts: list[str | None]) -> dict:
-    """Metrics of one folder, and `correct`: one 1/0 per crop (scene-text protocol), for paired comparisons."""
+    """Metrics of one folder, and `correct`: one 1/0 per crop (scene-text protocol), for paired tests."""
     m = summarize(zip((e.label for e in entries), texts))
-    correct = "".join("1" if t is not None and scene_text_normalize(t) == scene_text_normalize(e.label) else "0"
+    norm = scene_text_normalize
+    correct = "".join("1" if t is not None and norm(t) == norm(e.label) else "0"
                       for e, t in zip(entries, texts))
     return {"word_accuracy_alnum": m["word_accuracy_alnum"], "word_accuracy": m["word_accuracy"],
             "cer": m["cer"], "n": m["n"], "correct": correct}
@@ -103,8 +105,9 @@ def mcnemar_p(b: int, c: int) -> float:
 
 
 def paired(rows: list[dict], folders: dict) -> list[dict]:
-    """Every model row against every later row (models, then peers), on the same crops: per folder and pooled, the crops only the
-    model reads (`wins`), only the other reads (`losses`), and the exact McNemar p-value of that split."""
+    """Every model row against every later row (models, then peers), on the same crops: per folder and
+    pooled, the crops only the model reads (`wins`), only the other reads (`losses`), and the exact
+    McNemar p-value of that split."""
     out = []
     for i, a in enumerate(rows):
         for b in rows[i + 1:]:
@@ -279,7 +282,8 @@ def main(argv=None) -> int:
                "protocol": "word_accuracy_alnum: lowercase, 0-9a-z only (ocr_core.metrics."
                            "scene_text_normalize); word_accuracy: exact, case-sensitive; "
                            "cer: edit distance / label length, labels as written",
-               "rows": rows, "paired": comparisons, "skipped": skipped, "caption": caption, "table_markdown": table,
+               "rows": rows, "paired": comparisons, "skipped": skipped, "caption": caption,
+               "table_markdown": table,
                "machine": fixtures.machine(),
                "command": " ".join([Path(sys.executable).name, *sys.argv])}
     out.parent.mkdir(parents=True, exist_ok=True)

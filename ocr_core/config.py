@@ -101,7 +101,8 @@ def config_from_dict(data: dict, where: str = "config") -> OcrConfig:
     model.residual_blocks = {int(k): int(v) for k, v in (model.residual_blocks or {}).items()}
     bad = [k for k, v in model.residual_blocks.items() if not 1 <= k <= len(model.convs) or v < 0]
     if bad:
-        raise ValueError(f"{where}: model.residual_blocks: conv numbers 1..{len(model.convs)} with a count >= 0 "
+        raise ValueError(f"{where}: model.residual_blocks: conv numbers 1..{len(model.convs)} with a count "
+                         ">= 0 "
                          f"(got {model.residual_blocks})")
     train = _build(TrainConfig, dict(data.pop("train", {}) or {}), f"{where}: train")
     cfg = _build(OcrConfig, data, where)

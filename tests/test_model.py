@@ -64,7 +64,8 @@ def test_residual_blocks_grow_a_trained_model_without_changing_what_it_computes(
     base.compile(optimizer="adam")
     base.fit(images, labels, epochs=2, verbose=0)  # moving statistics and weights away from their init
     grown = build_crnn(dataclasses.replace(cfg, residual_blocks={2: 1, 4: 2}), 63)
-    assert [n.name for n in grown.layers if n.name.endswith("_add")] == ["res2_1_add", "res4_1_add", "res4_2_add"]
+    adds = [n.name for n in grown.layers if n.name.endswith("_add")]
+    assert adds == ["res2_1_add", "res4_1_add", "res4_2_add"]
     set_weights_by_name(grown, {layer.name: layer.get_weights() for layer in base.layers if layer.weights})
     np.testing.assert_allclose(grown.predict(images, verbose=0), base.predict(images, verbose=0), atol=1e-6)
 
@@ -76,4 +77,4 @@ def test_residual_blocks_grow_a_trained_model_without_changing_what_it_computes(
 
     wrong = build_crnn(dataclasses.replace(cfg, convs=[c * 2 for c in cfg.convs]), 63)
     with pytest.raises(ValueError, match="layer 'conv1' do not fit"):
-        set_weights_by_name(wrong, {layer.name: layer.get_weights() for layer in base.layers if layer.weights})
+        set_weights_by_name(wrong, {n.name: n.get_weights() for n in base.layers if n.weights})

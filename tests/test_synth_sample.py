@@ -42,8 +42,9 @@ def test_bad_arguments_are_refused(kwargs, message):
 
 
 def test_version_4_draws_punctuation_its_labels_leave_out():
-    """Real labels drop the $ of $2.00 and the % of 72%: version 4 draws such marks into a share of the images,
-    labelled with the alphanumerics alone (the same labels and fonts as version 3 for the same seed)."""
+    """Real labels drop the $ of $2.00 and the % of 72%: version 4 draws such marks into a share of the
+    images, labelled with the alphanumerics alone (the same labels and fonts as version 3 for the same
+    seed)."""
     import numpy as np
 
     from ocr_core.synth.text import punctuate

@@ -100,7 +100,8 @@ def test_demo_config_learns(words, tmp_path):
     demo["model"]["residual_blocks"] = {4: 1}
     (tmp_path / "demo_res.yaml").write_text(yaml.safe_dump(demo))
     deep = tmp_path / "deep"
-    ocr("train", "--data", words, "--config", tmp_path / "demo_res.yaml", "--output", deep, "--init-from", out,
+    ocr("train", "--data", words, "--config", tmp_path / "demo_res.yaml", "--output", deep,
+        "--init-from", out,
         "--epochs", 1, "--max-steps-per-epoch", 1, "--learning-rate", 1e-7, "--no-saved-model")
     grown = json.loads((deep / "metrics.json").read_text())["history"][0]
     assert grown["val_word_accuracy"] >= metrics["best"]["val_word_accuracy"] - 0.15, grown
