@@ -159,14 +159,15 @@ def occluded_word(text: str) -> np.ndarray:
     return img
 
 
-# occluded, the shipped model reads them as harour, marxet, coriee, viliage
-MISREAD = ["harbour", "market", "coffee", "village"]
+# occluded, the shipped model (stage 11) reads these as harpour, coniee, vilage (market and garden it reads
+# right; the lexicon must keep them, spelled as listed)
+MISREAD = ["harbour", "coffee", "village"]
 
 
 @pytest.fixture(scope="module")
 def crops(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("crops")
-    for word in MISREAD:
+    for word in [*MISREAD, "market"]:
         images.write(d / f"{word}.png", images.encode(occluded_word(word)))
     images.write_word(d / "garden.png", "garden")  # read right without help
     return d
@@ -184,7 +185,7 @@ def test_predict_with_a_lexicon_corrects_misread_words(crops, tmp_path, capsys, 
                  "--workers", "1"])
     readings = {name: r["text"] for name, r in read_rows(plain).items()}
     assert all(readings[w] != w for w in MISREAD), f"the shipped model now reads these right: {readings}"
-    assert readings["garden"] == "garden"
+    assert readings["garden"] == "garden" and readings["market"] == "market"
 
     words = tmp_path / "words.txt"  # listed spellings win; near distractors; a repeat; skipped words
     words.write_text("Harbour\nharbor\nMARKET\nmarker\nmarket\n\ncoffee\ntoffee\nVillage\nvillager\n"
@@ -214,7 +215,7 @@ def test_predict_beam_decoder_with_a_lexicon(crops, tmp_path):
                  "--decoder", "beam", "--beam-width", "5", "--top-k", "2", "--lexicon", str(words),
                  "--workers", "1"])
     rows = read_rows(out)
-    assert {name: r["text"] for name, r in rows.items()} == {w: w for w in [*MISREAD, "garden"]}
+    assert {name: r["text"] for name, r in rows.items()} == {w: w for w in [*MISREAD, "market", "garden"]}
     for r in rows.values():
         assert r["decoder"] == "beam(5)+lexicon" and 2 <= len(r["candidates"]) <= 3
 
