@@ -173,8 +173,7 @@ def camera_batch(images, seed, probability: float = 0.5):
     op = tf.random.stateless_uniform([b], seeds[1], 0, 4, dtype=tf.int32)
 
     peak = tf.random.stateless_uniform([b, 1, 1, 1], seeds[2], 12.0, 80.0) / 255.0
-    lam = tf.broadcast_to(x * peak, shape)
-    shot = tf.random.stateless_poisson(shape, seeds[3], lam, dtype=tf.float32) / peak
+    shot = tf.random.stateless_poisson(shape, seeds[3], x * peak, dtype=tf.float32) / peak
 
     horizontal = tf.ones([1, 5], tf.float32) / 5.0
     diagonal = tf.eye(5, dtype=tf.float32) / 5.0

@@ -155,7 +155,6 @@ class TextSampler:
                 return text
 
 
-
 # Version 4: the punctuation real signs and labels carry around and inside words ($2.00, 72%, 1/24, www.x.com,
 # "OPEN!", co-op). Labelled without it, as the real crops' labels are (the charset has none), so the model
 # learns to pass over these marks instead of reading $ as S or % as 96. ASCII only: every Latin text font
