@@ -166,22 +166,20 @@ $(RECIPE)/mix6.model: $(RECIPE)/synth5.model $(MIX_DEPS)
 $(RECIPE)/real7.model: $(RECIPE)/mix6.model $(MIX_DEPS)
 	$(call mix,real7) --init-from $(RECIPE)/models/mix6 --data $(RECIPE)/dsrealtrain $(REAL7_OPTS)
 	touch $@
-# stages 8-9: a second 100k synth-v3 set beside the first and the real crops (1:1:1), then real crops again
-$(RECIPE)/mix8.model: $(RECIPE)/real7.model $(MIX_DEPS) $(RECIPE)/v3b100k.ds
-	$(call mix,mix8) --init-from $(RECIPE)/models/real7 --data $(RECIPE)/dsv3100k --data $(RECIPE)/dsv3b100k \
-	  --data $(RECIPE)/dsrealtrain --data-weights 1,1,1 $(MIX8_OPTS)
-	touch $@
-$(RECIPE)/real9.model: $(RECIPE)/mix8.model $(MIX_DEPS)
-	$(call mix,real9) --init-from $(RECIPE)/models/mix8 --data $(RECIPE)/dsrealtrain $(REAL9_OPTS)
-	touch $@
-# stages 10-11: stages 8-9 again with the synth-v4 set (unlabelled punctuation) in place of the second v3 set
-$(RECIPE)/mix10.model: $(RECIPE)/real9.model $(MIX_DEPS) $(RECIPE)/v4100k.ds
-	$(call mix,mix10) --init-from $(RECIPE)/models/real9 --data $(RECIPE)/dsv3100k --data $(RECIPE)/dsv4100k \
-	  --data $(RECIPE)/dsrealtrain --data-weights 1,1,1 $(MIX8_OPTS)
-	touch $@
-$(RECIPE)/default.model: $(RECIPE)/mix10.model $(MIX_DEPS)
-	$(call mix,default) --init-from $(RECIPE)/models/mix10 --data $(RECIPE)/dsrealtrain $(REAL9_OPTS)
-	touch $@
+# $(call mix_then_real,MIX,REAL,FROM,SET): a stage MIX from model FROM on the first synth-v3 set, the synth set
+# SET and the real crops (1:1:1), then REAL: real crops again. Stages 8-9 with a second 100k synth-v3 set;
+# stages 10-11 run them again with the synth-v4 set (unlabelled punctuation) in its place.
+define mix_then_real
+$(RECIPE)/$(1).model: $(RECIPE)/$(3).model $(MIX_DEPS) $(RECIPE)/$(4).ds
+	$$(call mix,$(1)) --init-from $(RECIPE)/models/$(3) --data $(RECIPE)/dsv3100k --data $(RECIPE)/ds$(4) \
+	  --data $(RECIPE)/dsrealtrain --data-weights 1,1,1 $$(MIX8_OPTS)
+	touch $$@
+$(RECIPE)/$(2).model: $(RECIPE)/$(1).model $(MIX_DEPS)
+	$$(call mix,$(2)) --init-from $(RECIPE)/models/$(1) --data $(RECIPE)/dsrealtrain $$(REAL9_OPTS)
+	touch $$@
+endef
+$(eval $(call mix_then_real,mix8,real9,real7,v3b100k))
+$(eval $(call mix_then_real,mix10,default,real9,v4100k))
 MIX6_OPTS  := --learning-rate 0.0005 --epochs 8 --max-steps-per-epoch 250 --seed 1
 REAL7_OPTS := --learning-rate 0.0001 --epochs 3 --max-steps-per-epoch 80 --seed 3
 MIX8_OPTS  := --learning-rate 0.0003 --epochs 4 --max-steps-per-epoch 250 --seed 11
