@@ -67,6 +67,8 @@ class TrainConfig:
     # camera degradations (PARSeq's blur and Poisson noise, STRAug's camera group): shot noise, motion blur,
     # defocus, low resolution, one of them on half of the images
     augment_camera: bool = False
+    # STRAug's weather group: fog, rain, snow or shadow on half of the images
+    augment_weather: bool = False
     shuffle_buffer: int = 4096
     max_steps_per_epoch: int | None = None  # cap for quick runs
     max_val_batches: int | None = None

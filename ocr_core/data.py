@@ -193,12 +193,56 @@ def camera_batch(images, seed, probability: float = 0.5):
     return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
 
 
+def weather_batch(images, seed, probability: float = 0.5):
+    """STRAug's weather group on a share of a uint8 batch, one per chosen image: fog (a smooth random haze
+    blended toward light grey, 25-55 % at its densest), rain (sparse bright 5-px diagonal streaks), snow
+    (sparse bright soft flakes over a slightly brightened image) or shadow (one side of a random straight edge
+    darkened to 45-75 %). Frost is left out: it needs frost photographs. Like `camera_batch`, every effect is
+    computed for the whole batch and each image keeps one.
+    """
+    shape = tf.shape(images)
+    b, h, w = shape[0], shape[1], shape[2]
+    x = tf.cast(images, tf.float32)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 8)
+    on = tf.random.stateless_uniform([b], seeds[0]) < probability
+    op = tf.random.stateless_uniform([b], seeds[1], 0, 4, dtype=tf.int32)
+
+    coarse = tf.random.stateless_uniform([b, 3, 9, 1], seeds[2])
+    haze = tf.image.resize(coarse, tf.stack([h, w]), method="bicubic")
+    density = tf.random.stateless_uniform([b, 1, 1, 1], seeds[3], 0.25, 0.55)
+    fog = x + (210.0 - x) * tf.clip_by_value(haze, 0.0, 1.0) * density
+
+    drops = tf.cast(tf.random.stateless_uniform(shape, seeds[4]) < 0.015, tf.float32)
+    streaks = tf.nn.conv2d(drops, tf.reverse(tf.eye(5), [1])[:, :, None, None], 1, "SAME")
+    rain = tf.maximum(x, tf.minimum(streaks, 1.0) * 200.0 + x * 0.3)
+
+    flakes = tf.cast(tf.random.stateless_uniform(shape, seeds[5]) < 0.02, tf.float32)
+    soft = tf.constant([[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]], tf.float32)
+    flakes = tf.minimum(tf.nn.conv2d(flakes, soft[:, :, None, None], 1, "SAME"), 1.0)
+    snow = tf.maximum(x * 0.85 + 38.0, flakes * 245.0)
+
+    # shadow: a straight edge through a random point of the image at a random angle, one side darkened
+    angle = tf.random.stateless_uniform([b, 1, 1, 1], seeds[6], 0.0, 2.0 * 3.14159265)
+    centre = tf.random.stateless_uniform([b, 1, 1, 2], seeds[7])
+    rows = tf.cast(tf.range(h), tf.float32)[None, :, None, None] / tf.cast(h, tf.float32)
+    cols = tf.cast(tf.range(w), tf.float32)[None, None, :, None] / tf.cast(h, tf.float32)
+    side = (cols - centre[..., 1:] * tf.cast(w, tf.float32) / tf.cast(h, tf.float32)) * tf.cos(angle) + \
+        (rows - centre[..., :1]) * tf.sin(angle)
+    depth = tf.random.stateless_uniform([b, 1, 1, 1], seeds[3] + 1, 0.45, 0.75)
+    shadow = tf.where(side > 0, x * depth, x)
+
+    pick = tf.reshape(op, [b, 1, 1, 1])
+    changed = tf.where(pick == 0, fog, tf.where(pick == 1, rain, tf.where(pick == 2, snow, shadow)))
+    x = tf.where(tf.reshape(on, [b, 1, 1, 1]), changed, x)
+    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+
+
 def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: int = 128,
                  max_label_len: int = 31, training: bool = False, shuffle_buffer: int = 4096,
                  augment: bool = False, deterministic: bool = False, seed: int | None = None,
                  input_context: tf.distribute.InputContext | None = None, drop_remainder: bool | None = None,
                  pad_forever: bool = False, groups: list[tuple[list[str], float]] | None = None,
-                 geometry: bool = False, camera: bool = False):
+                 geometry: bool = False, camera: bool = False, weather: bool = False):
     """Builds the tf.data pipeline over TFRecord shard files.
 
     Args:
@@ -207,6 +251,7 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
             drawn from each set's own shuffled, repeated stream in proportion to its weight.
         geometry: (with augment) also `geometry_batch`.
         camera: (with augment) also `camera_batch`.
+        weather: (with augment) also `weather_batch`.
         batch_size: batch size of this input pipeline (per-replica batch times replicas it feeds).
         training: shuffle files and records, repeat forever, drop the last partial batch.
         augment: photometric augmentation (only meaningful with training=True).
@@ -244,6 +289,8 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
             images, labels = xy
             if camera:
                 images = camera_batch(images, tf.stack([base + 104729, i]))
+            if weather:
+                images = weather_batch(images, tf.stack([base + 15485863, i]))
             images, labels = augment_batch(images, labels, tf.stack([base, i]))
             if geometry:
                 images = geometry_batch(images, tf.stack([base + 7919, i]))

@@ -186,7 +186,7 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
                             max_label_len=t_steps, training=True, augment=cfg.train.augment,
                             shuffle_buffer=cfg.train.shuffle_buffer, seed=seed, input_context=ctx,
                             groups=groups, geometry=cfg.train.augment_geometry,
-                            camera=cfg.train.augment_camera)
+                            camera=cfg.train.augment_camera, weather=cfg.train.augment_weather)
 
     # Validation runs a fixed number of full global batches on every worker (collectives need the same
     # count everywhere); the datasets pad the tail, and padding rows are not counted.

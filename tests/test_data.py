@@ -72,3 +72,21 @@ def test_camera_degrades_each_chosen_image_one_way_and_is_reproducible():
     assert np.array_equal(out, camera_batch(tf.constant(images), seed, probability=1.0).numpy())
     same = camera_batch(tf.constant(images), seed, probability=0.0).numpy()
     assert np.array_equal(same, images)
+
+
+def test_weather_changes_each_chosen_image_one_way_and_is_reproducible():
+    import tensorflow as tf
+
+    from ocr_core.data import weather_batch
+
+    rng = np.random.default_rng(0)
+    images = np.full((64, 32, 128, 1), 90, np.uint8)  # mid-grey paper: fog and snow lighten, shadow darkens
+    images[:, 10:22, 20:100] = rng.integers(0, 40, size=(64, 12, 80, 1))
+    seed = tf.constant([5, 6], tf.int64)
+    out = weather_batch(tf.constant(images), seed, probability=1.0).numpy()
+    assert out.shape == images.shape and out.dtype == np.uint8
+    assert np.all(np.any(out != images, axis=(1, 2, 3)))
+    change = out.astype(np.float32).mean(axis=(1, 2, 3)) - images.astype(np.float32).mean(axis=(1, 2, 3))
+    assert change.max() > 5 and change.min() < -5, change  # some images lighter (fog, snow), some darker
+    assert np.array_equal(out, weather_batch(tf.constant(images), seed, probability=1.0).numpy())
+    assert np.array_equal(weather_batch(tf.constant(images), seed, probability=0.0).numpy(), images)
