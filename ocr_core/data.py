@@ -156,6 +156,20 @@ def geometry_batch(images, seed, probability: float = 0.5):
     return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
 
 
+def _one_per_image(x, seeds, probability: float, variants: list):
+    """Of a float batch `x` and same-shape `variants` of it: a `probability` share of the images (drawn with
+    seeds[0]) each take one variant (drawn with seeds[1]), the rest stay as they are; back to uint8."""
+    b = tf.shape(x)[0]
+    on = tf.random.stateless_uniform([b], seeds[0]) < probability
+    pick = tf.random.stateless_uniform([b], seeds[1], 0, len(variants), dtype=tf.int32)
+    pick = tf.reshape(pick, [b, 1, 1, 1])
+    out = variants[-1]
+    for k in range(len(variants) - 2, -1, -1):
+        out = tf.where(pick == k, variants[k], out)
+    out = tf.where(tf.reshape(on, [b, 1, 1, 1]), out, x)
+    return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
+
+
 def camera_batch(images, seed, probability: float = 0.5):
     """Camera degradations of a share of a uint8 batch, one per chosen image, as PARSeq's RandAugment (blur,
     Poisson noise) and STRAug's camera group do: shot noise (Poisson, peak 12-80 photons), motion blur (a
@@ -169,8 +183,6 @@ def camera_batch(images, seed, probability: float = 0.5):
     b, h, w = shape[0], shape[1], shape[2]
     x = tf.cast(images, tf.float32)
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 5)
-    on = tf.random.stateless_uniform([b], seeds[0]) < probability
-    op = tf.random.stateless_uniform([b], seeds[1], 0, 4, dtype=tf.int32)
 
     peak = tf.random.stateless_uniform([b, 1, 1, 1], seeds[2], 12.0, 80.0) / 255.0
     shot = tf.random.stateless_poisson(shape, seeds[3], x * peak, dtype=tf.float32) / peak
@@ -187,10 +199,7 @@ def camera_batch(images, seed, probability: float = 0.5):
     small = tf.maximum(tf.cast(tf.cast(tf.stack([h, w]), tf.float32) * factor, tf.int32), 4)
     lowres = tf.image.resize(tf.image.resize(x, small, antialias=True), tf.stack([h, w]))
 
-    pick = tf.reshape(op, [b, 1, 1, 1])
-    degraded = tf.where(pick == 0, shot, tf.where(pick == 1, streak, tf.where(pick == 2, defocus, lowres)))
-    x = tf.where(tf.reshape(on, [b, 1, 1, 1]), degraded, x)
-    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+    return _one_per_image(x, seeds, probability, [shot, streak, defocus, lowres])
 
 
 def weather_batch(images, seed, probability: float = 0.5):
@@ -204,8 +213,6 @@ def weather_batch(images, seed, probability: float = 0.5):
     b, h, w = shape[0], shape[1], shape[2]
     x = tf.cast(images, tf.float32)
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 8)
-    on = tf.random.stateless_uniform([b], seeds[0]) < probability
-    op = tf.random.stateless_uniform([b], seeds[1], 0, 4, dtype=tf.int32)
 
     coarse = tf.random.stateless_uniform([b, 3, 9, 1], seeds[2])
     haze = tf.image.resize(coarse, tf.stack([h, w]), method="bicubic")
@@ -231,10 +238,7 @@ def weather_batch(images, seed, probability: float = 0.5):
     depth = tf.random.stateless_uniform([b, 1, 1, 1], seeds[3] + 1, 0.45, 0.75)
     shadow = tf.where(side > 0, x * depth, x)
 
-    pick = tf.reshape(op, [b, 1, 1, 1])
-    changed = tf.where(pick == 0, fog, tf.where(pick == 1, rain, tf.where(pick == 2, snow, shadow)))
-    x = tf.where(tf.reshape(on, [b, 1, 1, 1]), changed, x)
-    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+    return _one_per_image(x, seeds, probability, [fog, rain, snow, shadow])
 
 
 def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: int = 128,
