@@ -32,7 +32,10 @@ setup(
         # bundle's model.onnx (`ocr train`, `ocr export`), which the onnx engine runs without TensorFlow.
         "tf": ["tensorboard", "tensorflow-cpu>=2.16; platform_machine=='x86_64'",
                "tensorflow>=2.16; platform_machine!='x86_64'", "tf2onnx>=1.17", "onnx"],
-        "onnx": ["onnxruntime"],  # `ocr predict --engine onnx` (also what Dataflow workers need for it)
+        # `ocr predict --engine onnx` (also what Dataflow workers need for it); `--model pp-ocrv6` runs the
+        # PP-OCRv6 small recogniser inside the rapidocr wheel (Apache-2.0, NOTICE) in ONNX Runtime: pinned, as
+        # its model file and charset are what the engine reads (the wheel is never imported).
+        "onnx": ["onnxruntime", "rapidocr==3.10.0"],
         "dask": ["dask[distributed]"],
         # gs:// inputs and outputs for the Beam jobs and `--runner dataflow` (Beam's GCS filesystem, Dataflow
         # client); training reads gs:// through TensorFlow's own filesystem and needs no extra.

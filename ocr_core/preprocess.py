@@ -99,10 +99,11 @@ def check_image_bytes(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> s
     w, h = declared_size(data)
     if w <= 0 or h <= 0:
         raise InputError("corrupt", f"declared size {w}x{h}")
-    if w * h > spec.max_pixels or w * spec.width > MAX_RESIZE_CELLS:
+    resize_cells = w * getattr(spec, "width", 0)  # the area filter's matrix (specs that resize with it)
+    if w * h > spec.max_pixels or resize_cells > MAX_RESIZE_CELLS:
         raise InputError("too_large", f"declared size {w}x{h} is too large: width x height must be <= "
-                                      f"{spec.max_pixels} and width x {spec.width} (the resize) <= "
-                                      f"{MAX_RESIZE_CELLS}")
+                                      f"{spec.max_pixels}" + (f" and width x {spec.width} (the resize) <= "
+                                                              f"{MAX_RESIZE_CELLS}" if resize_cells else ""))
     return fmt
 
 
@@ -131,13 +132,40 @@ def _to_gray(img: np.ndarray) -> np.ndarray:
     return gray * alpha + np.float32(255.0) * (np.float32(1.0) - alpha)
 
 
-def decode_gray(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
-    """Checks and decodes encoded image bytes to float32 gray [0, 255]. Raises InputError."""
+def decode_image(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+    """Checks and decodes encoded image bytes as they are stored (OpenCV's layout: gray, BGR or BGRA, 8 or
+    16 bits). Raises InputError."""
     check_image_bytes(data, spec)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise InputError("corrupt", "decoder could not read the pixels")
-    return _to_gray(img)
+    return img
+
+
+def decode_gray(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+    """Checks and decodes encoded image bytes to float32 gray [0, 255]. Raises InputError."""
+    return _to_gray(decode_image(data, spec))
+
+
+def decode_bgr(data: bytes, spec=PreprocessSpec()) -> np.ndarray:
+    """Checks and decodes encoded image bytes to uint8 BGR (16-bit divided by 257, gray repeated, alpha
+    composited over white), the colour input of the PP-OCR engine. Raises InputError."""
+    img = decode_image(data, spec)
+    if img.dtype == np.uint16:
+        img = np.rint(img.astype(np.float32) / np.float32(257.0)).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise InputError("unsupported", f"pixel type {img.dtype}")
+    if img.ndim == 2 or img.shape[2] == 1:
+        return cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if img.shape[2] == 2:  # gray + alpha
+        img = cv2.cvtColor(img[..., 0], cv2.COLOR_GRAY2BGR), img[..., 1]
+    else:
+        img = img[..., :3], (img[..., 3] if img.shape[2] == 4 else None)
+    bgr, alpha = img
+    if alpha is None:
+        return np.ascontiguousarray(bgr)
+    a = alpha.astype(np.float32)[..., None] / np.float32(255.0)
+    return np.rint(bgr.astype(np.float32) * a + np.float32(255.0) * (1 - a)).astype(np.uint8)
 
 
 def target_width(width: int, height: int, spec: PreprocessSpec = PreprocessSpec()) -> int:

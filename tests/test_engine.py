@@ -1,0 +1,122 @@
+"""The recognition engines (ocr_core.engine) and the Python API (ocr_core.Recognizer) on real fonts and real
+networks: the shipped CRNN bundle and PP-OCRv6 small from the rapidocr wheel."""
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from ocr_core import Reading, Recognizer
+from ocr_core.engine import PPOCR, PpocrSpec, open_model, padded_width, ppocr_batch, ppocr_width, width_groups
+from ocr_core.errors import InputError
+from ocr_core.preprocess import decode_bgr
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+WORDS = ["Hello", "market", "OPEN", "Station", "42", "coffee"]
+
+
+def rendered(text: str, size: int = 40, colour=(30, 30, 30), paper=(240, 236, 228)) -> np.ndarray:
+    """Text drawn in DejaVu Sans on a plain background: a BGR uint8 array with a small margin."""
+    font = ImageFont.truetype(FONT, size)
+    left, top, right, bottom = font.getbbox(text)
+    im = Image.new("RGB", (right - left + 16, bottom - top + 16), paper)
+    ImageDraw.Draw(im).text((8 - left, 8 - top), text, font=font, fill=colour)
+    return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2BGR)
+
+
+def png(img: np.ndarray) -> bytes:
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+@pytest.fixture(scope="module")
+def ppocr():
+    return Recognizer(PPOCR)
+
+
+def test_pp_ocrv6_reads_rendered_words_and_a_line(ppocr):
+    lines = ["Open daily from 9 to 5", "Price: $2.50 per cup"]
+    got = ppocr.read([rendered(w) for w in WORDS + lines])
+    assert [r.text for r in got] == WORDS + lines
+    assert all(r.error is None and 0 < r.confidence <= 1.0 for r in got)
+    assert min(r.confidence for r in got[:len(WORDS)]) > 0.9  # best-path probability: clean words are sure
+    assert ppocr.name == PPOCR
+
+
+def test_width_groups_hold_one_padded_width_and_every_index_once():
+    widths = [300, 40, 48, 1000, 44, 310, 45, 47]
+    groups = width_groups(widths, size=2)
+    assert sorted(i for g in groups for i in g) == list(range(len(widths)))
+    assert [padded_width(w) for w in (8, 40, 47, 150, 300, 1000, 2400)] == [8, 40, 48, 160, 320, 1024, 2560]
+    for g in groups:
+        assert len(g) <= 2 and len({padded_width(widths[i]) for i in g}) == 1
+        assert all(padded_width(widths[i]) - widths[i] <= widths[i] / 8 for i in g)
+    # a batch in any order gives each crop the same probabilities as running it alone
+    m = open_model(PPOCR)
+    forward = m.load(threads=1)
+    crops = [m.prepare(png(rendered(w))) for w in ["a", "Hello world again", "Station", "hi"]]
+    together = forward(crops)
+    for crop, probs in zip(crops, together):
+        alone = forward([crop])[0]
+        assert probs.shape == alone.shape
+        np.testing.assert_allclose(probs, alone, atol=1e-5)
+
+
+def test_ppocr_preprocessing_keeps_the_aspect_ratio_and_scales_to_minus_one_one():
+    spec = PpocrSpec()
+    assert ppocr_width(200, 100, spec) == 96 and ppocr_width(2000, 40, spec) == 2400
+    assert ppocr_width(10_000, 10, spec) == spec.max_width and ppocr_width(5, 500, spec) == spec.min_width
+    m = open_model(PPOCR)
+    x = m.prepare(png(rendered("Hello", size=80)))
+    assert x.dtype == np.uint8 and x.shape[0] == 48 and x.shape[2] == 3
+    batch = ppocr_batch([x, x[:, :20]])
+    assert batch.shape == (2, 3, 48, padded_width(x.shape[1])) and batch.min() >= -1 and batch.max() <= 1
+    assert (batch[1, :, :, 20:] == 0).all()  # padding is 0 after scaling
+
+
+def test_decode_bgr_composites_alpha_over_white_and_expands_gray():
+    rgba = np.zeros((4, 4, 4), np.uint8)  # fully transparent black
+    assert (decode_bgr(png(rgba)) == 255).all()
+    gray = np.full((3, 5), 77, np.uint8)
+    assert decode_bgr(png(gray)).shape == (3, 5, 3) and (decode_bgr(png(gray)) == 77).all()
+    deep = np.full((3, 5, 3), 65535, np.uint16)
+    assert (decode_bgr(png(deep)) == 255).all()
+    with pytest.raises(InputError):
+        decode_bgr(b"\x89PNG\r\n\x1a\n broken")
+
+
+def test_recognizer_takes_paths_bytes_and_arrays_and_reports_bad_items_in_order(tmp_path):
+    path = tmp_path / "word.png"
+    path.write_bytes(png(rendered("Station")))
+    jpeg = io.BytesIO()
+    Image.fromarray(cv2.cvtColor(rendered("market"), cv2.COLOR_BGR2RGB)).save(jpeg, "JPEG", quality=95)
+    items = [str(path), tmp_path / "missing.png", jpeg.getvalue(), b"not an image",
+             cv2.cvtColor(rendered("OPEN"), cv2.COLOR_BGR2GRAY), np.zeros((0, 4), np.uint8), 3.5]
+    got = Recognizer(batch_size=3).read(items)  # the shipped model; batches cut across good and bad items
+    assert len(got) == len(items) and all(isinstance(r, Reading) for r in got)
+    assert [r.text for r in got[::2][:3]] == ["Station", "market", "OPEN"]
+    for bad, reason in zip((got[1], got[3], got[5], got[6]),
+                           ("missing_file", "not_an_image", "not_an_image", "not_an_image")):
+        assert bad.text is None and bad.confidence is None and bad.error.startswith(reason + ":")
+
+
+def test_recognizer_beam_top_k_and_lexicon(tmp_path):
+    crop = rendered("coffee")
+    top = Recognizer(decoder="beam", beam_width=5, top_k=3).read([crop])[0]
+    assert top.text == "coffee" and 1 <= len(top.candidates) <= 3
+    assert top.candidates[0][0] == "coffee" and top.candidates[0][1] == pytest.approx(top.confidence)
+    forced = Recognizer(lexicon=["toffee", "market"]).read([crop])[0]
+    assert forced.text == "toffee"  # the lexicon word nearest to what the model read
+
+
+def test_unknown_model_names_and_bad_options_are_one_line_errors(tmp_path):
+    from ocr_core.bundle import BundleError
+
+    with pytest.raises(BundleError):
+        Recognizer(tmp_path)  # not a bundle
+    with pytest.raises(ValueError):
+        Recognizer(batch_size=0)
+    with pytest.raises(ValueError, match="ONNX Runtime only"):
+        Recognizer(PPOCR, engine="tf")
