@@ -64,16 +64,17 @@ def say(msg: str) -> None:
 
 def forward(model: str, sources: list[str], batch: int = 64) -> tuple[np.ndarray, Charset]:
     """Probabilities [N, T, C] of every crop, and the model's charset (onnx engine, one thread)."""
-    from pipelines.predict import CrnnModelHandler, Item, check_model, preprocess_item
+    from ocr_core.engine import open_model
+    from pipelines.predict import Item, preprocess_item
 
-    _, charset, spec = check_model(model, "onnx")
-    run = CrnnModelHandler(model, engine="onnx", intra_op_threads=1).load_model()
-    items = [preprocess_item(Item(source=s), spec) for s in sources]
+    ref = open_model(model, "onnx")
+    charset, run = Charset(ref.characters), ref.load(threads=1)
+    items = [preprocess_item(Item(source=s), ref) for s in sources]
     if bad := [it for it in items if it.get("error")]:
         raise RuntimeError(f"{len(bad)} crop(s) do not load, e.g. {bad[0]['source']}: {bad[0]['error']}")
     pixels = np.stack([it["pixels"] for it in items])
-    probs = [run(pixels[i:i + batch, ..., None]) for i in range(0, len(pixels), batch)]
-    return np.concatenate(probs), charset
+    probs = [p for i in range(0, len(pixels), batch) for p in run(list(pixels[i:i + batch]))]
+    return np.stack(probs), charset
 
 
 def label_pool(realwords: Path) -> list[str]:

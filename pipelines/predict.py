@@ -19,7 +19,6 @@ last, so a failed run never leaves a table that looks complete.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
@@ -40,21 +39,18 @@ from ocr_core import fs
 from ocr_core.bundle import (
     INT8_ONNX_FILE,
     ONNX_FILE,
-    SHIPPED_MODEL,
     BundleError,
-    check_onnx_session,
-    load_bundle,
-    onnx_session,
 )
 from ocr_core.charset import Charset
-from ocr_core.ctc import beam_search_decode, greedy_decode
 from ocr_core.dataset import Dataset, DatasetError
+from ocr_core.engine import ENGINES, ModelError, ModelRef
+from ocr_core.engine import open_model as engine_open_model
 from ocr_core.errors import InputError, UsageError
 from ocr_core.inputs import IMAGE_EXTENSIONS, Entry, InputSpec, Reject, read_image_bytes, resolve_inputs
-from ocr_core.lexicon import DEFAULT_MAX_DISTANCE, Lexicon, LexiconDecoder, LexiconError
+from ocr_core.lexicon import DEFAULT_MAX_DISTANCE, Lexicon, LexiconError
 from ocr_core.predictions import PART_PREFIX, SCHEMA, SCHEMA_DOC, SUCCESS, part_name, summarize_files
-from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.publish import generation, publish
+from ocr_core.recognizer import Decoder
 from ocr_core.records import record_id
 from ocr_core.watch import BundleWatch, LandedFiles, parse_duration, recover, watch_pattern, window_name
 from pipelines.beam_options import (
@@ -166,13 +162,13 @@ class ReadInputs(beam.PTransform):
 # --- preprocessing and inference ------------------------------------------------------------------
 
 
-def preprocess_item(item: Item, spec: PreprocessSpec) -> Item:
-    """Reads and preprocesses one input; failures are recorded in item['error'], never raised."""
+def preprocess_item(item: Item, model: ModelRef) -> Item:
+    """Reads and preprocesses one input for `model`; failures are recorded in item['error'], never raised."""
     item = Item(item)
     if "pixels" in item or item.get("error"):
         return item
     try:
-        item["pixels"], _ = preprocess_word_image(read_image_bytes(item["source"], spec.max_bytes), spec)
+        item["pixels"] = model.prepare(read_image_bytes(item["source"], model.spec.max_bytes))
     except InputError as e:
         item["error"] = f"{e.reason}: {e.detail}"
     return item
@@ -193,8 +189,6 @@ def quiet_memory_probe_warning() -> None:
         root.addFilter(_NoMemoryProbeWarning())
 
 
-ENGINES = ("tf", "onnx", "onnx-int8")
-ONNX_FILES = {"onnx": ONNX_FILE, "onnx-int8": INT8_ONNX_FILE}  # the engines that run in ONNX Runtime
 
 
 def available_cores() -> int:
@@ -204,51 +198,30 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-class CrnnModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
-    """Loads an ocr model bundle once per worker and runs it on batches of uint8 H x W images.
+class EngineModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
+    """Loads a model (`ocr_core.engine.ModelRef`: a CRNN bundle in TensorFlow or ONNX Runtime, or PP-OCRv6)
+    once per worker and runs it on batches of prepared crops.
 
-    engine "tf": model.keras in a tf.function; "onnx": model.onnx in one ONNX Runtime session, without
-    TensorFlow; "onnx-int8": model.int8.onnx (int8 convolutions, `ocr export --quantize`) the same way.
-    Threads: `intra_op_threads`, or 0 for TensorFlow's default and, for ONNX Runtime, this
-    machine's cores shared by `workers` worker processes.
+    Threads: `intra_op_threads`, or 0 for TensorFlow's default and, for ONNX Runtime, this machine's cores
+    shared by `workers` worker processes.
     """
 
-    def __init__(self, bundle: str, min_batch_size: int = 16, max_batch_size: int = 128,
-                 intra_op_threads: int = 0, engine: str = "tf", workers: int = 1):
+    def __init__(self, model: ModelRef, min_batch_size: int = 16, max_batch_size: int = 128,
+                 intra_op_threads: int = 0, workers: int = 1):
         super().__init__()
-        if engine not in ENGINES:
-            raise ValueError(f"engine {engine!r} is not one of {ENGINES}")
-        self._bundle, self._engine, self._workers = bundle, engine, workers
+        self._model, self._workers = model, workers
         self._batch = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
         self._threads = intra_op_threads
 
     def load_model(self):
-        """A function uint8 [B, H, W, 1] -> float32 probabilities [B, T, C] (NumPy in and out)."""
-        return self._load_onnx() if self._engine in ONNX_FILES else self._load_tf()
-
-    def _load_onnx(self):
-        session = onnx_session(self._bundle, self._threads or max(1, available_cores() // self._workers),
-                               ONNX_FILES[self._engine])
-        name = session.get_inputs()[0].name
-        return lambda x: session.run(None, {name: x})[0]
-
-    def _load_tf(self):
-        import tensorflow as tf
-
-        if self._threads:
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(self._threads)
-            except RuntimeError:  # already initialised in this worker process
-                pass
-        model = load_bundle(self._bundle).model
-        h, w = model.input_shape[1:3]
-        fn = tf.function(lambda x: model(x, training=False),
-                         input_signature=[tf.TensorSpec([None, h, w, 1], tf.uint8)])
-        return lambda x: fn(x).numpy()
+        """A function [prepared crop] -> [probabilities [T, C]] (NumPy in and out)."""
+        threads = self._threads
+        if not threads and self._model.engine != "tf":
+            threads = max(1, available_cores() // self._workers)
+        return self._model.load(threads)
 
     def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None):
-        probs = model(np.stack(batch)[..., None])
-        return [PredictionResult(x, p) for x, p in zip(batch, probs)]
+        return [PredictionResult(x, p) for x, p in zip(batch, model(batch))]
 
     def batch_elements_kwargs(self):
         return self._batch
@@ -273,30 +246,16 @@ class DecodeCTC(beam.DoFn):
     def __init__(self, characters: str, decoder: str, beam_width: int, top_k: int, tags: dict,
                  lexicon: Lexicon | None = None, lexicon_distance: int = DEFAULT_MAX_DISTANCE,
                  progress_seconds: float = 0):
-        self._chars, self._decoder, self._width, self._top_k = characters, decoder, beam_width, top_k
-        self._tags, self._lexicon, self._distance = tags, lexicon, lexicon_distance
-        self._progress = progress_seconds
+        self._args = (characters, decoder, beam_width, top_k, lexicon, lexicon_distance)
+        self._tags, self._progress = tags, progress_seconds
 
     def setup(self):
-        self._charset = Charset(self._chars)
-        self._matcher = (None if self._lexicon is None
-                         else LexiconDecoder(self._lexicon, self._charset, self._distance))
+        self._decode = Decoder(*self._args)
 
     def process(self, keyed):
         item, result = keyed
-        probs = result.inference
-        if self._decoder == "beam":
-            cands = [(self._charset.decode(ids), p)
-                     for ids, p in beam_search_decode(probs, self._width, self._top_k)]
-        else:
-            ids, conf = greedy_decode(probs[None])
-            cands = [(self._charset.decode(ids[0]), float(conf[0]))]
-        if self._matcher is not None:
-            m = self._matcher.decode(probs, [text for text, _ in cands])
-            cands = [(m.word, m.probability), *cands]
-            yield make_row(item, self._tags, m.word, m.confidence, cands, self._progress)
-            return
-        yield make_row(item, self._tags, cands[0][0], cands[0][1], cands, self._progress)
+        text, confidence, cands = self._decode(result.inference)
+        yield make_row(item, self._tags, text, confidence, cands, self._progress)
 
 
 class _Progress:
@@ -376,38 +335,38 @@ class InferBatches(beam.PTransform):
 class Recognise(beam.PTransform):
     """Items -> rows (good and error rows). Error items bypass the model; nothing is dropped."""
 
-    def __init__(self, bundle: str, model_name: str, characters: str, spec: PreprocessSpec, decoder: str,
+    def __init__(self, model: ModelRef, decoder: str,
                  beam_width: int, top_k: int, batch_size: int, threads: int,
-                 use_run_inference: bool = True, groups: int = 8, engine: str = "tf", workers: int = 1,
+                 use_run_inference: bool = True, groups: int = 8, workers: int = 1,
                  lexicon: Lexicon | None = None, lexicon_distance: int = DEFAULT_MAX_DISTANCE,
                  progress_seconds: float = 0):
         super().__init__()
         self.lexicon, self.lexicon_distance = lexicon, lexicon_distance
         self.progress_seconds = progress_seconds
         self.use_run_inference, self.groups = use_run_inference, groups
-        self.bundle, self.model_name, self.characters, self.spec = bundle, model_name, characters, spec
+        self.model = model
         self.decoder, self.beam_width, self.top_k = decoder, beam_width, top_k
-        self.batch_size, self.threads, self.engine, self.workers = batch_size, threads, engine, workers
+        self.batch_size, self.threads, self.workers = batch_size, threads, workers
 
     def expand(self, items):
-        spec = self.spec
-        prepared = items | "Preprocess" >> beam.Map(preprocess_item, spec)
+        model = self.model
+        prepared = items | "Preprocess" >> beam.Map(preprocess_item, model)
         # Filters rather than tagged outputs: Beam's DaskRunner feeds every tagged output to every consumer.
         failed = prepared | "Failed" >> beam.Filter(lambda it: bool(it.get("error")))
-        tags = {"model": self.model_name, "engine": self.engine,
+        tags = {"model": model.name, "engine": model.engine,
                 "decoder": decoder_label(self.decoder, self.beam_width, self.lexicon is not None)}
         error_rows = failed | "ErrorRows" >> beam.Map(make_row, tags, progress_seconds=self.progress_seconds)
         # Fixed-size batches (min = max): BatchElements' adaptive sizing starts tiny and probes, which costs
         # ~7% on a busy CPU for no gain; the tail of each bundle is flushed whatever its size.
-        handler = KeyedModelHandler(CrnnModelHandler(self.bundle, self.batch_size, self.batch_size,
-                                                     self.threads, self.engine, self.workers))
+        handler = KeyedModelHandler(EngineModelHandler(model, self.batch_size, self.batch_size,
+                                                       self.threads, self.workers))
         rows = (prepared
                 | "Readable" >> beam.Filter(lambda it: not it.get("error"))
                 | "KeyByItem" >> beam.Map(lambda it: (Item({k: v for k, v in it.items() if k != "pixels"}),
                                                       it["pixels"]))
                 | "RunInference" >> (RunInference(handler) if self.use_run_inference
                                      else InferBatches(handler, self.batch_size, self.groups))
-                | "DecodeCTC" >> beam.ParDo(DecodeCTC(self.characters, self.decoder, self.beam_width,
+                | "DecodeCTC" >> beam.ParDo(DecodeCTC(model.characters, self.decoder, self.beam_width,
                                                       self.top_k, tags, self.lexicon,
                                                       self.lexicon_distance, self.progress_seconds)))
         return (rows, error_rows) | "AllRows" >> beam.Flatten()
@@ -509,7 +468,10 @@ def publish_table(out: str, staging: str, expected: str | None, job_id: str, **f
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="ocr predict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=None, help="model bundle directory (default: the shipped model)")
+    p.add_argument("--model", default=None,
+                   help="model bundle directory (default: the shipped model), or pp-ocrv6: PP-OCRv6 small "
+                        "from the rapidocr wheel (Apache-2.0; colour, 48 px high, any width; 18,709 "
+                        "characters; ~10x slower than the shipped model)")
     p.add_argument("--input",
                    help="image glob ('crops/*.png': every file it matches), image folder (every file named "
                         f"{'|'.join(IMAGE_EXTENSIONS)} in it and its subfolders, any case), manifest "
@@ -567,29 +529,6 @@ def parse_args(argv):
     return parse_job_args(p, argv)
 
 
-def resolve_model(model: str | None) -> str:
-    if model:
-        return model
-    if (SHIPPED_MODEL / "model.keras").exists():
-        return str(SHIPPED_MODEL)
-    raise PredictError(f"no --model given and no shipped model at {SHIPPED_MODEL}; "
-                       "train one with `ocr train`")
-
-
-def onnxruntime_missing() -> bool:
-    return importlib.util.find_spec("onnxruntime") is None
-
-
-def choose_engine(requested: str, bundle: str) -> str:
-    """auto -> onnx when the bundle has model.onnx and onnxruntime is installed, else tf."""
-    if requested == "auto":
-        has_onnx = FileSystems.exists(posixpath.join(bundle, ONNX_FILE))
-        return "onnx" if has_onnx and not onnxruntime_missing() else "tf"
-    if requested in ONNX_FILES and onnxruntime_missing():
-        raise PredictError(f"--engine {requested} needs onnxruntime (pip install onnxruntime)")
-    return requested
-
-
 def read_lexicon_text(path: str) -> str:
     """The text of a --lexicon file (any Beam filesystem), checked before the model loads."""
     if not FileSystems.exists(path):
@@ -614,45 +553,18 @@ def parse_lexicon(path: str, text: str, charset: Charset, case_sensitive: bool) 
     return lexicon
 
 
-def check_model(bundle: str, engine: str):
-    """Loads the engine's model once before the pipeline: a bundle that does not load (a truncated file)
-    fails here with one line, instead of in every worker once the pipeline runs. Returns (config, charset,
-    preprocessing); the onnx engine does not import TensorFlow."""
-    if engine in ONNX_FILES:
-        file = ONNX_FILES[engine]
-        return check_onnx_session(onnx_session(bundle, threads=1, file=file), bundle, file)
-    loaded = load_bundle(bundle)
-    return loaded.config, loaded.charset, loaded.spec
+Model = ModelRef  # the model a job runs (ocr_core.engine)
 
 
-class Model(NamedTuple):
-    """A bundle checked in the launcher: what the workers need to recognise with it."""
-
-    bundle: str  # absolute path or scheme://
-    engine: str  # tf | onnx | onnx-int8
-    name: str  # the `model` column: config@directory
-    characters: str
-    spec: PreprocessSpec
-
-
-def open_model(bundle: str, requested_engine: str) -> Model:
-    """Chooses the engine and checks that the bundle loads with it (auto falls back to tf, with a note).
+def open_model(model: str | None, requested_engine: str) -> ModelRef:
+    """The --model (None: the shipped model; pp-ocrv6; a bundle) with its engine, checked in the launcher
+    (auto falls back to tf with a note when model.onnx does not load).
 
     Raises:
-        BundleError: the bundle is incomplete or does not load.
+        BundleError, ModelError: one line for the user.
     """
-    engine = choose_engine(requested_engine, bundle)
-    try:
-        cfg, charset, spec = check_model(bundle, engine)
-    except BundleError as e:
-        if requested_engine != "auto" or engine != "onnx":
-            raise
-        print(f"ocr predict: note: using the tf engine ({e})", file=sys.stderr)
-        engine = "tf"
-        cfg, charset, spec = check_model(bundle, engine)
-    bundle = os.path.abspath(bundle) if "://" not in bundle else bundle
-    return Model(bundle, engine, f"{cfg.name}@{posixpath.basename(bundle.rstrip('/'))}", charset.characters,
-                 spec)
+    return engine_open_model(model, requested_engine,
+                             note=lambda msg: print(f"ocr predict: note: {msg}", file=sys.stderr))
 
 
 def absolute(path: str) -> str:
@@ -689,10 +601,10 @@ def run_table(args, beam_args: list[str], model: Model, read: beam.PTransform, o
             items = p | "ReadInputs" >> read
             shards = args.shards or items | "CountShards" >> CountShards(args.rows_per_file)
             (items
-             | "Recognise" >> Recognise(model.bundle, model.name, model.characters, model.spec, args.decoder,
+             | "Recognise" >> Recognise(model, args.decoder,
                                         args.beam_width, args.top_k, args.batch_size, args.threads,
                                         use_run_inference=not on_dask(args), groups=4 * args.workers,
-                                        engine=model.engine, workers=args.workers, lexicon=lexicon,
+                                        workers=args.workers, lexicon=lexicon,
                                         lexicon_distance=args.lexicon_distance,
                                         progress_seconds=args.progress_seconds)
              | "WriteTable" >> WriteTable(staging, shards))
@@ -728,7 +640,7 @@ def run(argv=None, test_pipeline=None):
     rows). See `ocr predict --help`."""
     try:
         return _run(argv, test_pipeline)
-    except (UsageError, BundleError) as e:
+    except (UsageError, BundleError, ModelError) as e:
         raise SystemExit(f"ocr predict: error: {e}") from None
 
 
@@ -740,7 +652,7 @@ def _run(argv, test_pipeline):
     lexicon_text = None if args.lexicon is None else read_lexicon_text(args.lexicon)
     if args.watch:
         return watch(args, beam_args, lexicon_text)
-    model = open_model(resolve_model(args.model), args.engine)
+    model = open_model(args.model, args.engine)
     lexicon = model_lexicon(args, lexicon_text, model)
     spec = resolve_input(args.input)  # a cheap check: fails fast when it holds nothing
     parts = args.workers if on_dask(args) else 1
@@ -777,7 +689,7 @@ def swap_model(current: Model, bundles: BundleWatch | None, engine: str) -> Mode
         return current
     try:
         model = open_model(bundle, engine)
-    except BundleError as e:
+    except (BundleError, ModelError) as e:
         print(f"ocr predict --watch: warning: keeping {current.name}: {e}", file=sys.stderr, flush=True)
         return current
     print(f"ocr predict --watch: model {current.name} -> {model.name}", flush=True)
@@ -811,7 +723,7 @@ def watch(args, beam_args, lexicon_text: str | None = None):
     idle = parse_duration(args.idle_timeout) if args.idle_timeout else None
     if window < 1 or poll <= 0 or poll > window:
         raise PredictError("need --window >= 1s and 0 < --poll <= --window")
-    model = open_model(resolve_model(args.model), args.engine)
+    model = open_model(args.model, args.engine)
     lexicon = model_lexicon(args, lexicon_text, model)
     bundles = BundleWatch(absolute(args.model_watch)) if args.model_watch else None
     out = absolute(args.output)

@@ -161,3 +161,15 @@ def write_manifest(path: Path, rows, sep: str = "\t", header: str | None = None)
         lines.append(row if isinstance(row, str) else sep.join(row))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def rendered_text(text: str, size: int = 40, colour=(30, 30, 30), paper=(240, 236, 228),
+                  font: str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf") -> np.ndarray:
+    """Text drawn with a real font (DejaVu Sans) on a plain background: a BGR uint8 array with a margin."""
+    from PIL import ImageDraw, ImageFont
+
+    face = ImageFont.truetype(font, size)
+    left, top, right, bottom = face.getbbox(text)
+    im = Image.new("RGB", (right - left + 16, bottom - top + 16), paper)
+    ImageDraw.Draw(im).text((8 - left, 8 - top), text, font=face, fill=colour)
+    return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2BGR)

@@ -7,24 +7,16 @@ import io
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from ocr_core import Reading, Recognizer
 from ocr_core.engine import PPOCR, PpocrSpec, open_model, padded_width, ppocr_batch, ppocr_width, width_groups
 from ocr_core.errors import InputError
 from ocr_core.preprocess import decode_bgr
+from tests import images
 
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 WORDS = ["Hello", "market", "OPEN", "Station", "42", "coffee"]
-
-
-def rendered(text: str, size: int = 40, colour=(30, 30, 30), paper=(240, 236, 228)) -> np.ndarray:
-    """Text drawn in DejaVu Sans on a plain background: a BGR uint8 array with a small margin."""
-    font = ImageFont.truetype(FONT, size)
-    left, top, right, bottom = font.getbbox(text)
-    im = Image.new("RGB", (right - left + 16, bottom - top + 16), paper)
-    ImageDraw.Draw(im).text((8 - left, 8 - top), text, font=font, fill=colour)
-    return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2BGR)
+rendered = images.rendered_text
 
 
 def png(img: np.ndarray) -> bytes:

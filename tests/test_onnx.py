@@ -16,6 +16,8 @@ from ocr_core.bundle import INT8_ONNX_FILE, ONNX_FILE, SHIPPED_MODEL, BundleErro
 from ocr_core.charset import Charset  # noqa: E402
 from ocr_core.config import load_config  # noqa: E402
 from ocr_core.ctc import beam_search_decode, greedy_decode  # noqa: E402
+from ocr_core.engine import check_bundle_engine, choose_engine  # noqa: E402
+from ocr_core.engine import open_model as engine_open_model  # noqa: E402
 from ocr_core.inputs import read_image_bytes  # noqa: E402
 from ocr_core.model import build_crnn  # noqa: E402
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image  # noqa: E402
@@ -34,8 +36,8 @@ def heldout(tmp_path_factory) -> Path:
 
 
 def engine_probs(engine: str, batch: np.ndarray) -> np.ndarray:
-    model = predict.CrnnModelHandler(str(SHIPPED_MODEL), engine=engine).load_model()
-    return np.concatenate([model(batch[i:i + 64]) for i in range(0, len(batch), 64)])
+    model = engine_open_model(str(SHIPPED_MODEL), engine).load()
+    return np.stack([p for i in range(0, len(batch), 64) for p in model(list(batch[i:i + 64, ..., 0]))])
 
 
 def test_onnx_and_tf_engines_agree_on_probabilities_and_texts(heldout):
@@ -77,8 +79,8 @@ def test_predict_with_the_onnx_engine_gives_the_tf_engines_rows(heldout, tmp_pat
 
 
 def test_auto_engine_is_onnx_for_the_shipped_bundle_and_tf_without_model_onnx(tmp_path):
-    assert predict.choose_engine("auto", str(SHIPPED_MODEL)) == "onnx"
-    assert predict.choose_engine("auto", str(tmp_path)) == "tf"
+    assert choose_engine("auto", str(SHIPPED_MODEL)) == "onnx"
+    assert choose_engine("auto", str(tmp_path)) == "tf"
 
 
 @pytest.mark.slow
@@ -116,13 +118,13 @@ def test_export_adds_model_onnx_and_a_retrained_bundle_drops_it(plain_bundle, tm
     assert export.run([str(bundle)]) == 0
     assert "max |Δp|" in capsys.readouterr().out
     assert (bundle / ONNX_FILE).stat().st_size > 0 and not list(bundle.glob(".ocr-export-*"))
-    assert predict.choose_engine("auto", str(bundle)) == "onnx"
-    predict.check_model(str(bundle), "onnx")
+    assert choose_engine("auto", str(bundle)) == "onnx"
+    check_bundle_engine(str(bundle), "onnx")
     other = tmp_path / "other"
     save_demo_bundle(other)
     shutil.copy(other / "model.keras", bundle / "model.keras")  # model.onnx no longer belongs to it
     with pytest.raises(BundleError, match="not converted from this model.keras"):
-        predict.check_model(str(bundle), "onnx")
+        check_bundle_engine(str(bundle), "onnx")
     images.write_word(tmp_path / "w.png", "word")
     predict.run(["--model", str(bundle), "--input", str(tmp_path / "w.png"), "--output", str(tmp_path / "o"),
                  *IN_MEMORY])  # auto falls back to tf
@@ -141,7 +143,7 @@ def test_export_quantize_writes_an_int8_model_that_reads_like_model_onnx(heldout
     assert line.startswith(f"ocr export: wrote {bundle / INT8_ONNX_FILE} ("), line
     assert "of 64 calibration crops" in line, line
     assert (bundle / INT8_ONNX_FILE).stat().st_size < 0.7 * (bundle / ONNX_FILE).stat().st_size
-    predict.check_model(str(bundle), "onnx-int8")
+    check_bundle_engine(str(bundle), "onnx-int8")
     tables = {}
     for engine in ("onnx", "onnx-int8"):
         out = tmp_path / engine
