@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ocr_core import Reading, Recognizer
-from ocr_core.engine import PPOCR, PpocrSpec, open_model, padded_width, ppocr_batch, ppocr_width, width_groups
+from ocr_core import Reading, Recognizer, engine
+from ocr_core.engine import PPOCR, PpocrSpec, canvas_width, open_model, padded_width, ppocr_batch, ppocr_width
 from ocr_core.errors import InputError
 from ocr_core.preprocess import decode_bgr
 from tests import images
@@ -39,12 +39,14 @@ def test_pp_ocrv6_reads_rendered_words_and_a_line(ppocr):
 
 def test_width_groups_hold_one_padded_width_and_every_index_once():
     widths = [300, 40, 48, 1000, 44, 310, 45, 47]
-    groups = width_groups(widths, size=2)
+    groups = engine.width_groups(widths, size=2)
     assert sorted(i for g in groups for i in g) == list(range(len(widths)))
     assert [padded_width(w) for w in (8, 40, 47, 150, 300, 1000, 2400)] == [8, 40, 48, 160, 320, 1024, 2560]
+    margin = PpocrSpec().margin
     for g in groups:
-        assert len(g) <= 2 and len({padded_width(widths[i]) for i in g}) == 1
-        assert all(padded_width(widths[i]) - widths[i] <= widths[i] / 8 for i in g)
+        assert len(g) <= 2 and len({canvas_width(widths[i]) for i in g}) == 1
+        for i in g:
+            assert margin <= canvas_width(widths[i]) - widths[i] <= margin + (widths[i] + margin) / 8
     # a batch in any order gives each crop the same probabilities as running it alone
     m = open_model(PPOCR)
     forward = m.load(threads=1)
@@ -64,7 +66,8 @@ def test_ppocr_preprocessing_keeps_the_aspect_ratio_and_scales_to_minus_one_one(
     x = m.prepare(png(rendered("Hello", size=80)))
     assert x.dtype == np.uint8 and x.shape[0] == 48 and x.shape[2] == 3
     batch = ppocr_batch([x, x[:, :20]])
-    assert batch.shape == (2, 3, 48, padded_width(x.shape[1])) and batch.min() >= -1 and batch.max() <= 1
+    assert batch.shape == (2, 3, 48, canvas_width(x.shape[1])) and batch.min() >= -1 and batch.max() <= 1
+    assert batch.shape[3] >= x.shape[1] + PpocrSpec().margin  # blank frames after the text, as PP-OCR expects
     assert (batch[1, :, :, 20:] == 0).all()  # padding is 0 after scaling
 
 
