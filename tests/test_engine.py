@@ -94,6 +94,16 @@ def test_recognizer_takes_paths_bytes_and_arrays_and_reports_bad_items_in_order(
         assert bad.text is None and bad.confidence is None and bad.error.startswith(reason + ":")
 
 
+def test_recognizer_reads_a_phone_photo_stored_sideways_with_exif_orientation_6(ppocr):
+    upright = Image.fromarray(cv2.cvtColor(rendered("Station"), cv2.COLOR_BGR2RGB))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display": what a phone held upright writes
+    jpeg = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(jpeg, "JPEG", quality=95, exif=exif)
+    assert [r.text for r in ppocr.read([jpeg.getvalue()])] == ["Station"]
+    assert [r.text for r in Recognizer().read([jpeg.getvalue()])] == ["Station"]  # the shipped CRNN too
+
+
 def test_recognizer_beam_top_k_and_lexicon(tmp_path):
     crop = rendered("coffee")
     top = Recognizer(decoder="beam", beam_width=5, top_k=3).read([crop])[0]
