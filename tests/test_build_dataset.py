@@ -114,6 +114,16 @@ def test_label_policies():
         check_label("abcdefghijklmnopqrstuvwxyzabcdef", lower, "reject", 31)
 
 
+def test_an_nfd_label_is_stored_as_nfc(tmp_path):
+    images.write_word(tmp_path / "a.png", "cafe")
+    images.write_word(tmp_path / "b.png", "the")
+    nfd = "cafe\u0301"  # "café" as macOS file names and some exports spell it: e + combining acute
+    images.write_manifest(tmp_path / "labels.tsv", [("a.png", nfd), ("b.png", "th\u00e9")])
+    m = build(tmp_path / "out", tmp_path / "labels.tsv", extra=["--charset", "acefht\u00e9"])
+    texts = sorted(r.text for recs in read_records(tmp_path / "out", m).values() for r in recs)
+    assert texts == ["caf\u00e9", "th\u00e9"]
+
+
 def test_split_is_deterministic_and_proportional():
     plan = SplitPlan(val_fraction=0.1, test_fraction=0.05, train_shards=8)
     assert plan.num_shards == {"train": 8, "val": 1, "test": 1}
