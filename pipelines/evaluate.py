@@ -362,6 +362,10 @@ def evaluate(predictions: str, labels_path: str | None, split: str = "auto",
     rows = read_predictions(pred_uri)
     labels = read_labels(labels_path, split)
     joined = join(rows, labels)
+    if labels.kind == "table" and not joined.scored:
+        raise EvaluateError(f"--predictions {predictions}: no row has a label ({len(rows)} rows, `label` "
+                            "column empty: predictions of unlabelled images); pass --labels "
+                            "MANIFEST|DATASET_DIR")
     if labels.kind != "table" and labels.entries and not joined.scored:
         print(f"ocr evaluate: warning: no prediction row matches a label of {labels_path}; were the "
               "predictions made from these images"

@@ -250,3 +250,9 @@ def test_dataset_split_that_does_not_exist(dataset, tmp_path, capsys):
     table = write_table(tmp_path / "pred", HAND_MADE)
     err = _fails(capsys, "--predictions", table, "--labels", dataset[0], "--split", "test")
     assert f"--labels {dataset[0]}: no split 'test' (has train)" in err
+
+
+def test_unlabelled_table_without_labels_is_an_error_not_n_0(tmp_path, capsys):
+    table = write_table(tmp_path / "pred", [row("a", None, "alpha", 0.5), row("b", None, "beta", 0.5)])
+    err = _fails(capsys, "--predictions", table)
+    assert err.count("\n") == 1 and "no row has a label (2 rows" in err and "pass --labels" in err
