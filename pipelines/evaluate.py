@@ -30,6 +30,7 @@ from ocr_core.inputs import InputSpec, Reject, read_input
 from ocr_core.inputs import input_kind as manifest_kind
 from ocr_core.metrics import (
     by_length,
+    by_length_group,
     calibration,
     confusions,
     expected_calibration_error,
@@ -211,6 +212,7 @@ def score(joined: Joined, worst: int) -> dict:
     pairs = [(s["label"], "" if s["error"] else (s["text"] or "")) for s in scored]
     metrics = summarize(pairs)
     metrics["by_length"] = by_length(pairs)
+    metrics["by_length_group"] = by_length_group(pairs)
     reasons = Counter(error_reason(s["error"]) for s in scored if s["error"])
     metrics["errors"] = {"count": sum(reasons.values()), "by_reason": dict(sorted(reasons.items()))}
     metrics["unlabelled"] = joined.unlabelled
@@ -235,9 +237,12 @@ KEYS_DOC = {
     "word_accuracy": "exact match, case-sensitive",
     "word_accuracy_case_insensitive": "match after lowercasing both",
     "word_accuracy_alnum": "scene-text protocol: lowercase, only 0-9a-z kept",
-    "cer": "total edit distance / total label characters",
+    "line_accuracy": "the whole text exact (= word_accuracy on word crops; lines read exactly on line crops)",
+    "cer": "character error rate: total edit distance / total label characters",
+    "wer": "word error rate: total word-level edit distance / total label words (split on whitespace)",
     "mean_ned": "mean of edit distance / max(len(label), len(prediction))",
     "by_length": "exact accuracy per label length bucket (1..10, 11-15, 16+)",
+    "by_length_group": "exact accuracy and CER per label length group (1-3, 4-6, 7-11, 12+)",
     "errors": "scored rows whose image could not be read (counted wrong), by reason",
     "unlabelled": "prediction rows without a label (not scored)",
     "missing_predictions": "labels without a prediction row (not scored)",

@@ -70,6 +70,11 @@ def test_metrics_of_a_hand_made_table(tmp_path, capsys):
     assert m["word_accuracy_alnum"] == pytest.approx(3 / 7)
     assert m["cer"] == pytest.approx(8 / 34)  # distances 0+1+1+1+1+3+1 over 5+5+4+3+12+3+2 label chars
     assert m["mean_ned"] == pytest.approx((0 + 1 / 5 + 1 / 4 + 1 / 3 + 1 / 12 + 1 + 1 / 3) / 7)
+    assert m["line_accuracy"] == pytest.approx(1 / 7) and m["wer"] == pytest.approx(6 / 7)  # one word each
+    groups = {g["length"]: (g["n"], g["accuracy"], g["cer"]) for g in m["by_length_group"]}
+    assert groups == {"1-3": (3, 0.0, pytest.approx(5 / 8, abs=1e-6)),
+                      "4-6": (3, pytest.approx(1 / 3, abs=1e-6), pytest.approx(2 / 14, abs=1e-6)),
+                      "7-11": (0, None, None), "12+": (1, 0.0, pytest.approx(1 / 12, abs=1e-6))}
     assert m["errors"] == {"count": 1, "by_reason": {"missing_file": 1}}
     assert m["unlabelled"] == 1 and m["missing_predictions"] == 0 and m["duplicate_rows"] == 0
     assert m["models"] == ["demo@model"]
@@ -144,6 +149,10 @@ def test_html_report_shows_worst_mistakes_escaped(crops, tmp_path, capsys):
     assert "<script" not in page and "<y>" not in page
     assert html.unescape(re.findall(r'alt="([^"]*)"', page)[0]) == 'x<y>&"z"'  # the label, escaped, as alt
     assert '<mark class="s">8</mark>eta' in page and "Accuracy by label length" in page
+    shown = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    for metric in ("Line accuracy (whole text exact)", "Character error rate (CER)", "Word error rate (WER)"):
+        assert metric in shown
+    assert re.search(r"4-6\s+3\s+33.3 %\s+15.4 %", shown)  # alpha right; Beta, gone 1 char each of 13
     assert "Character confusions" in page and '<mark class="s">B</mark>' in page
     thumbs = data_uris(page)
     assert len(thumbs) == 2  # gone.png does not exist: its card says "no image"

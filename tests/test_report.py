@@ -16,7 +16,8 @@ def page_metrics(pairs: list[tuple[str, str]], **described) -> dict:
              "confidence": 0.5} for i, (label, pred) in enumerate(pairs)]
     m = {"predictions": "/p", "labels": None, "label_source": "table", "split": None, "models": ["demo@m"],
          "rows": len(rows), "label_rejects": 0, **metrics.summarize(pairs),
-         "by_length": metrics.by_length(pairs), "errors": {"count": 0, "by_reason": {}}, "unlabelled": 0,
+         "by_length": metrics.by_length(pairs), "by_length_group": metrics.by_length_group(pairs),
+         "errors": {"count": 0, "by_reason": {}}, "unlabelled": 0,
          "missing_predictions": 0, "mean_confidence_right": None, "mean_confidence_wrong": 0.5,
          "calibration": metrics.calibration([(0.5, a == b) for a, b in pairs]),
          "expected_calibration_error": None, "confusions": metrics.confusions(pairs),
