@@ -3,6 +3,8 @@
     ReadPredictions -> ReadLabels (manifest | dataset | the table's own `label` column) -> Join -> Score
     -> print metrics JSON; with --report: metrics.json + a self-contained index.html
 
+Several --predictions tables (models) are each scored against the same labels and shown side by side.
+
 Labels from a manifest are joined on the resolved image path (or on the id, which is the same for
 predictions of that manifest), labels from a dataset directory on the record id. This is a small job over one
 table, so it is plain pyarrow + Python, not a Beam pipeline, and it never imports TensorFlow (dataset
@@ -41,7 +43,7 @@ from ocr_core.metrics import (
 from ocr_core.predictions import SUCCESS, TableError, read_table
 from ocr_core.preprocess import PreprocessSpec, decode_gray
 from ocr_core.records import RecordError, WordRecord, iter_tfrecords, record_id
-from ocr_core.report import render_report
+from ocr_core.report import render_comparison, render_report, run_names
 
 REQUIRED_COLUMNS = ("id", "source", "text", "confidence", "error", "label")
 DISPLAY_COLUMNS = ("model", "decoder")
@@ -328,8 +330,11 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="ocr evaluate", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=f"Metrics go to stdout as JSON (warnings to stderr). Keys:\n{keys}")
-    p.add_argument("--predictions", required=True, metavar="PARQUET",
-                   help="output directory of `ocr predict` (its part-*.parquet files) or one .parquet file")
+    p.add_argument("--predictions", required=True, metavar="PARQUET", action="extend", nargs="+",
+                   help="output directory of `ocr predict` (its part-*.parquet files) or one .parquet file; "
+                        "two or more (repeat the flag, or list them) compare models on the same labels: "
+                        "the JSON is {\"comparison\": [metrics per table], \"names\": [...]} and the "
+                        "report shows them side by side")
     p.add_argument("--labels", metavar="MANIFEST|DATASET_DIR",
                    help="labels.tsv/.csv/annotation*.txt (joined on the image path) or a dataset directory "
                         "(joined on record id); the table's `label` column is then ignored. "
@@ -396,9 +401,16 @@ def run(argv=None) -> int:
     """
     args = parse_args(argv)
     try:
-        metrics, labels = evaluate(args.predictions, args.labels, args.split, args.worst)
+        runs, labels = [], None
+        for path in args.predictions:
+            metrics, labels = evaluate(path, args.labels, args.split, args.worst)
+            runs.append(metrics)
+        if len(runs) > 1:
+            metrics = {"comparison": runs, "names": run_names(runs)}
         if args.report:
-            page = render_report(metrics, load_thumbnails(metrics["worst"], labels))
+            worst = list({w["label_id"]: w for r in runs for w in r["worst"]}.values())
+            thumbs = load_thumbnails(worst, labels)
+            page = render_report(runs[0], thumbs) if len(runs) == 1 else render_comparison(runs, thumbs)
             write_report(_absolute(args.report), metrics, page)
     except (EvaluateError, RecordError) as e:
         print(f"ocr evaluate: error: {e}", file=sys.stderr)

@@ -39,8 +39,8 @@ def test_every_text_is_escaped():
     for markup in ("<script", "<b>", "<i>", "<u>", "<em>", "<s>", '" onerror'):
         assert markup not in page
     shown = text_of(page)
-    for text in (f"predictions /tmp/{HOSTILE}", "labels /l/<i>.tsv (manifest, split <u>)",
-                 "model <em>model</em>", "<s>", "a&amp;b"):
+    for text in (f"Predictions/tmp/{HOSTILE}", "Labels/l/<i>.tsv (a labels manifest, split <u>)",
+                 "Model<em>model</em>", "<s>", "a&amp;b"):
         assert text in shown
     alts = [html.unescape(a) for a in re.findall(r'alt="([^"]*)"', page)]
     assert alts == [HOSTILE]  # the only card with an image; the others say "no image"
