@@ -12,6 +12,7 @@ from PIL import Image
 from ocr_core import Reading, Recognizer
 from ocr_core.engine import PPOCR, PpocrSpec, open_model, padded_width, ppocr_batch, ppocr_width, width_groups
 from ocr_core.errors import InputError
+from ocr_core.lexicon import LexiconWarning
 from ocr_core.preprocess import decode_bgr
 from tests import images
 
@@ -111,6 +112,9 @@ def test_recognizer_beam_top_k_and_lexicon(tmp_path):
     assert top.candidates[0][0] == "coffee" and top.candidates[0][1] == pytest.approx(top.confidence)
     forced = Recognizer(lexicon=["toffee", "market"]).read([crop])[0]
     assert forced.text == "toffee"  # the lexicon word nearest to what the model read
+    with pytest.warns(LexiconWarning, match="1 of 3 words refused, longer than the model can emit in its 31"):
+        api = Recognizer(lexicon=["toffee", "market", "coffee" * 6])  # 36 letters: never emitted in 31 frames
+    assert api.decode.matcher.lexicon.words == ("toffee", "market") and api.read([crop])[0].text == "toffee"
 
 
 def test_unknown_model_names_and_bad_options_are_one_line_errors(tmp_path):
