@@ -4,6 +4,7 @@ import argparse
 import pytest
 
 from pipelines import demo, synth
+from pipelines.beam_options import add_runner_arguments
 from pipelines.flags import positive_int
 
 
@@ -14,9 +15,16 @@ def test_positive_int():
             positive_int(bad)
 
 
+def beam_job_args(argv):
+    parser = argparse.ArgumentParser(prog="ocr build-dataset")
+    add_runner_arguments(parser)
+    return parser.parse_args(argv)
+
+
 @pytest.mark.parametrize("prog, parse, required", [
     ("ocr synth", synth.parse_args, ["--out", "x", "--count", "3"]),
     ("ocr demo", demo.parse_args, []),
+    ("ocr build-dataset", beam_job_args, []),  # build-dataset and predict share the runner flags
 ])
 def test_workers_0_is_a_usage_error_everywhere(prog, parse, required, capsys):
     assert parse([*required, "--workers", "2"]).workers == 2
