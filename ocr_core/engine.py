@@ -36,6 +36,9 @@ class ModelError(ValueError):
     """A model that cannot be opened: one line for the user."""
 
 
+PPOCR_STRIDE = 8  # input columns per output frame of PP-OCRv6's recogniser
+
+
 @dataclass(frozen=True)
 class PpocrSpec:
     """PP-OCR's recognition input: BGR, height 48, width from the aspect ratio (rounded up), at most
@@ -157,6 +160,9 @@ class ModelRef:
     name: str  # the `model` column
     characters: str
     spec: PreprocessSpec | PpocrSpec
+    # CTC frames of the longest input (CRNN: every crop; PP-OCR: a crop at max_width): the longest text the
+    # model can emit, which a lexicon checks its words against. None: unknown.
+    time_steps: int | None = None
 
     @property
     def bundle(self) -> str:
@@ -226,7 +232,8 @@ def open_ppocr() -> ModelRef:
         raise ModelError(f"--model {PPOCR} needs onnxruntime (pip install onnxruntime)")
     path = ppocr_model_path()
     characters = ppocr_characters(ort_session(path, threads=1))
-    return ModelRef("ppocr", path, "onnx", PPOCR, characters, PpocrSpec())
+    spec = PpocrSpec()
+    return ModelRef("ppocr", path, "onnx", PPOCR, characters, spec, spec.max_width // PPOCR_STRIDE)
 
 
 def choose_engine(requested: str, bundle: str) -> str:
@@ -275,7 +282,7 @@ def open_bundle(bundle: str, requested_engine: str = "auto", note=None) -> Model
         cfg, charset, spec = check_bundle_engine(bundle, engine)
     bundle = os.path.abspath(bundle) if "://" not in bundle else bundle
     return ModelRef("crnn", bundle, engine, f"{cfg.name}@{posixpath.basename(bundle.rstrip('/'))}",
-                    charset.characters, spec)
+                    charset.characters, spec, cfg.model.time_steps)
 
 
 def shipped_model() -> str:

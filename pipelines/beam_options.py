@@ -29,6 +29,8 @@ from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.flags import positive_int
+
 DIRECT_RUNNER = "DirectRunner"
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 RUNNER_ALIASES = {
@@ -47,7 +49,7 @@ def add_runner_arguments(parser: argparse.ArgumentParser, default_workers: int =
     g.add_argument("--runner", default="direct",
                    help="direct (default: DirectRunner, multi_processing), dask, dataflow, flink, spark, "
                         "portable, or a fully qualified runner class name")
-    g.add_argument("--workers", type=int, default=default_workers,
+    g.add_argument("--workers", type=positive_int, default=default_workers,
                    help="worker processes for the direct runner (--direct_num_workers) and for the local "
                         "Dask cluster started when --runner dask has no --dask_address (default %(default)s)")
     g.add_argument("--dask_address", default=None,

@@ -274,7 +274,7 @@ class ValidateLabel(beam.DoFn):
 
     def process(self, entry: Entry):
         try:
-            label, ids = check_label(entry.label, self.charset, self.oov, self.max_steps)
+            label, ids = check_label(Charset.normalize(entry.label), self.charset, self.oov, self.max_steps)
         except InputError as e:
             yield beam.pvalue.TaggedOutput(self.REJECTS, _reject(entry, e))
             return

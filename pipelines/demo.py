@@ -13,17 +13,19 @@ import time
 from pathlib import Path
 
 from ocr_core.bundle import SHIPPED_MODEL
+from pipelines.flags import positive_int
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="ocr demo", description=__doc__)
     p.add_argument("--workdir", default="demo_out", help="where every output goes (default: demo_out)")
-    p.add_argument("--count", type=int, default=4000, help="training images to generate")
-    p.add_argument("--test-count", type=int, default=500, help="test images, rendered with held-out fonts")
+    p.add_argument("--count", type=positive_int, default=4000, help="training images to generate")
+    p.add_argument("--test-count", type=positive_int, default=500,
+                   help="test images, rendered with held-out fonts")
     p.add_argument("--train", action="store_true",
                    help="train configs/demo.yaml even when the shipped model exists")
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--epochs", type=positive_int, default=6)
+    p.add_argument("--workers", type=positive_int, default=2)
     return p.parse_args(argv)
 
 

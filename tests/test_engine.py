@@ -12,6 +12,7 @@ from PIL import Image
 from ocr_core import Reading, Recognizer, engine
 from ocr_core.engine import PPOCR, PpocrSpec, canvas_width, open_model, padded_width, ppocr_batch, ppocr_width
 from ocr_core.errors import InputError
+from ocr_core.lexicon import LexiconWarning
 from ocr_core.preprocess import decode_bgr
 from tests import images
 
@@ -97,6 +98,16 @@ def test_recognizer_takes_paths_bytes_and_arrays_and_reports_bad_items_in_order(
         assert bad.text is None and bad.confidence is None and bad.error.startswith(reason + ":")
 
 
+def test_recognizer_reads_a_phone_photo_stored_sideways_with_exif_orientation_6(ppocr):
+    upright = Image.fromarray(cv2.cvtColor(rendered("Station"), cv2.COLOR_BGR2RGB))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display": what a phone held upright writes
+    jpeg = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(jpeg, "JPEG", quality=95, exif=exif)
+    assert [r.text for r in ppocr.read([jpeg.getvalue()])] == ["Station"]
+    assert [r.text for r in Recognizer().read([jpeg.getvalue()])] == ["Station"]  # the shipped CRNN too
+
+
 def test_recognizer_beam_top_k_and_lexicon(tmp_path):
     crop = rendered("coffee")
     top = Recognizer(decoder="beam", beam_width=5, top_k=3).read([crop])[0]
@@ -104,6 +115,9 @@ def test_recognizer_beam_top_k_and_lexicon(tmp_path):
     assert top.candidates[0][0] == "coffee" and top.candidates[0][1] == pytest.approx(top.confidence)
     forced = Recognizer(lexicon=["toffee", "market"]).read([crop])[0]
     assert forced.text == "toffee"  # the lexicon word nearest to what the model read
+    with pytest.warns(LexiconWarning, match="1 of 3 words refused, longer than the model can emit in its 31"):
+        api = Recognizer(lexicon=["toffee", "market", "coffee" * 6])  # 36 letters: never emitted in 31 frames
+    assert api.decode.matcher.lexicon.words == ("toffee", "market") and api.read([crop])[0].text == "toffee"
 
 
 def test_unknown_model_names_and_bad_options_are_one_line_errors(tmp_path):
