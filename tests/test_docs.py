@@ -1,6 +1,7 @@
 """The README and docs/ stay true to the code: every `ocr COMMAND --flag` they show exists in that command's
 `--help` (or is a Beam option, for the Beam jobs), every relative link reaches a file (and a heading, when it
-names one), and the Python API page lists `Recognizer`'s real arguments and `Reading`'s real fields."""
+names one), every source file and `make` target they name exists, and the Python API page lists
+`Recognizer`'s real arguments and `Reading`'s real fields."""
 import inspect
 import re
 import subprocess
@@ -141,6 +142,25 @@ def test_relative_links_reach_files_and_headings():
                 problems.append(f"{page.relative_to(REPO)}: ({target}): no file {file}")
             elif anchor and dest.suffix == ".md" and anchor not in github_anchors(dest):
                 problems.append(f"{page.relative_to(REPO)}: ({target}): no heading #{anchor} in {dest.name}")
+    assert not problems, "\n".join(problems)
+
+
+SOURCE_FILE = re.compile(r"(?<![\w/.-])(?:ocr_core|pipelines|bench|configs|tests)/[\w/.-]*\.(?:py|yaml|j2)\b")
+MAKE = re.compile(r"(?<![\w-])make ([a-z][\w-]*)")
+
+
+def test_named_source_files_and_make_targets_exist():
+    targets = set(re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(), re.M))
+    problems = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        code, prose = split_page(text)
+        snippets = code + [m.group(2) for line in prose for m in INLINE_CODE.finditer(line)]
+        for snippet in snippets:
+            problems += [f"{page.relative_to(REPO)}: no file {f}" for f in SOURCE_FILE.findall(snippet)
+                         if not (REPO / f).exists()]
+            problems += [f"{page.relative_to(REPO)}: no Makefile target `make {t}`"
+                         for t in MAKE.findall(snippet) if t not in targets]
     assert not problems, "\n".join(problems)
 
 
