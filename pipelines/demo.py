@@ -91,7 +91,8 @@ def run(argv=None) -> int:
                             "--val-fraction", "0.1", "--test-fraction", "0.2", "--shards", "2",
                             "--overwrite", *workers)
     counts = json.loads((dataset / "manifest.json").read_text()).get("counts", {})
-    made(times["build"], f"{dataset}: train/val/test shards, manifest.json ({counts}), rejects-*.jsonl")
+    made(times["build"], f"{dataset}: TFRecord shards ({', '.join(f'{k} {v}' for k, v in counts.items())} "
+                         "records), manifest.json, rejects-*.jsonl")
     ocr("inspect", str(dataset), "-n", "1", "--split", "test")
 
     say(f"3/5 train: fine-tune the shipped model on the train split ({args.epochs} x {args.steps} batches)")
