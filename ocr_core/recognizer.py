@@ -115,10 +115,12 @@ class Recognizer:
         return self.model.name
 
     def read(self, items: Iterable) -> list[Reading]:
-        """One Reading per item, in order; a bad item gets `error` set, never an exception for the batch."""
-        items = list(items) if not isinstance(items, Sequence) or isinstance(items, (str, bytes)) else items
-        if isinstance(items, (str, bytes)):
+        """One Reading per item, in order; a bad item gets `error` set, never an exception for the batch. A
+        single item (a path, encoded bytes or one image array) is read as a list of one."""
+        if isinstance(items, (str, bytes, bytearray, os.PathLike, np.ndarray)):
             items = [items]
+        elif not isinstance(items, Sequence):
+            items = list(items)
         out: list[Reading] = []
         for start in range(0, len(items), self.batch_size):
             out.extend(self._read_batch(items[start:start + self.batch_size]))

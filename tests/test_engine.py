@@ -98,6 +98,15 @@ def test_recognizer_takes_paths_bytes_and_arrays_and_reports_bad_items_in_order(
         assert bad.text is None and bad.confidence is None and bad.error.startswith(reason + ":")
 
 
+def test_recognizer_reads_a_single_path_bytes_or_array_as_a_list_of_one(tmp_path):
+    path = tmp_path / "word.png"
+    path.write_bytes(png(rendered("Station")))
+    rec = Recognizer()
+    for item in (str(path), path, path.read_bytes(), rendered("Station")):  # was split into chars or rows
+        got = rec.read(item)
+        assert len(got) == 1 and got[0].text == "Station", item if isinstance(item, str) else type(item)
+
+
 def test_recognizer_reads_a_phone_photo_stored_sideways_with_exif_orientation_6(ppocr):
     upright = Image.fromarray(cv2.cvtColor(rendered("Station"), cv2.COLOR_BGR2RGB))
     exif = Image.Exif()
