@@ -542,14 +542,16 @@ def read_lexicon_text(path: str) -> str:
         raise PredictError(f"--lexicon {path}: cannot be read ({e})") from None
 
 
-def parse_lexicon(path: str, text: str, charset: Charset, case_sensitive: bool) -> Lexicon:
-    """The lexicon for the model's charset; words it cannot spell are reported once, on stderr."""
+def parse_lexicon(path: str, text: str, charset: Charset, case_sensitive: bool,
+                  max_steps: int | None = None) -> Lexicon:
+    """The lexicon for the model's charset and CTC time steps; words it cannot spell or emit, and a size
+    that makes matching slow, are reported once, on stderr."""
     try:
-        lexicon = Lexicon.parse(text, charset, case_sensitive)
+        lexicon = Lexicon.parse(text, charset, case_sensitive, max_steps)
     except LexiconError as e:
         raise PredictError(f"--lexicon {path}: {e}") from None
-    if lexicon.skipped:
-        print(f"ocr predict: note: --lexicon {path}: {lexicon.skipped_note()}", file=sys.stderr)
+    for note in lexicon.notes():
+        print(f"ocr predict: note: --lexicon {path}: {note}", file=sys.stderr)
     return lexicon
 
 
@@ -575,7 +577,7 @@ def model_lexicon(args, lexicon_text: str | None, model: Model) -> Lexicon | Non
     """The --lexicon for this model's charset (None without --lexicon)."""
     return (None if lexicon_text is None
             else parse_lexicon(args.lexicon, lexicon_text, Charset(model.characters),
-                               args.lexicon_case_sensitive))
+                               args.lexicon_case_sensitive, model.time_steps))
 
 
 def run_table(args, beam_args: list[str], model: Model, read: beam.PTransform, out: str,
