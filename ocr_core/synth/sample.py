@@ -9,9 +9,12 @@ import numpy as np
 
 from ocr_core.synth.fontset import FontInfo
 from ocr_core.synth.render import IMAGE_FORMATS, SYNTH_VERSION, SYNTH_VERSIONS, encode_image, render_word
+from ocr_core.synth.signs import StylePool, render_sign, style_pool
 from ocr_core.synth.text import DEFAULT_WORDS, TextSampler, punctuate
 
 PUNCTUATED_SHARE = 0.4  # version 4: of the images, drawn with punctuation their label leaves out
+SIGN_SHARE = 0.35  # version 5: of the images, large sign crops drawn by `signs.render_sign`
+STYLE_FONT_SHARE = 0.6  # version 5: of the sign crops, in a script, brush or display face (else any font)
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,12 @@ class SampleMaker:
     def sampler(self) -> TextSampler:
         return TextSampler(self.words_path)
 
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "sampler"}  # each process loads its own
+    @functools.cached_property
+    def styles(self) -> StylePool:
+        return style_pool(self.font_list)
+
+    def __getstate__(self) -> dict:  # each process loads its own word list and style pool
+        return {k: v for k, v in self.__dict__.items() if k not in ("sampler", "styles")}
 
     def pick_font(self, rng: np.random.Generator) -> FontInfo:
         families = self._tree[rng.integers(len(self._tree))]
@@ -77,5 +84,10 @@ class SampleMaker:
         left = self.sampler.word(rng)[-3:] if rng.random() < 0.08 else ""
         right = self.sampler.word(rng)[:3] if rng.random() < 0.08 else ""
         shown = punctuate(label, rng) if self.version >= 4 and rng.random() < PUNCTUATED_SHARE else label
-        rgb = render_word(shown, font, rng, left, right, self.version, self.backgrounds)
+        if self.version >= 5 and rng.random() < SIGN_SHARE:
+            styled = self.styles.pick(rng, shown) if rng.random() < STYLE_FONT_SHARE else None
+            font = styled or font
+            rgb = render_sign(shown, font, rng, self.backgrounds)
+        else:
+            rgb = render_word(shown, font, rng, left, right, self.version, self.backgrounds)
         return Sample(index, label, font, encode_image(rgb, self.image_format, rng, self.version))
