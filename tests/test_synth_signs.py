@@ -40,7 +40,8 @@ def test_same_seed_same_bytes():
 
 @pytest.mark.parametrize("kind", [name for name, _ in signs.RELIEFS] + ["flat"])
 def test_every_relief_gives_a_valid_image_and_keeps_the_label(monkeypatch, kind):
-    plain = synth.SampleMaker(3, FONTS, version=5)
+    plain = _sign_maker(monkeypatch)
+    plain = [plain(i) for i in range(3)]
     maker = _sign_maker(monkeypatch, RELIEFS=((kind, 1.0),) if kind != "flat" else ())
     for i in range(3):
         s = maker(i)
@@ -48,7 +49,7 @@ def test_every_relief_gives_a_valid_image_and_keeps_the_label(monkeypatch, kind)
         assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
         assert 48 <= img.shape[0] <= 200 and img.shape[1] >= 8
         assert img.std() > 3  # something is drawn
-        assert s.label == plain(i).label  # the look never changes what the image is labelled
+        assert s.label == plain[i].label and s.font == plain[i].font  # the look never changes the label
 
 
 @pytest.mark.parametrize("kind", [name for name, _ in signs.RELIEFS] + ["flat"])
@@ -65,12 +66,20 @@ def test_apply_relief_keeps_shape_and_range(kind):
 
 
 def test_arcs_and_ornaments_give_valid_images(monkeypatch):
-    plain = synth.SampleMaker(3, FONTS, version=5)
+    plain = _sign_maker(monkeypatch)
+    plain = [plain(i) for i in range(4)]
     maker = _sign_maker(monkeypatch, ARC_SHARE=1.0, ORNAMENT_SHARE=1.0)
     for i in range(4):
         s = maker(i)
         img = cv2.imdecode(np.frombuffer(s.data, np.uint8), cv2.IMREAD_COLOR)
-        assert img is not None and 48 <= img.shape[0] <= 200 and s.label == plain(i).label
+        assert img is not None and 48 <= img.shape[0] <= 200 and s.label == plain[i].label
+
+
+def test_sign_crops_use_fonts_that_draw_plain_letters(monkeypatch):
+    maker = _sign_maker(monkeypatch)
+    styled = {f for fonts in signs.style_pool(FONTS).by_style.values() for f in fonts}
+    assert all(signs.plain_letters(f) or f in styled for f in (maker(i).font for i in range(30)))
+    assert all(synth.fits_ctc(maker(i).label) for i in range(30))
 
 
 def _row_centroids(mask: np.ndarray) -> list[float]:

@@ -39,7 +39,7 @@ STYLE_FAMILIES = {
         "Jessen", "Klaudia", "Berenika", "Bebas Neue", "Lobster", "Mekanus ADF Titling Std", "Summersby"),
 }
 _PROBE_TEXT = "Hamburg Cafe 2931 QxyR"  # no i or j: every character is one connected shape in a normal face
-_PROBE_SIZE = 40
+_PROBE_SIZE = 64  # large, as on signs: display cuts' hairlines break at 40 px
 MAX_PIECES_PER_CHAR = 1.4  # dotted (Abecedario_punteada: 18) and stencil faces break their strokes
 MIN_PIECES_PER_CHAR = 0.4  # letters fused into one shape: embossing tape, outlined blocks (Bevel BRK: 0.26)
 MAX_HOLLOW = 0.45  # share of a glyph's filled outline that is not ink: outline-only faces
@@ -135,6 +135,17 @@ def style_problem(path: str) -> str | None:
     if holes / (holes + float(binary.sum())) > MAX_HOLLOW:
         return "outline only or hairline"
     return None
+
+
+def novelty_face(font: FontInfo) -> bool:
+    """One of Aenigma's ~250 "BRK" novelty faces (fonts-aenigma: shattered, striped, maze and 3-D gimmicks;
+    the few plain ones are in STYLE_FAMILIES)."""
+    return font.family.endswith(" BRK")
+
+
+def plain_letters(font: FontInfo) -> bool:
+    """Whether a font of the general pool may draw a sign crop: no novelty face, no `style_problem`."""
+    return not novelty_face(font) and style_problem(font.path) is None
 
 
 @dataclass(frozen=True)
@@ -283,7 +294,8 @@ def _ornaments(rng: np.random.Generator, h: int, w: int, box: list[float], size:
     t = max(1, round(size * rng.uniform(0.025, 0.07)))
     kind = rng.random()
     grown = list(box)
-    if circle is not None and kind < 0.6:  # a badge's ring(s) outside and/or inside the band of letters
+    if circle is not None:  # a badge's ring(s) outside and/or inside the band of letters (stars or rules
+        # beside an arc would cut into its ends)
         cx, cy, r_in, r_out = circle
         for k in range(1 if rng.random() < 0.5 else 2):
             gap = rng.uniform(0.1, 0.35) * size
@@ -512,8 +524,16 @@ def render_sign(text: str, font: FontInfo, rng: np.random.Generator,
     hh, ww = layout.fill.shape
     cx0, cy0 = max(0, int(x0 - pads[0])), max(0, int(y0 - pads[1]))
     cx1, cy1 = min(ww, int(x1 + pads[2]) + 1), min(hh, int(y1 + pads[3]) + 1)
-    fill = layout.fill[cy0:cy1, cx0:cx1]
-    deco = layout.deco[cy0:cy1, cx0:cx1]
+    fill, deco = layout.fill, layout.deco
+    if rng.random() < 0.35:  # a slightly turned sign: turned before the crop, so no letter is cut off
+        turn = float(np.clip(rng.normal(0, 3.5), -10, 10))
+        m = cv2.getRotationMatrix2D(((x0 + x1) / 2, (y0 + y1) / 2), turn, 1.0)
+        fill, deco = (cv2.warpAffine(plane, m, (ww, hh)) for plane in (fill, deco))
+        corners = np.float32([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]]) @ m.T
+        (rx0, ry0), (rx1, ry1) = corners.min(axis=0), corners.max(axis=0)
+        cx0, cy0 = max(0, int(rx0 - pads[0])), max(0, int(ry0 - pads[1]))
+        cx1, cy1 = min(ww, int(rx1 + pads[2]) + 1), min(hh, int(ry1 + pads[3]) + 1)
+    fill, deco = fill[cy0:cy1, cx0:cx1], deco[cy0:cy1, cx0:cx1]
     h, w = fill.shape
 
     kind = _relief(rng)
@@ -536,10 +556,6 @@ def render_sign(text: str, font: FontInfo, rng: np.random.Generator,
             bg = bg * (1 - deco[..., None]) + other * deco[..., None]
     img = apply_relief(kind, fill, bg, rgb, size, rng)
 
-    if rng.random() < 0.35:  # a slightly turned or foreshortened sign
-        angle = math.radians(rng.normal(0, 4))
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), math.degrees(angle), 1.0)
-        img = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
     if rng.random() < 0.25:  # uneven lighting
         t = scene.ramp(h, w, rng.uniform(0, 2 * math.pi))
         img = img * (rng.uniform(0.6, 0.95) + t * rng.uniform(0.1, 0.45))[..., None]
