@@ -24,7 +24,13 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from ocr_core.preprocess import PreprocessSpec, decode_bgr, preprocess_word_image
+from ocr_core import preprocess
+from ocr_core.preprocess import (
+    PreprocessSpec,
+    decode_bgr,
+    padded_width,  # noqa: F401  (PP-OCR and dynamic CRNNs share the rule)
+    preprocess_word_image,
+)
 
 PPOCR = "pp-ocrv6"  # the --model name of the PP-OCRv6 small recogniser
 PPOCR_PACKAGE, PPOCR_VERSION = "rapidocr", "3.10.0"
@@ -73,20 +79,13 @@ def preprocess_ppocr(data: bytes, spec: PpocrSpec = PpocrSpec()) -> np.ndarray:
     return cv2.resize(img, (ppocr_width(w, h, spec), spec.height), interpolation=cv2.INTER_LINEAR)
 
 
-def canvas_width(width: int, spec: PpocrSpec = PpocrSpec()) -> int:
+def canvas_width(width: int, spec: PpocrSpec | PreprocessSpec = PpocrSpec()) -> int:
     """The batch width a crop `width` pixels wide runs at: its width plus spec.margin, then padded_width."""
-    return padded_width(width + spec.margin)
+    return preprocess.canvas_width(width, spec)
 
 
-def padded_width(width: int) -> int:
-    """The width a crop is padded to in a batch: rounded up to a step of 1/8 of its power of two (at least 8
-    pixels, one output frame), so padding stays under 12.5 % and a crop's result does not depend on which
-    crops share its batch (a batch holds one padded width)."""
-    step = max(8, (1 << (max(width, 1).bit_length() - 1)) // 8)
-    return -(-width // step) * step
-
-
-def width_groups(widths: Sequence[int], size: int = 64, spec: PpocrSpec = PpocrSpec()) -> list[list[int]]:
+def width_groups(widths: Sequence[int], size: int = 64,
+                 spec: PpocrSpec | PreprocessSpec = PpocrSpec()) -> list[list[int]]:
     """Indices of `widths` grouped by `canvas_width` (at most `size` each), in order of first appearance:
     each group runs as one batch."""
     groups: dict[int, list[list[int]]] = {}

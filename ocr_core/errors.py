@@ -16,6 +16,9 @@ REASONS = (
     "empty_label",
     "oov_characters",
     "label_too_long",
+    # the picture: taller than a line of text can be (a word written top to bottom), for a model that reads
+    # lines left to right (a dynamic-width bundle, see docs/lines.md)
+    "vertical_text",
     # the same image listed more than once
     "duplicate",
     "conflicting_label",

@@ -9,6 +9,11 @@ Steps (the preprocessing contract, recorded in every dataset manifest and model 
 3. resize to height H keeping the aspect ratio (width rounded half up, clamped to [1, W]) with an exact
    area (box) filter, written as two small matrix products so the TensorFlow serving graph can repeat it;
 4. round to uint8 and pad on the right to W with the median of the content's border pixels (its background).
+
+A dynamic-width spec (`PreprocessSpec.dynamic_width`, text lines: docs/lines.md) keeps steps 1-3 with W the
+maximum width, and in step 4 pads only to the next multiple of `stride` (at least `min_width`), so each image
+keeps its own width; batches then pad each image to its `canvas_width` (`pad_to_canvas`), a rule of its own
+width only. It refuses an image more than `max_tall_ratio` times as tall as wide (`vertical_text`).
 """
 from __future__ import annotations
 
@@ -38,10 +43,42 @@ class PreprocessSpec:
     # stay under MAX_RESIZE_CELLS too: a 1,000,000 x 38 strip (38 MP, a 37 KB PNG) would cost over a GB.
     max_pixels: int = 40_000_000
     max_bytes: int = 64 * 1024 * 1024
+    # Dynamic width (text lines): `width` is then the maximum; each image is `image_width` wide.
+    dynamic_width: bool = False
+    min_width: int = 16  # a multiple of `stride`
+    stride: int = 4  # input columns per CTC time step of the model (the product of its pools' widths)
+    margin: int = 0  # columns added after each image before `padded_width` rounds up its batch canvas
+    # Height / width above this is a word written top to bottom (refused as vertical_text): a single narrow
+    # character ("1", "l") in a tight crop reaches ~2.5, a vertical word of 3+ letters exceeds 3.
+    max_tall_ratio: float = 3.0
+
+    def __post_init__(self):
+        if self.dynamic_width and (self.width % self.stride or self.min_width % self.stride
+                                   or not 0 < self.min_width <= self.width):
+            raise ValueError(f"dynamic-width preprocessing: width (the maximum, {self.width}) and min_width "
+                             f"({self.min_width}) must be multiples of stride {self.stride}, "
+                             "with 0 < min_width <= width")
+
+    @property
+    def max_width(self) -> int:
+        return self.width
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "version": PREPROCESS_VERSION, "gray_weights_rgb": list(GRAY_WEIGHTS),
+        d = asdict(self)
+        if not self.dynamic_width:  # a fixed-width contract reads exactly as before dynamic width existed
+            for key in DYNAMIC_KEYS:
+                d.pop(key)
+        return {**d, "version": PREPROCESS_VERSION, "gray_weights_rgb": list(GRAY_WEIGHTS),
                 "resize": "area", "pad": "median_of_border", "normalisation": "inside the model (x / 255)"}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PreprocessSpec:
+        """The spec a `to_dict` (a manifest's or bundle's `preprocess`) describes."""
+        keys = ("height", "width", "max_pixels", "max_bytes", *DYNAMIC_KEYS)
+        return cls(**{k: d[k] for k in keys if k in d})
+
+
+DYNAMIC_KEYS = ("dynamic_width", "min_width", "stride", "margin", "max_tall_ratio")
 
 
 _MAGIC = (
@@ -146,6 +183,8 @@ def _check_header(data: bytes, spec: PreprocessSpec) -> tuple[str, int]:
     if w <= 0 or h <= 0:
         raise InputError("corrupt", f"declared size {w}x{h}")
     resize_cells = w * getattr(spec, "width", 0)  # the area filter's matrix (specs that resize with it)
+    if getattr(spec, "dynamic_width", False):  # its real output width: a wide photo is not refused
+        resize_cells = w * target_width(w, h, spec)
     if w * h > spec.max_pixels or resize_cells > MAX_RESIZE_CELLS:
         raise InputError("too_large", f"declared size {w}x{h} is too large: width x height must be <= "
                                       f"{spec.max_pixels}" + (f" and width x {spec.width} (the resize) <= "
@@ -237,21 +276,60 @@ def border_median(img: np.ndarray) -> int:
     return int(np.sort(border)[(border.size - 1) // 2])
 
 
+def image_width(content_width: int, spec: PreprocessSpec = PreprocessSpec()) -> int:
+    """Width of the preprocessed image: spec.width, or (dynamic width) the content width rounded up to a
+    multiple of spec.stride, at least spec.min_width."""
+    if not spec.dynamic_width:
+        return spec.width
+    return max(spec.min_width, -(-content_width // spec.stride) * spec.stride)
+
+
+def check_orientation(width: int, height: int, spec: PreprocessSpec) -> None:
+    """Raises InputError(vertical_text) for a dynamic-width spec and a picture too tall to be a line."""
+    if spec.dynamic_width and height > spec.max_tall_ratio * width:
+        raise InputError("vertical_text", f"{width}x{height} is {height / width:.1f} times as tall as "
+                                          f"wide (> {spec.max_tall_ratio:g}): a word written top to bottom; "
+                                          "rotate it to read left to right")
+
+
 def resize_and_pad(gray: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> tuple[np.ndarray, int]:
-    """Float gray H0 x W0 -> (uint8 spec.height x spec.width, content width)."""
+    """Float gray H0 x W0 -> (uint8 spec.height x `image_width`, content width). Raises InputError."""
     h0, w0 = gray.shape
+    check_orientation(w0, h0, spec)
     cw = target_width(w0, h0, spec)
     ry = area_weights(h0, spec.height)
     rx = area_weights(w0, cw)
     small = (ry @ gray.astype(np.float32)) @ rx.T
     small = np.rint(np.clip(small, 0, 255)).astype(np.uint8)
-    out = np.full((spec.height, spec.width), border_median(small), dtype=np.uint8)
+    out = np.full((spec.height, image_width(cw, spec)), border_median(small), dtype=np.uint8)
     out[:, :cw] = small
     return out, cw
 
 
+def padded_width(width: int) -> int:
+    """The width a crop is padded to in a batch: rounded up to a step of 1/8 of its power of two (at least 8
+    pixels), so padding stays under 12.5 % and a crop's result does not depend on which crops share its batch
+    (a batch holds one padded width)."""
+    step = max(8, (1 << (max(width, 1).bit_length() - 1)) // 8)
+    return -(-width // step) * step
+
+
+def canvas_width(width: int, spec) -> int:
+    """The batch width an image `width` pixels wide runs at: its width plus spec.margin, then
+    `padded_width` (a dynamic-width CRNN spec or PP-OCR's `PpocrSpec`)."""
+    return padded_width(width + spec.margin)
+
+
+def pad_to_canvas(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """A dynamic-width preprocessed image (uint8 H x W) padded on the right to `canvas_width(W)` with its
+    border median: what training and serving batch (`ocr_core.preprocess_tf.pad_to_canvas_tf` in graphs)."""
+    out = np.full((image.shape[0], canvas_width(image.shape[1], spec)), border_median(image), np.uint8)
+    out[:, :image.shape[1]] = image
+    return out
+
+
 def preprocess_word_image(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> tuple[np.ndarray, int]:
-    """Encoded image bytes -> (uint8 array spec.height x spec.width, content width). Raises InputError.
+    """Encoded image bytes -> (uint8 array spec.height x `image_width`, content width). Raises InputError.
 
     Args:
         data: the file's bytes (JPEG, PNG, BMP, TIFF, WebP; any depth, gray/RGB/RGBA/palette/CMYK).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ocr_core.preprocess import GRAY_WEIGHTS, PreprocessSpec
+from ocr_core.preprocess import GRAY_WEIGHTS, PreprocessSpec, canvas_width
 
 
 def _area_weights(n_in, n_out):
@@ -40,8 +40,35 @@ def _gray(img):
     ])
 
 
+def border_median_tf(img):
+    """`ocr_core.preprocess.border_median` of a uint8 [H, W] tensor."""
+    border = tf.concat([img[0, :], img[-1, :], img[:, 0], img[:, -1]], axis=0)
+    return tf.sort(border)[(tf.size(border) - 1) // 2]
+
+
+def image_width_tf(cw, spec: PreprocessSpec):
+    """`ocr_core.preprocess.image_width` of an int32 content width."""
+    if not spec.dynamic_width:
+        return tf.constant(spec.width, tf.int32)
+    return tf.maximum(spec.min_width, -(-cw // spec.stride) * spec.stride)
+
+
+def canvas_table(spec: PreprocessSpec):
+    """int32 [spec.width + 1]: `canvas_width` of every image width a dynamic spec produces."""
+    return tf.constant([canvas_width(w, spec) for w in range(spec.width + 1)], tf.int32)
+
+
+def pad_to_canvas_tf(image, spec: PreprocessSpec, table=None):
+    """`ocr_core.preprocess.pad_to_canvas` of a uint8 [H, W] tensor (`table`: a `canvas_table(spec)`)."""
+    table = canvas_table(spec) if table is None else table
+    w = tf.shape(image)[1]
+    pad = tf.fill([tf.shape(image)[0], table[w] - w], border_median_tf(image))
+    return tf.concat([image, pad], axis=1)
+
+
 def preprocess_image_bytes(data, spec: PreprocessSpec = PreprocessSpec()):
-    """One encoded image (scalar string tensor) -> uint8 [H, W] exactly as `preprocess_word_image`."""
+    """One encoded image (scalar string tensor) -> uint8 [H, W] exactly as `preprocess_word_image` (W from
+    the aspect ratio with a dynamic-width spec; the vertical_text check is the NumPy path's)."""
     # JPEG through decode_jpeg: decode_image's default IDCT is the fast, less accurate one (OpenCV uses
     # the accurate one). x257 puts 8-bit data on the 16-bit scale the other formats decode to.
     img = tf.cond(tf.io.is_jpeg(data),
@@ -56,7 +83,5 @@ def preprocess_image_bytes(data, spec: PreprocessSpec = PreprocessSpec()):
     rx = _area_weights(w0, cw)
     small = tf.matmul(tf.matmul(ry, gray), rx, transpose_b=True)
     small = tf.cast(tf.round(tf.clip_by_value(small, 0.0, 255.0)), tf.uint8)
-    border = tf.concat([small[0, :], small[-1, :], small[:, 0], small[:, -1]], axis=0)
-    median = tf.sort(border)[(tf.size(border) - 1) // 2]
-    pad = tf.fill([spec.height, spec.width - cw], median)
+    pad = tf.fill([spec.height, image_width_tf(cw, spec) - cw], border_median_tf(small))
     return tf.concat([small, pad], axis=1)
