@@ -78,8 +78,8 @@ def read_bundle_meta(path: str) -> tuple[OcrConfig, Charset, PreprocessSpec]:
         # The size limits guard this process's memory, they are not what the model learned: a bundle can
         # only tighten this ocr's limits.
         default = PreprocessSpec()
-        spec = PreprocessSpec(pre["height"], pre["width"], min(pre["max_pixels"], default.max_pixels),
-                              min(pre["max_bytes"], default.max_bytes))
+        spec = PreprocessSpec.from_dict({**pre, "max_pixels": min(pre["max_pixels"], default.max_pixels),
+                                         "max_bytes": min(pre["max_bytes"], default.max_bytes)})
         charset = Charset.from_json(fs.read_text(fs.join(path, "charset.json")))
     except (KeyError, TypeError, ValueError, yaml.YAMLError) as e:
         raise BundleError(f"model bundle {path}: unreadable config.yaml/charset.json ({e})") from e
@@ -109,7 +109,7 @@ def load_bundle(path: str) -> Bundle:
         except Exception as e:
             raise BundleError(f"model bundle {path}: model.keras does not load "
                               f"({type(e).__name__}: {e})") from e
-    want_in = (None, spec.height, spec.width, 1)
+    want_in = (None, spec.height, None if spec.dynamic_width else spec.width, 1)
     if tuple(model.input_shape) != want_in:
         raise BundleError(f"model bundle {path}: model input {model.input_shape} != preprocessing {want_in}")
     if model.output_shape[-1] != charset.num_classes:
@@ -149,6 +149,11 @@ def save_bundle(path: str, model, cfg: OcrConfig, metrics: dict, spec: Preproces
     meta = {"bundle_format": BUNDLE_FORMAT, "config": cfg.to_dict(), "preprocess": spec.to_dict(),
             "input": {"dtype": "uint8", "shape": [spec.height, spec.width, 1]},
             "output": {"time_steps": cfg.model.time_steps, "num_classes": charset.num_classes, "blank_id": 0}}
+    if spec.dynamic_width:  # the contract of a text-line bundle (docs/lines.md)
+        meta["input"] = {"dtype": "uint8", "shape": [spec.height, None, 1], "max_width": spec.width,
+                         "min_width": spec.min_width, "width": "from the aspect ratio, a multiple of "
+                                                               f"{spec.stride}; batches pad to canvas_width"}
+        meta["output"]["time_steps"] = f"width / {spec.stride} - 1 (at most {cfg.model.time_steps})"
     (tmp / "config.yaml").write_text(yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if saved_model:
@@ -252,9 +257,12 @@ def check_onnx_session(session, path: str,
         raise BundleError(f"model bundle {path}: {file} was not converted from this model.keras "
                           f"(stale or foreign); run `ocr export {path}` again")
     (inp,), out = session.get_inputs(), session.get_outputs()[0]
-    if inp.type != "tensor(uint8)" or inp.shape[1:] != [spec.height, spec.width, 1]:
+    width = spec.width
+    if spec.dynamic_width:  # a named (symbolic) or unknown width axis
+        width = inp.shape[2] if not isinstance(inp.shape[2], int) else "W"
+    if inp.type != "tensor(uint8)" or inp.shape[1:] != [spec.height, width, 1]:
         raise BundleError(f"model bundle {path}: {file} input {inp.type} {inp.shape} != preprocessing "
-                          f"uint8 [B, {spec.height}, {spec.width}, 1]")
+                          f"uint8 [B, {spec.height}, {'W' if spec.dynamic_width else spec.width}, 1]")
     if out.shape[-1] != charset.num_classes:
         raise BundleError(f"model bundle {path}: {file} has {out.shape[-1]} classes but the charset "
                           f"needs {charset.num_classes}")
@@ -300,6 +308,22 @@ def export_saved_model(model, charset: Charset, spec: PreprocessSpec, path: str)
 
     chars = tf.constant([""] + list(charset.characters))
 
+    def serve_lines(images):
+        """Dynamic width: one image at a time on its own canvas, so no result depends on its batch mates."""
+        from ocr_core.preprocess_tf import canvas_table, pad_to_canvas_tf
+
+        canvases = canvas_table(spec)
+
+        def one(data):
+            pixels = preprocess_image_bytes(data, spec)
+            steps = tf.shape(pixels)[1] // spec.stride - 1
+            probs = model(pad_to_canvas_tf(pixels, spec, canvases)[None, :, :, None], training=False)
+            ids, conf = greedy_decode_tf(probs[:, :steps], steps[None])
+            return tf.strings.reduce_join(tf.gather(chars, ids), axis=-1)[0], conf[0]
+
+        text, conf = tf.map_fn(one, images, fn_output_signature=(tf.string, tf.float32))
+        return {"text": text, "confidence": conf}
+
     def serve(images):
         pixels = tf.map_fn(lambda b: preprocess_image_bytes(b, spec), images,
                            fn_output_signature=tf.TensorSpec([spec.height, spec.width], tf.uint8))
@@ -308,6 +332,6 @@ def export_saved_model(model, charset: Charset, spec: PreprocessSpec, path: str)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(name="serving_default", fn=serve,
+    archive.add_endpoint(name="serving_default", fn=serve_lines if spec.dynamic_width else serve,
                          input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     archive.write_out(path, verbose=False)

@@ -2,6 +2,7 @@
 the package)."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -25,7 +26,11 @@ class ModelConfig:
     """CRNN architecture. Defaults are exactly the seed blog's network."""
 
     height: int = 32
-    width: int = 128
+    width: int = 128  # with dynamic_width: the maximum width
+    # Text lines (docs/lines.md): input width and CTC time steps follow each image's aspect ratio (Keras
+    # input (height, None, 1)); images narrower than min_width are padded to it.
+    dynamic_width: bool = False
+    min_width: int = 16
     convs: list[int] = field(default_factory=lambda: [64, 128, 256, 256, 512, 512])  # 3x3, same, ReLU
     batchnorm_after: list[int] = field(default_factory=lambda: [5, 6])  # 1-based conv numbers
     # Keras' 0.99 leaves ~0.99**steps of the initial variance in the moving statistics: short CPU runs
@@ -44,10 +49,20 @@ class ModelConfig:
 
     @property
     def time_steps(self) -> int:
-        w = self.width
+        """CTC time steps of an input `width` wide (dynamic width: of the widest)."""
+        return self.time_steps_for(self.width)
+
+    def time_steps_for(self, width: int) -> int:
+        """CTC time steps of an input `width` pixels wide (a multiple of `stride` for dynamic width)."""
+        w = width
         for rows_cols in self.pools.values():
             w //= rows_cols[1]
         return w - 1
+
+    @property
+    def stride(self) -> int:
+        """Input columns per time step: the product of the pools' widths."""
+        return math.prod(rows_cols[1] for rows_cols in self.pools.values())
 
 
 @dataclass
@@ -82,10 +97,17 @@ class OcrConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.model.dynamic_width:  # fixed-width configs (and bundles) read exactly as before
+            for key in DYNAMIC_MODEL_KEYS:
+                d["model"].pop(key)
+        return d
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+DYNAMIC_MODEL_KEYS = ("dynamic_width", "min_width")
 
 
 def _build(cls, data: dict, where: str):

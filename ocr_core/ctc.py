@@ -20,12 +20,14 @@ from ocr_core.charset import BLANK_ID
 _EPS = 1e-7
 
 
-def ctc_loss(labels, probs):
+def ctc_loss(labels, probs, logit_length=None):
     """Per-example CTC negative log-likelihood.
 
     Args:
         labels: int [B, L] label ids 1..N padded with 0 (the padding is never read: lengths come from it).
         probs: float [B, T, C] softmax outputs.
+        logit_length: int [B] time steps of each example (dynamic width: the steps after an image's own
+            width, its batch padding masked out); None: all T.
 
     Returns:
         float32 [B] losses.
@@ -36,8 +38,10 @@ def ctc_loss(labels, probs):
     sparse = tf.sparse.from_dense(labels)  # drops the 0 padding, keeps true lengths
     logits = tf.math.log(tf.clip_by_value(tf.cast(probs, tf.float32), _EPS, 1.0))
     batch, steps = tf.shape(logits)[0], tf.shape(logits)[1]
+    if logit_length is None:
+        logit_length = tf.fill([batch], steps)
     return tf.nn.ctc_loss(labels=sparse, logits=logits, label_length=None,
-                          logit_length=tf.fill([batch], steps), logits_time_major=False,
+                          logit_length=tf.cast(logit_length, tf.int32), logits_time_major=False,
                           blank_index=BLANK_ID)
 
 
@@ -58,11 +62,12 @@ def greedy_decode(probs: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
     return [row[k].tolist() for row, k in zip(best, keep)], conf.astype(np.float32)
 
 
-def greedy_decode_tf(probs):
+def greedy_decode_tf(probs, logit_length=None):
     """`greedy_decode` as TensorFlow ops (graph-friendly: training's validation step, the serving signature).
 
     Args:
         probs: float [B, T, C] probabilities (a tensor).
+        logit_length: int [B] time steps of each example (steps after them are ignored); None: all T.
 
     Returns:
         (int32 RaggedTensor [B, None] of ids with repeats merged and blanks removed, float32 confidence [B]).
@@ -73,6 +78,10 @@ def greedy_decode_tf(probs):
     keep = tf.logical_and(best != BLANK_ID, tf.concat([tf.ones_like(best[:, :1], tf.bool),
                                                        best[:, 1:] != best[:, :-1]], axis=1))
     best_prob = tf.maximum(tf.cast(tf.reduce_max(probs, axis=-1), tf.float32), _EPS)
+    if logit_length is not None:
+        valid = tf.sequence_mask(logit_length, tf.shape(best)[1])
+        keep = tf.logical_and(keep, valid)
+        best_prob = tf.where(valid, best_prob, 1.0)
     return tf.ragged.boolean_mask(best, keep), tf.exp(tf.reduce_sum(tf.math.log(best_prob), axis=-1))
 
 

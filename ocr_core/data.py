@@ -2,6 +2,9 @@
 
 Batches are `(images uint8 [B, H, W, 1], labels int32 [B, L])` with labels padded by 0 (the blank id, so the
 true lengths are the non-zero counts) — exactly what `CRNN.fit` and the custom distributed loop consume.
+A dynamic-width dataset (text lines, docs/lines.md) gives `(images, labels, logit_length int32 [B])` instead:
+each image padded to its `canvas_width` and batched with images of the same canvas (bucketed by width), and
+its own time steps, so CTC never reads the batch padding.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import tensorflow as tf
 from ocr_core import records
 from ocr_core.dataset import Dataset as DatasetInfo  # the manifest's home; the old name stays for callers
 from ocr_core.dataset import DatasetError
+from ocr_core.preprocess import PreprocessSpec
 
 __all__ = ["DataMix", "DatasetError", "DatasetInfo", "make_dataset", "parse_batch"]
 
@@ -44,7 +48,8 @@ class DataMix:
         mix = cls(train_sets, [float(w) for w in weights], val_sets)
         first = train_sets[0]
         for other in train_sets[1:] + val_sets:
-            if (other.charset, other.image_shape) != (first.charset, first.image_shape):
+            if (other.charset, other.image_shape, other.spec.dynamic_width) != \
+                    (first.charset, first.image_shape, first.spec.dynamic_width):
                 raise DatasetError(f"{other.root}: charset or image shape differs from {first.root}; "
                                    "datasets trained together must share both")
         return mix
@@ -60,6 +65,10 @@ class DataMix:
     @property
     def image_shape(self) -> tuple[int, int]:
         return self.train_sets[0].image_shape
+
+    @property
+    def spec(self) -> PreprocessSpec:
+        return self.train_sets[0].spec
 
     def _sets(self, split: str) -> list[DatasetInfo]:
         if split == "val":
@@ -96,6 +105,40 @@ def parse_batch(serialized, height: int, width: int, max_label_len: int):
     labels = tf.pad(labels, [[0, 0], [0, pad]])
     labels = tf.ensure_shape(labels, [None, max_label_len])
     return images, labels
+
+
+def parse_line(serialized, spec: PreprocessSpec, max_label_len: int, canvases):
+    """One serialized Example of a dynamic-width dataset -> (image uint8 [H, canvas, 1] padded to its
+    `canvas_width`, labels int32 [max_label_len], time steps of its own width); `canvases` is
+    `preprocess_tf.canvas_table(spec)`."""
+    from ocr_core.preprocess_tf import pad_to_canvas_tf
+
+    parsed = tf.io.parse_single_example(serialized, {
+        records.IMAGE_RAW: tf.io.FixedLenFeature([], tf.string),
+        records.IMAGE_WIDTH: tf.io.FixedLenFeature([], tf.int64),
+        records.LABEL_IDS: tf.io.VarLenFeature(tf.int64),
+    })
+    width = tf.cast(parsed[records.IMAGE_WIDTH], tf.int32)
+    image = tf.reshape(tf.io.decode_raw(parsed[records.IMAGE_RAW], tf.uint8), [spec.height, width])
+    image = pad_to_canvas_tf(image, spec, canvases)[..., None]
+    labels = tf.cast(tf.sparse.to_dense(parsed[records.LABEL_IDS])[:max_label_len], tf.int32)
+    labels = tf.pad(labels, [[0, max_label_len - tf.shape(labels)[0]]])
+    return image, tf.ensure_shape(labels, [max_label_len]), width // spec.stride - 1
+
+
+def fits_its_width(labels, steps):
+    """Whether CTC can emit `labels` (int [L], 0-padded) in `steps` time steps (characters + repeats)."""
+    n = tf.reduce_sum(tf.cast(labels > 0, tf.int32))
+    repeats = tf.reduce_sum(tf.cast(tf.logical_and(labels[1:] == labels[:-1], labels[1:] > 0), tf.int32))
+    return n + repeats <= steps
+
+
+def bucket_by_width(ds, batch_size: int, drop_remainder: bool):
+    """(image, labels, steps) elements -> batches of one canvas width each (tf.data's group_by_window)."""
+    return ds.group_by_window(
+        key_func=lambda image, labels, steps: tf.cast(tf.shape(image)[1], tf.int64),
+        reduce_func=lambda _, window: window.batch(batch_size, drop_remainder=drop_remainder),
+        window_size=batch_size)
 
 
 def augment_batch(images, labels, seed):
@@ -246,7 +289,8 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
                  augment: bool = False, deterministic: bool = False, seed: int | None = None,
                  input_context: tf.distribute.InputContext | None = None, drop_remainder: bool | None = None,
                  pad_forever: bool = False, groups: list[tuple[list[str], float]] | None = None,
-                 geometry: bool = False, camera: bool = False, weather: bool = False):
+                 geometry: bool = False, camera: bool = False, weather: bool = False,
+                 spec: PreprocessSpec | None = None):
     """Builds the tf.data pipeline over TFRecord shard files.
 
     Args:
@@ -268,9 +312,12 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
             same-shape batches; padding rows have all-zero labels (real labels are never empty), and
             callers count only rows with a label. Without it a replica whose data ran out gets an empty
             batch, which Keras' LSTM cannot trace.
+        spec: the dataset's preprocessing; a dynamic-width one gives (images, labels, logit_length) batches
+            bucketed by canvas width (`height`/`width` unused), leaving out records whose label needs more
+            time steps than their image has.
 
     Returns:
-        A `tf.data.Dataset` of (images, labels).
+        A `tf.data.Dataset` of (images, labels), or (images, labels, logit_length) for a dynamic spec.
     """
     opts = tf.data.Options()
     opts.deterministic = deterministic
@@ -283,14 +330,25 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
         total = sum(w for _, w in groups)
         ds = tf.data.Dataset.sample_from_datasets(streams, [w / total for _, w in groups], seed=seed,
                                                   stop_on_empty_dataset=False)
-    ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder,
-                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    ds = ds.map(lambda s: parse_batch(s, height, width, max_label_len), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=deterministic)
+    drop = training if drop_remainder is None else drop_remainder
+    dynamic = spec is not None and spec.dynamic_width
+    if dynamic:
+        from ocr_core.preprocess_tf import canvas_table
+
+        canvases = canvas_table(spec)
+        ds = ds.map(lambda s: parse_line(s, spec, max_label_len, canvases),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+        ds = bucket_by_width(ds.filter(lambda image, labels, steps: fits_its_width(labels, steps)),
+                             batch_size, drop)
+    else:
+        ds = ds.batch(batch_size, drop_remainder=drop, num_parallel_calls=tf.data.AUTOTUNE,
+                      deterministic=deterministic)
+        ds = ds.map(lambda s: parse_batch(s, height, width, max_label_len),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if training and augment:
         base = tf.constant(seed or 0, tf.int64)
         def augment(i, xy):
-            images, labels = xy
+            images, labels, *steps = xy
             if camera:
                 images = camera_batch(images, tf.stack([base + 104729, i]))
             if weather:
@@ -298,10 +356,12 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
             images, labels = augment_batch(images, labels, tf.stack([base, i]))
             if geometry:
                 images = geometry_batch(images, tf.stack([base + 7919, i]))
-            return images, labels
+            return (images, labels, *steps)
 
         ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    if pad_forever:
+    if pad_forever and dynamic:
+        ds = _pad_forever_lines(ds, batch_size, spec, max_label_len)
+    elif pad_forever:
         def pad_rows(images, labels):
             extra = batch_size - tf.shape(images)[0]
             images = tf.pad(images, [[0, extra], [0, 0], [0, 0], [0, 0]])
@@ -313,6 +373,23 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
                                                 tf.zeros([batch_size, max_label_len], tf.int32)))
         ds = ds.map(pad_rows).concatenate(padding.repeat())
     return ds.with_options(opts).prefetch(tf.data.AUTOTUNE)
+
+
+def _pad_forever_lines(ds, batch_size: int, spec: PreprocessSpec, max_label_len: int):
+    """`pad_forever` for (images, labels, logit_length) batches of any canvas width."""
+    def pad_rows(images, labels, steps):
+        extra = batch_size - tf.shape(images)[0]
+        return (tf.ensure_shape(tf.pad(images, [[0, extra], [0, 0], [0, 0], [0, 0]]),
+                                [batch_size, spec.height, None, 1]),
+                tf.ensure_shape(tf.pad(labels, [[0, extra], [0, 0]]), [batch_size, max_label_len]),
+                tf.ensure_shape(tf.pad(steps, [[0, extra]], constant_values=tf.reduce_max(steps)),
+                                [batch_size]))
+
+    w = spec.min_width
+    padding = tf.data.Dataset.from_tensors((tf.zeros([batch_size, spec.height, w, 1], tf.uint8),
+                                            tf.zeros([batch_size, max_label_len], tf.int32),
+                                            tf.fill([batch_size], w // spec.stride - 1)))
+    return ds.map(pad_rows).concatenate(padding.repeat())
 
 
 def _records(files, training, shuffle_buffer, deterministic, seed, input_context):

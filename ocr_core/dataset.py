@@ -114,6 +114,14 @@ class Dataset:
         return int(h), int(w)
 
     @property
+    def spec(self):
+        """The preprocessing contract the images were stored with (`PreprocessSpec`)."""
+        from ocr_core.preprocess import PreprocessSpec
+
+        pre = self.manifest.get("preprocessing")
+        return PreprocessSpec.from_dict(pre) if pre else PreprocessSpec(*self.image_shape)
+
+    @property
     def build_id(self) -> str | None:
         """The generation: the id of the build that published this manifest (None before versions)."""
         return self.manifest.get("build_id")

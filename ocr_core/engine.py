@@ -3,8 +3,9 @@
 A `ModelRef` is what the launcher checks and the workers receive (small, picklable): which network, which
 engine runs it, its `model` column name, its charset and its preprocessing. Two kinds:
 
-- `crnn`: an ocr model bundle (ours), preprocessed by `preprocess_word_image` (gray, fixed height and width)
-  and run by TensorFlow (`tf`) or ONNX Runtime (`onnx`, `onnx-int8`);
+- `crnn`: an ocr model bundle (ours), preprocessed by `preprocess_word_image` (gray, fixed height and width,
+  or for a text-line bundle width from the aspect ratio, run on batches grouped by width like PP-OCR's: see
+  docs/lines.md) and run by TensorFlow (`tf`) or ONNX Runtime (`onnx`, `onnx-int8`);
 - `ppocr`: the PP-OCRv6 small recognition network shipped inside the `rapidocr` 3.10.0 wheel (Apache-2.0;
   see NOTICE), preprocessed by `preprocess_ppocr` (colour, height 48, width from the aspect ratio) and run
   by ONNX Runtime on batches grouped by width, so that little of a batch is padding.
@@ -183,8 +184,12 @@ class ModelRef:
 
             session = onnx_session(self.path, threads, ONNX_FILES[self.engine])
             name = session.get_inputs()[0].name
-            return lambda batch: list(session.run(None, {name: np.stack(batch)[..., None]})[0])
-        return _tf_forward(self.path, threads)
+            run = lambda x: session.run(None, {name: x})[0]  # noqa: E731
+        else:
+            run = _tf_forward(self.path, threads)
+        if getattr(self.spec, "dynamic_width", False):
+            return _lines_forward(run, self.spec)
+        return lambda batch: list(run(np.stack(batch)[..., None]))
 
 
 def _ppocr_forward(session) -> Forward:
@@ -201,7 +206,22 @@ def _ppocr_forward(session) -> Forward:
     return forward
 
 
-def _tf_forward(bundle: str, threads: int) -> Forward:
+def _lines_forward(run: Callable[[np.ndarray], np.ndarray], spec: PreprocessSpec) -> Forward:
+    """A dynamic-width CRNN: crops grouped by canvas width (`width_groups` with the spec's margin), each
+    padded to its own canvas (`pad_to_canvas`), so a batch pads little and no result depends on its batch
+    mates; each crop's probabilities are cut to its own time steps (width / stride - 1), as in training."""
+    def forward(batch: Sequence[Prepared]) -> list[np.ndarray]:
+        out: list[np.ndarray] = [None] * len(batch)  # type: ignore[list-item]
+        for group in width_groups([im.shape[1] for im in batch], size=max(len(batch), 1), spec=spec):
+            probs = run(np.stack([preprocess.pad_to_canvas(batch[i], spec) for i in group])[..., None])
+            for j, i in enumerate(group):
+                out[i] = probs[j, :batch[i].shape[1] // spec.stride - 1]
+        return out
+
+    return forward
+
+
+def _tf_forward(bundle: str, threads: int) -> Callable[[np.ndarray], np.ndarray]:
     import tensorflow as tf
 
     from ocr_core.bundle import load_bundle
@@ -214,8 +234,8 @@ def _tf_forward(bundle: str, threads: int) -> Forward:
     model = load_bundle(bundle).model
     h, w = model.input_shape[1:3]
     fn = tf.function(lambda x: model(x, training=False),
-                     input_signature=[tf.TensorSpec([None, h, w, 1], tf.uint8)])
-    return lambda batch: list(fn(np.stack(batch)[..., None]).numpy())
+                     input_signature=[tf.TensorSpec([None, h, w, 1], tf.uint8)])  # w None: dynamic width
+    return lambda x: fn(x).numpy()
 
 
 ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}  # the engines run by ONNX Runtime

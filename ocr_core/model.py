@@ -34,9 +34,11 @@ def build_crnn(cfg: ModelConfig, num_classes: int, name: str = "crnn") -> CRNN:
         name: Keras model name.
 
     Returns:
-        A `CRNN` mapping uint8 [B, H, W, 1] to per-time-step class probabilities [B, T, num_classes].
+        A `CRNN` mapping uint8 [B, H, W, 1] to per-time-step class probabilities [B, T, num_classes]; with
+        `cfg.dynamic_width` W is free (input shape (H, None, 1)) and T = W / cfg.stride - 1.
     """
-    inputs = keras.Input(shape=(cfg.height, cfg.width, 1), dtype="uint8", name="image")
+    width = None if cfg.dynamic_width else cfg.width
+    inputs = keras.Input(shape=(cfg.height, width, 1), dtype="uint8", name="image")
     x = keras.layers.Rescaling(1.0 / 255.0, name="normalise")(inputs)
     for i, filters in enumerate(cfg.convs, start=1):
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
@@ -52,7 +54,7 @@ def build_crnn(cfg: ModelConfig, num_classes: int, name: str = "crnn") -> CRNN:
         raise ValueError(f"height {cfg.height} does not reduce to 1 after the convolutions "
                          f"(got {x.shape[1]}); adjust model.pools or model.height")
     # A Reshape instead of the seed's Lambda(squeeze): serialisable, loads with safe_mode=True.
-    x = keras.layers.Reshape((x.shape[2], x.shape[3]), name="to_sequence")(x)
+    x = keras.layers.Reshape((x.shape[2] or -1, x.shape[3]), name="to_sequence")(x)
     for i, units in enumerate(cfg.rnn_units, start=1):
         x = keras.layers.Bidirectional(
             keras.layers.LSTM(units, return_sequences=True, dropout=cfg.rnn_dropout), name=f"bilstm{i}")(x)

@@ -328,6 +328,19 @@ def pad_to_canvas(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     return out
 
 
+def one_canvas(images: list[np.ndarray], spec: PreprocessSpec) -> np.ndarray:
+    """Preprocessed images -> uint8 [N, H, W]: as they are for a fixed-width spec; for a dynamic one each on
+    its canvas, then padded (border median) to the widest, for uses that need one array (calibration)."""
+    if not spec.dynamic_width:
+        return np.stack(images)
+    canvases = [pad_to_canvas(im, spec) for im in images]
+    width = max(c.shape[1] for c in canvases)
+    out = np.stack([np.full((c.shape[0], width), border_median(c), np.uint8) for c in canvases])
+    for o, c in zip(out, canvases):
+        o[:, :c.shape[1]] = c
+    return out
+
+
 def preprocess_word_image(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> tuple[np.ndarray, int]:
     """Encoded image bytes -> (uint8 array spec.height x `image_width`, content width). Raises InputError.
 

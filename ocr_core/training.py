@@ -65,6 +65,14 @@ def check_compatible(cfg: OcrConfig, data: DatasetInfo | DataMix) -> None:
     if data.image_shape != (cfg.model.height, cfg.model.width):
         raise DatasetError(f"dataset images are {data.image_shape} but config {cfg.name!r} expects "
                            f"{(cfg.model.height, cfg.model.width)}")
+    spec, m = data.spec, cfg.model
+    if (spec.dynamic_width, spec.dynamic_width and (spec.min_width, spec.stride)) != \
+            (m.dynamic_width, m.dynamic_width and (m.min_width, m.stride)):
+        want = f"dynamic width (min {m.min_width}, stride {m.stride})" if m.dynamic_width else "fixed width"
+        have = f"dynamic width (min {spec.min_width}, stride {spec.stride})" if spec.dynamic_width else \
+            "fixed width"
+        raise DatasetError(f"dataset {data.root} has {have} images but config {cfg.name!r} expects {want}; "
+                           "build the dataset with the config's contract (docs/lines.md)")
     for split in ("train", "val"):
         if data.count(split) == 0 or not data.shards(split):
             raise DatasetError(f"{data.root}: the {split!r} split is empty; rebuild with more data or a "
@@ -94,18 +102,19 @@ def _lowercase_table(charset: Charset) -> tf.Tensor:
     return tf.constant(table, tf.int32)
 
 
-def validation_sums(probs, labels, lower_table):
+def validation_sums(probs, labels, lower_table, logit_length=None):
     """Sums over a batch: [n, loss, exact, exact_nocase, edit distance, label chars] (float32).
 
     Rows with an empty label are padding (see `make_dataset(pad_forever=True)`) and count for nothing.
+    `logit_length`: each row's time steps (dynamic width), None: all.
     """
     labels = tf.cast(labels, tf.int32)
     real = tf.cast(tf.reduce_any(labels > 0, axis=1), tf.float32)
     # The CTC op refuses empty labels: padding rows get a one-character stand-in, then weigh nothing.
     stand_in = tf.one_hot(tf.zeros_like(labels[:, 0]), tf.shape(labels)[1], dtype=tf.int32)
     loss_labels = tf.where(real[:, None] > 0, labels, stand_in)
-    loss = tf.reduce_sum(ctc_loss(loss_labels, probs) * real)
-    hyp, _ = greedy_decode_tf(probs)
+    loss = tf.reduce_sum(ctc_loss(loss_labels, probs, logit_length) * real)
+    hyp, _ = greedy_decode_tf(probs, logit_length)
     truth = tf.ragged.boolean_mask(labels, labels > 0)
     dist = tf.edit_distance(hyp.to_sparse(), truth.to_sparse(), normalize=False)
     hyp_l = tf.ragged.map_flat_values(lambda v: tf.gather(lower_table, v), hyp)
@@ -178,6 +187,7 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
         steps_per_epoch = min(steps_per_epoch, cfg.train.max_steps_per_epoch)
     h, w = cfg.model.height, cfg.model.width
     t_steps = cfg.model.time_steps
+    spec = data.spec
     train_files, val_files = data.shards("train"), data.shards("val")
     groups = data.train_groups() if isinstance(data, DataMix) else None
 
@@ -186,7 +196,7 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
                             max_label_len=t_steps, training=True, augment=cfg.train.augment,
                             shuffle_buffer=cfg.train.shuffle_buffer, seed=seed, input_context=ctx,
                             groups=groups, geometry=cfg.train.augment_geometry,
-                            camera=cfg.train.augment_camera, weather=cfg.train.augment_weather)
+                            camera=cfg.train.augment_camera, weather=cfg.train.augment_weather, spec=spec)
 
     # Validation runs a fixed number of full global batches on every worker (collectives need the same
     # count everywhere); the datasets pad the tail, and padding rows are not counted.
@@ -197,7 +207,7 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
     def val_input(ctx):
         return make_dataset(val_files, ctx.get_per_replica_batch_size(global_batch), height=h, width=w,
                             max_label_len=t_steps, deterministic=True, input_context=ctx,
-                            drop_remainder=False, pad_forever=True)
+                            drop_remainder=False, pad_forever=True, spec=spec)
 
     dist_train = strategy.distribute_datasets_from_function(train_input)
     dist_val = strategy.distribute_datasets_from_function(val_input)
@@ -236,23 +246,22 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
 
     @tf.function
     def train_step(iterator):
-        def step(images, labels):
+        def step(images, labels, logit_length=None):
             with tf.GradientTape() as tape:
                 probs = model(images, training=True)
-                per_example = ctc_loss(labels, probs)
+                per_example = ctc_loss(labels, probs, logit_length)
                 loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             grads = tape.gradient(loss, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             return loss
 
-        images, labels = next(iterator)
-        per_replica = strategy.run(step, args=(images, labels))
+        per_replica = strategy.run(step, args=tuple(next(iterator)))  # (images, labels[, logit_length])
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
-    @tf.function
-    def val_step(images, labels):
-        sums = strategy.run(lambda x, y: validation_sums(model(x, training=False), y, lower_table),
-                            args=(images, labels))
+    @tf.function(reduce_retracing=True)  # dynamic width: one trace for every batch width
+    def val_step(images, labels, logit_length=None):
+        sums = strategy.run(lambda x, y, n=None: validation_sums(model(x, training=False), y, lower_table, n),
+                            args=(images, labels) if logit_length is None else (images, labels, logit_length))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
 
     tb = tf.summary.create_file_writer(fs.join(out, "logs")) if chief else tf.summary.create_noop_writer()

@@ -208,6 +208,8 @@ def run(argv=None) -> int:
                "counts": {s: data.count(s) for s in ("train", "val", "test")}, "history": state.history}
     missing = onnx_export_missing()
     spec = PreprocessSpec(*data.image_shape)  # the stored images' size: the serving input size
+    if data.spec.dynamic_width:  # text lines: the dataset's whole contract (docs/lines.md)
+        spec = data.spec
     onnx_failed = save_bundle(output, model, cfg, metrics, spec, saved_model=not args.no_saved_model,
                               onnx=not missing)
     if missing or onnx_failed:
