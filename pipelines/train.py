@@ -128,16 +128,19 @@ def initial_weights(path: str, cfg) -> dict[str, list]:
     """Weights of a bundle to fine-tune from, by layer name; ValueError unless the bundle fits `cfg`.
 
     It fits when its charset is `cfg`'s and its architecture is `cfg`'s but for two things that need no new
-    weights or keep the bundle's function: model.width (no weight depends on it: convolutions, BiLSTMs and
-    the per-step classifier only see more or fewer time steps) and more model.residual_blocks (each new block
-    starts as an identity, so the grown model first computes what the bundle computes).
+    weights or keep the bundle's function: model.width and model.dynamic_width (no weight depends on them:
+    convolutions, BiLSTMs and the per-step classifier only see more or fewer time steps) and more
+    model.residual_blocks (each new block starts as an identity, so the grown model first computes what the
+    bundle computes).
     """
     from ocr_core.bundle import SHIPPED_MODEL, load_bundle
 
     bundle = load_bundle(str(SHIPPED_MODEL) if path == "shipped" else path)
     have, want = bundle.config.model.residual_blocks, cfg.model.residual_blocks
     grows = all(want.get(i, 0) >= n for i, n in have.items())
-    fits = dataclasses.replace(bundle.config.model, width=cfg.model.width, residual_blocks=want) == cfg.model
+    m = cfg.model
+    fits = dataclasses.replace(bundle.config.model, width=m.width, residual_blocks=want,
+                               dynamic_width=m.dynamic_width, min_width=m.min_width) == m
     if not (fits and grows) or bundle.charset.characters != cfg.charset:
         raise ValueError(f"--init-from {path}: its architecture/charset (config {bundle.config.name!r}) "
                          f"differ from config {cfg.name!r}; fine-tune with the bundle's own config "

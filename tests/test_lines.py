@@ -214,3 +214,21 @@ def test_the_shipped_fixed_width_bundle_is_unchanged():
         crops = [ref.prepare(images.encode(images.word_image(w))) for w in ("Hello", "a much longer word")]
         assert all(c.shape == (32, 128) for c in crops)
         assert all(p.shape == (31, 63) for p in ref.load()(crops))
+
+
+def test_the_shipped_word_model_can_start_a_dynamic_width_model_of_its_charset():
+    """--init-from: no weight depends on the width, so a word model's weights start a line model."""
+    import dataclasses
+
+    from ocr_core.config import load_config
+    from pipelines.train import initial_weights
+
+    cfg = load_config("default")
+    cfg.model = dataclasses.replace(cfg.model, width=1024, dynamic_width=True)
+    weights = initial_weights("shipped", cfg)
+    from ocr_core.model import build_crnn
+    from ocr_core.training import set_weights_by_name
+
+    set_weights_by_name(build_crnn(cfg.model, len(cfg.charset) + 1), weights)
+    with pytest.raises(ValueError, match="architecture/charset"):
+        initial_weights("shipped", load_config("lines"))  # the space and punctuation are new classes
