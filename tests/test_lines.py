@@ -232,3 +232,34 @@ def test_the_shipped_word_model_can_start_a_dynamic_width_model_of_its_charset()
     set_weights_by_name(build_crnn(cfg.model, len(cfg.charset) + 1), weights)
     with pytest.raises(ValueError, match="architecture/charset"):
         initial_weights("shipped", load_config("lines"))  # the space and punctuation are new classes
+
+
+def test_predict_and_recognizer_read_lines_of_any_width_and_refuse_vertical_words(lines_bundle, tmp_path):
+    """The jobs need no option: the bundle's contract selects width grouping; a vertical word is an error
+    row."""
+    from apache_beam.runners.runner import PipelineState
+
+    from ocr_core import predictions
+    from ocr_core.recognizer import Recognizer
+    from pipelines import predict
+
+    _, bundle = lines_bundle
+    d = tmp_path / "in"
+    for i, text in enumerate(["a", "two words", "a whole line of text here", "Pneumonoultramicroscopic"]):
+        images.write_word(d / f"ok{i}.png", text, height=30 + 6 * i)
+    images.write(d / "line2000.png", images.encode(np.full((40, 2000), 220, np.uint8)))
+    images.write(d / "vertical.png", images.encode(np.full((400, 40), 220, np.uint8)))
+    out = tmp_path / "pred"
+    assert predict.run(["--model", str(bundle), "--input", str(d / "*"), "--output", str(out),
+                        "--workers", "1", "--engine", "onnx"]).state == PipelineState.DONE
+    rows = {r["source"].rsplit("/", 1)[-1]: r for r in predictions.read_table(str(out)).rows}
+    assert len(rows) == 6 and rows["vertical.png"]["error"].startswith("vertical_text: ")
+    assert all(r["error"] is None and 0 <= r["confidence"] <= 1
+               for name, r in rows.items() if name != "vertical.png")
+    reader = Recognizer(bundle, engine="onnx", batch_size=3)
+    files = sorted(p for p in d.iterdir() if p.name != "vertical.png")
+    together = reader.read([str(p) for p in files])
+    assert [(r.text, r.confidence) for r in together] == [(rows[p.name]["text"], pytest.approx(
+        rows[p.name]["confidence"], rel=1e-4)) for p in files]
+    alone = [reader.read(str(p))[0] for p in files]
+    assert [r.text for r in alone] == [r.text for r in together]
