@@ -125,6 +125,25 @@ def test_an_nfd_label_is_stored_as_nfc(tmp_path):
     assert texts == ["caf\u00e9", "th\u00e9"]
 
 
+def test_a_phone_photo_stored_sideways_is_built_upright(tmp_path):
+    import io
+
+    from PIL import Image
+
+    word = images.word_image("Station")  # 40 x ~150
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a phone held upright: pixels stored turned, "rotate 90 clockwise to display"
+    buf = io.BytesIO()
+    Image.fromarray(word).transpose(Image.Transpose.ROTATE_90).save(buf, "JPEG", quality=95, exif=exif)
+    images.write(tmp_path / "photo.jpg", buf.getvalue())
+    images.write_manifest(tmp_path / "labels.tsv", [("photo.jpg", "Station")])
+    m = build(tmp_path / "out", tmp_path / "labels.tsv", extra=["--val-fraction", "0"])
+    [record] = read_records(tmp_path / "out", m)["train"]
+    upright, cw = preprocess_word_image(images.encode(word, ".png"))
+    assert record.content_width == cw > 60  # sideways it would be a 32 x 8 sliver
+    assert np.abs(record.image.astype(int) - upright).mean() < 3
+
+
 def test_split_is_deterministic_and_proportional():
     plan = SplitPlan(val_fraction=0.1, test_fraction=0.05, train_shards=8)
     assert plan.num_shards == {"train": 8, "val": 1, "test": 1}
