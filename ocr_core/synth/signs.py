@@ -143,6 +143,14 @@ def novelty_face(font: FontInfo) -> bool:
     return font.family.endswith(" BRK")
 
 
+def misdraws_letters(font: FontInfo) -> bool:
+    """Whether a font draws other letters than the text (Greek on Latin code points) or letters broken into
+    dots or stencil pieces: never right for a labelled image, at any size (version 5 skips them everywhere;
+    thin and outline faces stay for ordinary crops)."""
+    problem = style_problem(font.path)
+    return problem is not None and problem.startswith(("Greek", "broken"))
+
+
 def plain_letters(font: FontInfo) -> bool:
     """Whether a font of the general pool may draw a sign crop: no novelty face, no `style_problem`."""
     return not novelty_face(font) and style_problem(font.path) is None
