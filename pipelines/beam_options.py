@@ -29,6 +29,8 @@ from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from ocr_core.errors import JobFailed
+
 DIRECT_RUNNER = "DirectRunner"
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 RUNNER_ALIASES = {
@@ -113,7 +115,7 @@ def limit_worker_blas_threads() -> None:
         os.environ.setdefault(var, "1")
 
 
-class WorkerDied(RuntimeError):
+class WorkerDied(JobFailed):
     """A worker process of the DirectRunner ended abnormally (killed, aborted): the job failed, nothing was
     published. The message is one line; the worker's own last words, if it wrote any, are on stderr above."""
 

@@ -884,18 +884,10 @@ def run(argv=None, test_pipeline=None):
         test_pipeline: a pipeline to build into instead of one made from the options (tests).
 
     Raises:
-        SystemExit(2): after a one-line message on stderr when the build cannot start (bad option, missing
-            or empty input, output that is a file, existing dataset without --overwrite), like argparse's
-            usage errors.
+        BuildError: the build cannot start (bad option, missing or empty input, output that is a file,
+            existing dataset without --overwrite); `pipelines/cli.py` shows it as one line, exit 2.
+        JobFailed: the build started and failed (a manifest that ends early); one line, exit 1.
     """
-    try:
-        return _run(argv, test_pipeline)
-    except UsageError as e:
-        print(f"ocr build-dataset: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def _run(argv, test_pipeline):
     args, beam_args = parse_args(argv)
     started = time.time()
     out_dir = args.output if _is_uri(args.output) else os.path.abspath(args.output)

@@ -383,7 +383,7 @@ def run(argv=None) -> int:
     """Scores predictions; prints the metrics JSON and returns 0. See `ocr evaluate --help`.
 
     Raises:
-        SystemExit(2): with a message naming the input and the fix, like argparse's usage errors.
+        EvaluateError: a message naming the input and the fix (`pipelines/cli.py`: one line, exit 2).
     """
     args = parse_args(argv)
     try:
@@ -391,9 +391,8 @@ def run(argv=None) -> int:
         if args.report:
             page = render_report(metrics, load_thumbnails(metrics["worst"], labels))
             write_report(_absolute(args.report), metrics, page)
-    except (EvaluateError, RecordError) as e:
-        print(f"ocr evaluate: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except RecordError as e:
+        raise EvaluateError(str(e)) from None
     print(json.dumps(metrics, indent=2, ensure_ascii=False))
     if args.report:
         print(f"ocr evaluate: report -> {posixpath.join(_absolute(args.report), 'index.html')}",

@@ -640,8 +640,8 @@ def run(argv=None, test_pipeline=None):
     rows). See `ocr predict --help`."""
     try:
         return _run(argv, test_pipeline)
-    except (UsageError, BundleError, ModelError) as e:
-        raise SystemExit(f"ocr predict: error: {e}") from None
+    except (BundleError, ModelError) as e:
+        raise PredictError(str(e)) from None
 
 
 def _run(argv, test_pipeline):

@@ -19,7 +19,7 @@ from ocr_core.errors import InputError, UsageError
 from ocr_core.inputs import input_kind, label_from_filename, parse_line, resolve_path
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import WordRecord, iter_tfrecords, record_id
-from pipelines import build_dataset, inspect_dataset
+from pipelines import build_dataset, cli, inspect_dataset
 from pipelines.build_dataset import SplitPlan, check_label, max_time_steps
 
 IN_MEMORY = ["--workers", "1"]  # DirectRunner, in_memory mode: fast, in this process
@@ -187,9 +187,7 @@ def test_tensorflow_parses_the_shards(built):
 def fails(capsys, *argv) -> str:
     """Runs a build that must not start; returns its one-line error (exit code 2, nothing on stdout)."""
     capsys.readouterr()  # what earlier builds of the test printed
-    with pytest.raises(SystemExit) as e:
-        build_dataset.run([str(a) for a in argv])
-    assert e.value.code == 2
+    assert cli.run_command("build-dataset", [str(a) for a in argv]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("ocr build-dataset: error: ")
     assert captured.err.count("\n") == 1

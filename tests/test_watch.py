@@ -72,13 +72,14 @@ def test_a_bundle_counts_as_published_once_its_model_keras_appears(tmp_path):
 
 
 def test_watch_flags_are_checked_before_anything_runs(tmp_path):
+    from ocr_core.errors import UsageError
     from pipelines import predict
 
     for argv, message in [(["--input", "x.tsv", "--watch", "in/*"], "give --input .* or --watch .*not both"),
                           (["--input", "x.tsv", "--model-watch", "m/*"], "--model-watch needs --watch"),
                           (["--watch", "in/*.png", "--window", "0.5s"], "need --window >= 1s"),
                           (["--watch", "in/*.png", "--window", "soon"], "'soon' is not a duration")]:
-        with pytest.raises(SystemExit, match=f"^ocr predict: error: {message}"):
+        with pytest.raises(UsageError, match=f"^{message}"):
             predict.run([*argv, "--output", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
 
