@@ -39,6 +39,7 @@ from ocr_core.metrics import (
 )
 from ocr_core.predictions import SUCCESS, TableError, read_table
 from ocr_core.preprocess import PreprocessSpec, decode_gray
+from ocr_core.publish import check_output_dir
 from ocr_core.records import RecordError, WordRecord, iter_tfrecords, record_id
 from ocr_core.report import render_report
 
@@ -386,6 +387,8 @@ def run(argv=None) -> int:
         EvaluateError: a message naming the input and the fix (`pipelines/cli.py`: one line, exit 2).
     """
     args = parse_args(argv)
+    if args.report:
+        check_output_dir(_absolute(args.report), "--report")
     try:
         metrics, labels = evaluate(args.predictions, args.labels, args.split, args.worst)
         if args.report:

@@ -65,7 +65,8 @@ def calibration_images(given: list[str], spec, n: int, seed: int = 0) -> np.ndar
     """Up to `n` crops of the inputs `given` (chosen with a fixed seed), preprocessed as the model reads
     them: uint8 [n, H, W, 1]. Unreadable files are passed over; an error when none is left."""
     from ocr_core.errors import InputError, UsageError
-    from ocr_core.inputs import Entry, image_files, read_image_bytes, read_input, resolve_inputs
+    from ocr_core.image_bytes import read_image_bytes
+    from ocr_core.inputs import Entry, image_files, read_input, resolve_inputs
     from ocr_core.preprocess import preprocess_word_image
 
     try:

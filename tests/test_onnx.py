@@ -19,7 +19,7 @@ from ocr_core.ctc import beam_search_decode, greedy_decode  # noqa: E402
 from ocr_core.engine import check_bundle_engine, choose_engine  # noqa: E402
 from ocr_core.engine import open_model as engine_open_model  # noqa: E402
 from ocr_core.errors import UsageError
-from ocr_core.inputs import read_image_bytes  # noqa: E402
+from ocr_core.image_bytes import read_image_bytes  # noqa: E402
 from ocr_core.model import build_crnn  # noqa: E402
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image  # noqa: E402
 from pipelines import export, predict  # noqa: E402
