@@ -149,10 +149,7 @@ def run(argv=None, test_pipeline=None):
     from pipelines import predict
 
     args, rest = parse_args(argv)
-    try:
-        out, review = check_outputs(args)
-    except UsageError as e:
-        raise SystemExit(f"ocr label: error: {e}") from None
+    out, review = check_outputs(args)
     fs.makedirs(posixpath.dirname(out))
     table = posixpath.join(posixpath.dirname(out), f"_label-{uuid.uuid4().hex[:12]}")
     try:

@@ -14,14 +14,16 @@ import numpy as np
 import pytest
 from images import WORDS
 
-from ocr_core import inputs
+from ocr_core import build_manifest, inputs
 from ocr_core.charset import Charset
 from ocr_core.errors import InputError, UsageError
 from ocr_core.inputs import input_kind, label_from_filename, parse_line, resolve_path
+from ocr_core.labels import max_time_steps
+from ocr_core.labels import validate_label as check_label
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import WordRecord, iter_tfrecords, record_id
-from pipelines import build_dataset, inspect_dataset
-from pipelines.build_dataset import SplitPlan, check_label, max_time_steps
+from ocr_core.split import SplitPlan
+from pipelines import build_dataset, cli, inspect_dataset
 
 IN_MEMORY = ["--workers", "1"]  # DirectRunner, in_memory mode: fast, in this process
 
@@ -217,9 +219,7 @@ def test_tensorflow_parses_the_shards(built):
 def fails(capsys, *argv) -> str:
     """Runs a build that must not start; returns its one-line error (exit code 2, nothing on stdout)."""
     capsys.readouterr()  # what earlier builds of the test printed
-    with pytest.raises(SystemExit) as e:
-        build_dataset.run([str(a) for a in argv])
-    assert e.value.code == 2
+    assert cli.run_command("build-dataset", [str(a) for a in argv]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("ocr build-dataset: error: ")
     assert captured.err.count("\n") == 1
@@ -279,9 +279,9 @@ def test_overwrite_replaces_the_old_dataset_only_when_the_new_one_publishes(corp
         (out / name).parent.mkdir(exist_ok=True)
         (out / name).write_text("old")
     with pytest.raises(UsageError, match="already holds a dataset"):
-        build_dataset.check_output(str(out), overwrite=False)
-    assert build_dataset.check_output(str(out), overwrite=True) is not None
-    assert sorted(build_dataset.dataset_files(str(out))) == sorted(old[1:3]) + ["v0002"]
+        build_manifest.check_output(str(out), overwrite=False)
+    assert build_manifest.check_output(str(out), overwrite=True) is not None
+    assert sorted(build_manifest.dataset_files(str(out))) == sorted(old[1:3]) + ["v0002"]
     assert all((out / name).read_text() == "old" for name in old)  # checking removes nothing
     m = build(out, corpus / "labels.tsv", extra=["--overwrite", "--shards", "1", "--val-fraction", "0"])
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [

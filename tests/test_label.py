@@ -7,6 +7,7 @@ import pytest
 
 from ocr_core import Recognizer, predictions
 from ocr_core.dataset import Dataset
+from ocr_core.errors import UsageError
 from pipelines import build_dataset, label, predict
 from tests import images
 
@@ -85,10 +86,10 @@ def test_check_labels_keeps_the_crops_whose_label_the_model_reads_and_reviews_th
 def test_label_refuses_to_overwrite_and_a_directory_output(crops, tmp_path):
     out = tmp_path / "labels.tsv"
     out.write_text("keep me\n")
-    with pytest.raises(SystemExit, match="already exist"):
+    with pytest.raises(UsageError, match="already exist"):
         label.run(["--input", str(crops), "--output", str(out)])
     assert out.read_text() == "keep me\n"
-    with pytest.raises(SystemExit, match="is a directory"):
+    with pytest.raises(UsageError, match="is a directory"):
         label.run(["--input", str(crops), "--output", str(tmp_path)])
-    with pytest.raises(SystemExit, match="min-confidence"):
+    with pytest.raises(UsageError, match="min-confidence"):
         label.run(["--input", str(crops), "--output", str(tmp_path / "x.tsv"), "--min-confidence", "2"])
