@@ -65,7 +65,7 @@ def say(msg: str) -> None:
 def forward(model: str, sources: list[str], batch: int = 64) -> tuple[np.ndarray, Charset]:
     """Probabilities [N, T, C] of every crop, and the model's charset (onnx engine, one thread)."""
     from ocr_core.engine import open_model
-    from pipelines.predict import Item, preprocess_item
+    from pipelines.transforms.recognise import Item, preprocess_item
 
     ref = open_model(model, "onnx")
     charset, run = Charset(ref.characters), ref.load(threads=1)

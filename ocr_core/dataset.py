@@ -16,9 +16,9 @@ from itertools import islice
 from ocr_core import fs, publish, records
 from ocr_core.charset import Charset
 from ocr_core.errors import UsageError
+from ocr_core.split import SPLITS
 
 MANIFEST = "manifest.json"
-SPLITS = ("train", "val", "test")
 AUTO_ORDER = ("test", "val")  # --split auto: the first of these with records, else train
 
 # The one list of manifest keys: what each top-level key holds. A version (an entry of `versions`) has the

@@ -1,26 +1,23 @@
 """The input layer shared by the dataset build and batch predict: what an --input is (kinds, manifest lines,
-file names, path resolution, the inputs' common root), and reading one input image, where every way a file can
-fail to be read is an InputError (a reject / an error row), never a crash of the job.
+file names, path resolution, the inputs' common root), listing a glob or folder, and reading a manifest's
+lines (their bytes: `ocr_core.manifest_bytes`). Reading one image is `ocr_core.image_bytes`.
 
-Pure functions, no pipeline: the jobs wrap them in Beam transforms.
+Pure functions, no pipeline: the jobs wrap them in Beam transforms (`pipelines/transforms/read_inputs.py`).
 """
 from __future__ import annotations
 
 import csv
-import errno
 import json
 import os
 import posixpath
 import re
-import stat
-import sys
 from typing import NamedTuple
 
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import FileSystem
 from apache_beam.io.filesystems import FileSystems
 
 from ocr_core.errors import InputError, UsageError
-from ocr_core.preprocess import PreprocessSpec
+from ocr_core.manifest_bytes import ByteRange, manifest_lines
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 HEADERS = {("path", "label"), ("filename", "label"), ("image", "text")}
@@ -62,14 +59,14 @@ class Reject(NamedTuple):
                            "reason": self.reason, "detail": self.detail}, ensure_ascii=False)
 
 
-def _reject(entry: Entry, err: InputError) -> Reject:
+def reject_entry(entry: Entry, err: InputError) -> Reject:
     return Reject(entry.source, entry.origin, entry.label, err.reason, err.detail, entry.order)
 
 
 def _line_reject(origin: str, order: tuple, detail: str) -> Reject:
     """A manifest line that names no image and label. The detail never quotes the line: `origin` points to it,
     and an --input that is not a manifest at all (a config, a key file) must not be copied into rejects."""
-    return _reject(Entry("", "", None, (), origin, order), InputError("malformed_line", detail))
+    return reject_entry(Entry("", "", None, (), origin, order), InputError("malformed_line", detail))
 
 
 
@@ -183,20 +180,41 @@ def _is_header(kind: str, line: str) -> bool:
 def image_files(spec: InputSpec) -> list[str]:
     """The sorted files a glob matches, or every image (by extension) in a folder and all its subfolders."""
     pattern = spec.uri if spec.kind == "glob" else FileSystems.join(spec.uri, "**")
-    paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    paths = list_files(pattern)
     return paths if spec.kind == "glob" else [p for p in paths if p.lower().endswith(IMAGE_EXTENSIONS)]
 
 
-def file_entry(spec: InputSpec, path: str, n: int) -> Entry | Reject:
+def list_files(pattern: str) -> list[str]:
+    """The sorted paths a pattern matches (Beam's syntax: `*` within a folder, `**` across folders).
+
+    Local patterns are listed here, not by Beam's local filesystem, which silently leaves out every entry it
+    cannot stat (a dangling or looping symlink): such an entry is an input that cannot be read, so it must
+    become a reject or an error row, not vanish. Other schemes go through Beam's FileSystems.
+    """
+    if _is_uri(pattern):
+        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    fixed = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    if fixed == pattern:  # no wildcard: the path itself
+        return [pattern] if os.path.lexists(pattern) and not os.path.isdir(pattern) else []
+    root = fixed if fixed.endswith("/") else (os.path.dirname(fixed) or ".")
+    wanted = re.compile(FileSystem.translate_pattern(pattern))
+    found = []
+    for folder, _, names in os.walk(root):
+        found += [p for p in (os.path.join(folder, n) for n in names) if wanted.match(p)]
+    return sorted(found)
+
+
+def file_entry(spec: InputSpec, path: str, n: int, labelled: bool = True) -> Entry | Reject:
     """The Entry of the n-th file of a glob/folder input: its label from the name (<n>_<label>_<n>.<ext>), or
-    a malformed_name Reject."""
-    label = label_from_filename(path)
+    a malformed_name Reject; `labelled` False: every file, its label None (predict)."""
+    label = label_from_filename(path) if labelled else None
     entry = Entry("", path, label, (), path, (spec.index, n),
                   location_key(path, spec.root or input_dir(spec.uri, spec.kind)))
-    if label is not None:
+    if label is not None or not labelled:
         return entry
     name = posixpath.basename(path)
-    return _reject(entry, InputError("malformed_name", f"file name {name!r} is not <n>_<label>_<n>.<ext>"))
+    err = InputError("malformed_name", f"file name {name!r} is not <n>_<label>_<n>.<ext>")
+    return reject_entry(entry, err)
 
 
 def line_entry(spec: InputSpec, line: str, origin: str, order: tuple) -> Entry | Reject:
@@ -239,34 +257,6 @@ def _manifest_item(spec: InputSpec, raw: bytes, at_start: bool, origin: str,
     return line_entry(spec, line, origin, order)
 
 
-def offset_origin(given: str, offset: int) -> str:
-    """The origin of the manifest line starting at byte `offset`, before its line number is known."""
-    return f"{given}@{offset}"
-
-
-def line_at(spec: InputSpec, raw: bytes, offset: int) -> Entry | Reject | None:
-    """The Entry or Reject of the manifest line that starts at byte `offset`, for readers that split a
-    manifest by byte range and so know no line numbers; None for a blank, comment or header line. The origin
-    is `offset_origin` (MANIFEST@offset); `line_numbers` turns it into MANIFEST:line where one is shown."""
-    return _manifest_item(spec, raw, offset == 0, offset_origin(spec.given, offset), (spec.index, offset))
-
-
-def line_numbers(uri: str, offsets: list[int], chunk: int = 1 << 20) -> dict[int, int]:
-    """The 1-based line number of each byte offset (each the start of a line) of a text file, counting line
-    breaks in one pass over the file up to the largest offset (compressed files: in the decompressed text)."""
-    wanted = sorted(set(offsets))
-    found, breaks, pos = {}, 0, 0
-    with FileSystems.open(uri) as fh:
-        for offset in wanted:
-            while pos < offset:
-                data = fh.read(min(chunk, offset - pos))
-                if not data:
-                    break
-                breaks, pos = breaks + data.count(b"\n"), pos + len(data)
-            found[offset] = breaks + 1
-    return found
-
-
 def image_file_patterns(folder: str) -> list[str]:
     """One recursive, case-insensitive pattern per image extension (`DIR/**.[pP][nN][gG]`, ...)."""
     def any_case(ext: str) -> str:
@@ -281,20 +271,20 @@ def has_image_file(folder: str) -> bool:
     return any(FileSystems.match([p], limits=[1])[0].metadata_list for p in image_file_patterns(folder))
 
 
-def read_input(spec: InputSpec, part: int = 0, parts: int = 1):
+def read_input(spec: InputSpec, part: int = 0, parts: int = 1, labelled: bool = True):
     """Yields an Entry (id not yet set) or a Reject (malformed_line / malformed_name) per counted input.
 
     Blank lines, `#` comments and a header line are skipped and not counted. With parts > 1 only every
-    parts-th counted input (from `part`) is yielded, so several workers can share one manifest.
+    parts-th counted input (from `part`) is yielded, so several workers can share one manifest. `labelled`
+    False: the files of a glob or folder carry no label (their names are not read as labels).
     """
     if spec.kind in ("glob", "dir"):
         for n, path in enumerate(image_files(spec)):
             if n % parts != part:
                 continue
-            yield file_entry(spec, path, n)
+            yield file_entry(spec, path, n, labelled)
         return
-    with FileSystems.open(spec.uri) as fh:
-        yield from _manifest_items(spec, iter(fh.readline, b""), 1, lambda n: n % parts == part)
+    yield from _manifest_items(spec, manifest_lines(spec), 1, lambda n: n % parts == part)
 
 
 def _manifest_items(spec: InputSpec, lines, first_line_no: int, keep=None):
@@ -309,54 +299,15 @@ def _manifest_items(spec: InputSpec, lines, first_line_no: int, keep=None):
             yield _manifest_item(spec, raw, line_no == 1, f"{spec.given}:{line_no}", (spec.index, line_no))
 
 
-# --- a manifest read in byte ranges ------------------------------------------------------------------
-
-RANGE_BYTES = 64 << 20  # a worker's share of a large manifest
-
-
-class ByteRange(NamedTuple):
-    """Part of a manifest: the lines whose first byte lies in [start, end)."""
-
-    index: int
-    start: int
-    end: int
-
-
-def byte_ranges(spec: InputSpec, parts: int, range_bytes: int = RANGE_BYTES) -> list[ByteRange]:
-    """At least `parts` ranges of at most about `range_bytes` bytes each; one range for a compressed
-    manifest (its bytes cannot be addressed without decompressing)."""
-    if CompressionTypes.detect_compression_type(spec.uri) != CompressionTypes.UNCOMPRESSED:
-        return [ByteRange(0, 0, sys.maxsize)]
-    size = FileSystems.match([spec.uri])[0].metadata_list[0].size_in_bytes
-    n = max(1, parts, -(-size // range_bytes))
-    bounds = [size * i // n for i in range(n + 1)]
-    return [ByteRange(i, bounds[i], bounds[i + 1]) for i in range(n)]
-
-
-def range_lines(fh, start: int, end: int):
-    """The raw lines of the seekable binary `fh` whose first byte lies in [start, end)."""
-    if start > 0:
-        fh.seek(start - 1)
-        if fh.read(1) != b"\n":
-            fh.readline()  # the rest of a line that began before `start` (its range reads it)
-    while fh.tell() < end:
-        raw = fh.readline()
-        if not raw:
-            return
-        yield raw
-
-
 def count_range(spec: InputSpec, r: ByteRange) -> int:
     """The number of lines in the range."""
-    with FileSystems.open(spec.uri) as fh:
-        return sum(1 for _ in range_lines(fh, r.start, r.end))
+    return sum(1 for _ in manifest_lines(spec, r.start, r.end))
 
 
 def read_range(spec: InputSpec, r: ByteRange, first_line_no: int):
     """Entries and Rejects of the lines of one range, numbered from `first_line_no` (the lines before it
     plus one)."""
-    with FileSystems.open(spec.uri) as fh:
-        yield from _manifest_items(spec, range_lines(fh, r.start, r.end), first_line_no)
+    yield from _manifest_items(spec, manifest_lines(spec, r.start, r.end), first_line_no)
 
 
 def _is_folder(uri: str) -> bool:
@@ -392,69 +343,3 @@ def resolve_inputs(given: list[str], flag: str = "--input") -> list[InputSpec]:
         specs.append(spec)
     root = common_root([input_dir(s.uri, s.kind) for s in specs])
     return [s._replace(root=root) for s in specs]
-
-
-
-# --- reading one image ------------------------------------------------------------------------------
-
-_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
-def os_error_reason(e: OSError, uri: str) -> InputError:
-    """The InputError for an OSError raised while opening or reading `uri`: missing_file (ENOENT, also a
-    dangling symlink), not_an_image (EISDIR), else unreadable with the errno name (ELOOP, EACCES,
-    ENAMETOOLONG, ENOTDIR, EIO, ...)."""
-    if isinstance(e, FileNotFoundError):  # errno ENOENT
-        return InputError("missing_file", f"no such file: {uri}")
-    if isinstance(e, IsADirectoryError):  # errno EISDIR
-        return InputError("not_an_image", f"is a directory: {uri}")
-    if e.errno:
-        name = errno.errorcode.get(e.errno, f"errno {e.errno}")
-        return InputError("unreadable", f"{name} ({os.strerror(e.errno)}): {uri}")
-    return InputError("unreadable", f"{type(e).__name__}: {uri}")
-
-
-def read_image_bytes(uri: str, max_bytes: int = PreprocessSpec.max_bytes) -> bytes:
-    """Up to max_bytes + 1 bytes of the file at `uri` (one more than allowed is enough to say "too large").
-
-    Local paths are opened directly and non-blocking (a FIFO or device in a manifest cannot hang the job);
-    only regular files are read. Every local OSError becomes an InputError (see `os_error_reason`).
-    scheme:// URIs go through Beam's FileSystems: not-found and permission errors become InputErrors, anything
-    else (network, quota) is left to raise so the runner retries instead of rejecting a good image.
-
-    Raises:
-        InputError: missing_file, not_an_image (a directory or other non-regular file) or unreadable.
-    """
-    if "://" in uri:
-        return _read_remote(uri, max_bytes)
-    try:
-        fd = os.open(uri, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as e:
-        raise os_error_reason(e, uri) from e
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
-            raise InputError("not_an_image", f"is {kind}, not a file: {uri}")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read(max_bytes + 1)
-    except OSError as e:
-        raise os_error_reason(e, uri) from e
-    finally:
-        os.close(fd)
-
-
-def _read_remote(uri: str, max_bytes: int) -> bytes:
-    try:
-        with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            return fh.read(max_bytes + 1)
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
-        raise os_error_reason(e, uri) from e
-    except Exception as e:
-        kind = type(e).__name__  # object stores: google.api_core.exceptions.NotFound / Forbidden
-        if kind == "NotFound":
-            raise InputError("missing_file", f"no such object: {uri}") from e
-        if kind == "Forbidden":
-            raise InputError("unreadable", f"permission denied: {uri}") from e
-        raise

@@ -7,6 +7,7 @@ marker written last; a watch run's output is a directory of such tables, one per
 """
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 from collections.abc import Iterable, Sequence
@@ -166,3 +167,21 @@ def count_errors(errors: Iterable[str | None]) -> dict:
 def summarize_files(paths: Sequence[str]) -> dict:
     """Counts of rows and errors by reason, read back from written part files (runner-independent)."""
     return count_errors(e for p in paths for e in read_file(p, ["error"]).column("error").to_pylist())
+
+
+def publish_table(out: str, staging: str, expected: str | None, job_id: str, **fields) -> dict:
+    """Moves the staged part files into `out`, replacing an older table there, and writes `out`'s commit
+    marker (row and error counts read from the staged files, plus `fields`) last, by the one publish rule
+    (`ocr_core.publish`: under the output's lock, only if the marker is still the generation `expected` that
+    the job started from; staging folders of dead jobs swept). Returns the marker's content."""
+    from ocr_core import fs, publish
+
+    staged = fs.glob(fs.join(staging, f"{PART_PREFIX}-*.parquet"))
+    summary = summarize_files(staged)
+    names = [posixpath.basename(p) for p in staged]
+    summary.update(fields, files=names, schema=SCHEMA_DOC)
+    old = [posixpath.basename(p) for p in fs.glob(fs.join(out, f"{PART_PREFIX}-*.parquet"))]
+    publish.publish(out, staging, {n: n for n in names}, SUCCESS, json.dumps(summary, indent=2),
+                    job_id=job_id, expected=expected, replace=old if expected else [],
+                    stale=(old if not expected else []) + publish.dead_stagings(out), kind="predict job")
+    return summary

@@ -106,7 +106,12 @@ EXIF_ORIENTATION_TAG = 0x0112
 
 
 def _orientation(im) -> int:
-    """The EXIF orientation (1-8) of an opened Pillow image; 1 (upright) when absent or unreadable."""
+    """The EXIF orientation (1-8) of an opened Pillow image, from its header; 1 (upright) when absent or
+    unreadable."""
+    if im.format == "PNG" and "exif" not in im.info:
+        # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the pixels: that
+        # would undo the header-only size check (a 30000 x 30000 PNG: 900 MB). Cameras write it before IDAT.
+        return 1
     try:
         value = int(im.getexif().get(EXIF_ORIENTATION_TAG, 1))
     except Exception:  # a damaged EXIF block must not cost the picture: its pixels are still there

@@ -1,7 +1,10 @@
-"""Making a job's output visible: the one publish rule for every output that has a commit marker (a dataset's
-manifest.json, a predictions table's _SUCCESS.json).
+"""Making a job's output visible: the one staging and publish lifecycle for every output that has a commit
+marker (a dataset's manifest.json, a predictions table's _SUCCESS.json, a watch window's).
 
-A job writes everything into its own staging directory, then `publish`:
+A job writes everything into its own staging directory, `OUT/_staging/<job id>/` (`staging`: created with an
+owner file naming the job, host and process, and removed when the job ends, however it ends; the staging
+folders of jobs that died on this host are what `dead_stagings` lists, swept by the next publish), then
+`publish`:
 1. takes the output's publish lock (`OUT/_publish.lock`);
 2. checks the precondition: the marker is still the generation the job started from (`generation`: a hash
    of its bytes, None when absent) — otherwise another job published meanwhile, and this one publishes
@@ -31,10 +34,61 @@ from ocr_core import fs
 from ocr_core.errors import UsageError
 
 LOCK = "_publish.lock"
+STAGING_DIR = "_staging"  # one folder per job: _staging/<job id>
+OWNER_FILE = "_owner.json"
 
 
 class PublishConflict(UsageError):
     """Another job published into the same output, or is publishing now: this one published nothing."""
+
+
+class OutputError(UsageError):
+    """An output that cannot be written: a file where a directory must be, a folder that cannot be made."""
+
+
+def new_job_id() -> str:
+    """A job's id: its UTC start time and 12 random hex digits (sorts by time, unique across hosts)."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:12]}"
+
+
+def check_output_dir(out: str, flag: str = "--output") -> None:
+    """Refuses an output that exists as a file (a directory is needed)."""
+    if not fs.is_remote(out) and os.path.exists(out) and not os.path.isdir(out):
+        raise OutputError(f"{flag} {out}: is a file, not a directory; choose another {flag}")
+
+
+@contextlib.contextmanager
+def staging(out: str, job_id: str, flag: str = "--output") -> Iterator[str]:
+    """This job's staging folder `out`/_staging/<job id> (with its owner file) for the block; removed at the
+    end whatever happened (`publish` has moved a published job's files out of it), and `_staging` with it
+    when no other job stages there."""
+    check_output_dir(out, flag)
+    folder = fs.join(out, STAGING_DIR, job_id)
+    try:
+        fs.makedirs(out)
+        fs.write_text(fs.join(folder, OWNER_FILE), json.dumps(owner(job_id)))
+    except OSError as e:
+        raise OutputError(f"{flag} {out}: cannot create the directory ({e.strerror or e})") from e
+    try:
+        yield folder
+    finally:
+        fs.remove(folder)
+        if not fs.is_remote(out):
+            with contextlib.suppress(OSError):
+                os.rmdir(fs.join(out, STAGING_DIR))
+
+
+def dead_stagings(out: str) -> list[str]:
+    """Staging folders (relative to `out`) of jobs whose process has died on this host (killed jobs)."""
+    dead = []
+    for owner_file in fs.glob(fs.join(out, STAGING_DIR, "*", OWNER_FILE)):
+        try:
+            holder = json.loads(fs.read_text(owner_file))
+        except (OSError, ValueError):
+            continue
+        if is_alive(holder) is False:
+            dead.append(f"{STAGING_DIR}/{holder['job']}")
+    return dead
 
 
 def generation_of(data: bytes) -> str:
@@ -70,9 +124,9 @@ def is_alive(holder: dict) -> bool | None:
 
 
 @contextlib.contextmanager
-def output_lock(out: str, job_id: str, kind: str = "job") -> Iterator[None]:
-    """Holds `out`/_publish.lock for the block; PublishConflict when another job holds it."""
-    path = fs.join(out, LOCK)
+def output_lock(out: str, job_id: str, kind: str = "job", lock: str = LOCK) -> Iterator[None]:
+    """Holds `out`/`lock` (default _publish.lock) for the block; PublishConflict when another job holds it."""
+    path = fs.join(out, lock)
     if fs.is_remote(out):
         if not fs.create_exclusive(path, json.dumps(owner(job_id))):
             raise PublishConflict(f"{out}: another {kind} is publishing into it (lock {path}; if none is "

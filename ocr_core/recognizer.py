@@ -21,7 +21,7 @@ from ocr_core.charset import Charset
 from ocr_core.ctc import beam_search_decode, greedy_decode
 from ocr_core.engine import ModelRef, open_model
 from ocr_core.errors import InputError
-from ocr_core.inputs import read_image_bytes
+from ocr_core.image_bytes import read_image_bytes
 from ocr_core.lexicon import DEFAULT_MAX_DISTANCE, Lexicon, LexiconDecoder, LexiconWarning
 
 

@@ -4,6 +4,8 @@ newer model bundle was published. Plain functions and small classes over Beam's 
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import posixpath
 import re
 import time
@@ -11,6 +13,7 @@ from collections.abc import Iterable
 
 from apache_beam.io.filesystems import FileSystems
 
+from ocr_core import publish
 from ocr_core.errors import UsageError
 from ocr_core.inputs import IMAGE_EXTENSIONS
 from ocr_core.predictions import WINDOW_PREFIX, committed_windows, read_file, table_files
@@ -42,15 +45,18 @@ def watch_pattern(given: str) -> tuple[str, bool]:
 def recover(out: str) -> set[str]:
     """Prepares a watch output for a (re)start and returns the sources already recognised in it.
 
-    A window folder without its commit marker, and any staging folder, is what a stopped run left half done:
-    it is deleted, so its files are recognised again, once, in a new window.
+    A window folder without its commit marker, and the staging folder of a job that died, is what a stopped
+    run left half done: it is deleted, so its files are recognised again, once, in a new window.
     """
     committed = set(committed_windows(out))
-    found = FileSystems.match([posixpath.join(out, f"{WINDOW_PREFIX}*", "**"),
-                               posixpath.join(out, "_staging-*", "**")])
+    found = FileSystems.match([posixpath.join(out, f"{WINDOW_PREFIX}*", "**")])
     stale = {_top_folder(out, m.path) for r in found for m in r.metadata_list} - committed
+    stale |= {posixpath.join(out, p) for p in publish.dead_stagings(out)}
     if stale:
         FileSystems.delete(sorted(stale))
+    if "://" not in out:
+        with contextlib.suppress(OSError):  # empty once the dead jobs' folders are gone
+            os.rmdir(posixpath.join(out, publish.STAGING_DIR))
     done = set()
     for window in committed:
         for f in table_files(window)[0]:
@@ -78,7 +84,7 @@ class LandedFiles:
         seen, changed, queued = {}, False, set(self.ready)
         for m in FileSystems.match([self.pattern])[0].metadata_list:
             path = m.path
-            if path in self.done or path in queued or "\n" in path:  # a list file holds one path a line
+            if path in self.done or path in queued:
                 continue
             if self.images_only and not path.lower().endswith(IMAGE_EXTENSIONS):
                 continue
@@ -111,6 +117,11 @@ class BundleWatch:
     def _markers(self) -> dict[str, float]:
         return {m.path: m.last_updated_in_seconds
                 for m in FileSystems.match([self.pattern])[0].metadata_list}
+
+    def retry(self, bundle: str) -> None:
+        """Makes `bundle` (a directory `newest` returned) new again, so the next call returns it once more: a
+        bundle that did not load (still being copied, say) is tried again, not forgotten."""
+        self._known.pop(posixpath.join(bundle, posixpath.basename(self.pattern)), None)
 
     def newest(self) -> str | None:
         """The directory of the newest bundle published since the last call (or start), else None."""

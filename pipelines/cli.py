@@ -1,10 +1,11 @@
 """The `ocr` command: one subcommand per job; each job module exposes `run(argv=None)` (a Beam job returns its
-PipelineResult, mapped to the exit code here)."""
+PipelineResult). Jobs raise; this module alone maps errors and results to messages and exit codes."""
 from __future__ import annotations
 
 import importlib
 import os
 import sys
+import traceback
 
 # Preprocessing does many tiny matrix products; OpenBLAS' thread pool makes each ~10x slower on a busy
 # machine (measured), and Beam/Dask already run one worker process per core. Set before numpy loads.
@@ -37,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in argv or os.environ.get("OCR_VERBOSE", "") not in ("", "0")
     argv = [a for a in argv if a != "--verbose"]
-    if not verbose:
+    if verbose:
+        os.environ["OCR_VERBOSE"] = "1"  # for the jobs' Beam workers (pipelines/beam_options.py)
+    else:
         from pipelines.quiet import filter_stderr
 
         filter_stderr()
@@ -47,20 +50,32 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] not in COMMANDS:
         print(f"ocr: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[argv[0]][0])
-    try:
-        result = module.run(argv[1:])
-    except SystemExit as e:
-        if isinstance(e.code, str):  # a job's "cannot start" message: one line, exit 2 like argparse
-            print(e.code, file=sys.stderr)
-            return 2
-        raise
-    except RuntimeError as e:
-        from pipelines.beam_options import WorkerDied
+    return run_command(argv[0], argv[1:], verbose)
 
-        if not isinstance(e, WorkerDied):
-            raise
-        print(f"ocr {argv[0]}: error: {e}", file=sys.stderr)
+
+def run_command(command: str, argv: list[str], verbose: bool = False) -> int:
+    """Runs one job and maps how it ended to the exit code: the only place that does.
+
+    A user mistake (`UsageError`: bad option, missing input, an output that is a file) is one line and exit
+    2; a job that failed (`JobFailed`, a dead worker, a bug in a worker) is one short line naming the input
+    and the cause and exit 1, with the full trace only when `verbose`; argparse's own errors keep theirs.
+    """
+    from ocr_core.errors import UsageError, failure_message
+
+    module = importlib.import_module(COMMANDS[command][0])
+    try:
+        result = module.run(argv)
+    except UsageError as e:
+        print(f"ocr {command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ocr {command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - every failure of a job ends here, as one line
+        if verbose:
+            traceback.print_exc()
+        hint = "" if verbose else " (ocr --verbose shows the trace)"
+        print(f"ocr {command}: error: {failure_message(e)}{hint}", file=sys.stderr)
         return 1
     return exit_code(result)
 

@@ -42,6 +42,7 @@ from ocr_core.metrics import (
 )
 from ocr_core.predictions import SUCCESS, TableError, read_table
 from ocr_core.preprocess import PreprocessSpec, decode_gray
+from ocr_core.publish import check_output_dir
 from ocr_core.records import RecordError, WordRecord, iter_tfrecords, record_id
 from ocr_core.report import render_comparison, render_report, run_names
 
@@ -397,9 +398,11 @@ def run(argv=None) -> int:
     """Scores predictions; prints the metrics JSON and returns 0. See `ocr evaluate --help`.
 
     Raises:
-        SystemExit(2): with a message naming the input and the fix, like argparse's usage errors.
+        EvaluateError: a message naming the input and the fix (`pipelines/cli.py`: one line, exit 2).
     """
     args = parse_args(argv)
+    if args.report:
+        check_output_dir(_absolute(args.report), "--report")
     try:
         runs, labels = [], None
         for path in args.predictions:
@@ -412,9 +415,8 @@ def run(argv=None) -> int:
             thumbs = load_thumbnails(worst, labels)
             page = render_report(runs[0], thumbs) if len(runs) == 1 else render_comparison(runs, thumbs)
             write_report(_absolute(args.report), metrics, page)
-    except (EvaluateError, RecordError) as e:
-        print(f"ocr evaluate: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except RecordError as e:
+        raise EvaluateError(str(e)) from None
     print(json.dumps(metrics, indent=2, ensure_ascii=False))
     if args.report:
         print(f"ocr evaluate: report -> {posixpath.join(_absolute(args.report), 'index.html')}",

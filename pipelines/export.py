@@ -31,8 +31,13 @@ from ocr_core.bundle import (
     onnx_export_missing,
     quantize_onnx,
 )
+from ocr_core.errors import JobFailed, UsageError
 
 TOLERANCE = 1e-4  # max |Δp| between the Keras model and ONNX Runtime on the check batch
+
+
+class ExportError(UsageError):
+    """The export cannot start (bad bundle, missing packages, no calibration image): one line, exit 2."""
 
 
 def parse_args(argv):
@@ -60,13 +65,14 @@ def calibration_images(given: list[str], spec, n: int, seed: int = 0) -> np.ndar
     """Up to `n` crops of the inputs `given` (chosen with a fixed seed), preprocessed as the model reads
     them: uint8 [n, H, W, 1]. Unreadable files are passed over; an error when none is left."""
     from ocr_core.errors import InputError, UsageError
-    from ocr_core.inputs import Entry, image_files, read_image_bytes, read_input, resolve_inputs
+    from ocr_core.image_bytes import read_image_bytes
+    from ocr_core.inputs import Entry, image_files, read_input, resolve_inputs
     from ocr_core.preprocess import one_canvas, preprocess_word_image
 
     try:
         inputs = resolve_inputs(given, flag="--calibration")
     except UsageError as e:
-        raise SystemExit(f"ocr export: error: {e}") from None
+        raise ExportError(str(e)) from None
     paths = []
     for inp in inputs:
         if inp.kind in ("glob", "dir"):
@@ -83,7 +89,7 @@ def calibration_images(given: list[str], spec, n: int, seed: int = 0) -> np.ndar
         except InputError:
             continue
     if not images:
-        raise SystemExit(f"ocr export: error: --calibration {' '.join(given)}: no readable image")
+        raise ExportError(f"--calibration {' '.join(given)}: no readable image")
     return one_canvas(images, spec)[..., None]
 
 
@@ -135,13 +141,13 @@ def run(argv=None) -> int:
     args = parse_args(argv)
     missing = onnx_export_missing()
     if missing:
-        raise SystemExit(f"ocr export: error: ONNX export needs tf2onnx and onnx ({missing})")
+        raise ExportError(f"ONNX export needs tf2onnx and onnx ({missing})")
     if args.quantize and importlib.util.find_spec("onnxruntime") is None:
-        raise SystemExit("ocr export: error: --quantize needs onnxruntime (pip install onnxruntime)")
+        raise ExportError("--quantize needs onnxruntime (pip install onnxruntime)")
     try:
         bundle = load_bundle(args.bundle)
     except BundleError as e:
-        raise SystemExit(f"ocr export: error: {e}") from None
+        raise ExportError(str(e)) from None
     # staged next to the bundle when local, so the move is a rename
     tmp = tempfile.mkdtemp(prefix=".ocr-export-", dir=None if fs.is_remote(args.bundle) else args.bundle)
     try:
@@ -150,7 +156,7 @@ def run(argv=None) -> int:
         session = fp32_session(local)
         delta = None if session is None else check_onnx(bundle.model, session)
         if delta is not None and delta > TOLERANCE:
-            raise SystemExit(f"ocr export: error: ONNX Runtime differs from the Keras model by {delta:.2e} "
+            raise JobFailed(f"ONNX Runtime differs from the Keras model by {delta:.2e} "
                              f"(> {TOLERANCE}); {ONNX_FILE} not written")
         int8_note = write_int8(bundle, args, local, session, tmp) if args.quantize else None
         fs.move_into(tmp, args.bundle)

@@ -17,6 +17,7 @@ import numpy as np
 from ocr_core import fs
 from ocr_core.charset import Charset
 from ocr_core.dataset import Dataset, DatasetError
+from ocr_core.publish import check_output_dir
 from ocr_core.records import RecordError, WordRecord, check_label, iter_tfrecords
 
 RAMP = "@%#*+=-:. "  # dark -> light: ink is dense, paper is blank
@@ -100,6 +101,7 @@ def run(argv=None) -> int:
               file=sys.stderr)
         return 2
     if args.save_png:
+        check_output_dir(args.save_png, "--save-png")
         os.makedirs(args.save_png, exist_ok=True)
     shown = 0
     try:

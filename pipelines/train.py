@@ -10,9 +10,14 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from ocr_core.errors import UsageError
+
+
+class TrainError(UsageError):
+    """Training cannot start (bad options, data or output): one line, exit 2 (`pipelines/cli.py`)."""
 
 
 RUN_STAMP = "run.json"
@@ -65,7 +70,7 @@ def make_strategy(name: str, logical_devices: int = 0):
                                                else "one_device")
     if name == "multi_worker":
         if not cluster:
-            raise SystemExit("ocr train: --strategy multi_worker needs TF_CONFIG with a cluster (see README)")
+            raise TrainError("--strategy multi_worker needs TF_CONFIG with a cluster (see README)")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored":
         devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
@@ -104,7 +109,7 @@ def check_output(output: str, cfg, overwrite: bool, data: list[str]) -> None:
             other = read_bundle_meta(output)[0].name
         except Exception:
             other = "unknown"
-        raise SystemExit(f"ocr train: {output} already holds a model (config {other!r}); choose another "
+        raise TrainError(f"{output} already holds a model (config {other!r}); choose another "
                          "--output or pass --overwrite to replace it")
     stamp = fs.join(output, BACKUP_DIR, RUN_STAMP)
     if fs.exists(stamp):
@@ -119,7 +124,7 @@ def check_output(output: str, cfg, overwrite: bool, data: list[str]) -> None:
             problem = f"on other --data ({', '.join(previous.get('data') or [])})"
         if problem:
             if not overwrite:
-                raise SystemExit(f"ocr train: {output} holds an unfinished run {problem}; pass --overwrite "
+                raise TrainError(f"{output} holds an unfinished run {problem}; pass --overwrite "
                                  "to discard it, or choose another --output")
             fs.remove(fs.join(output, BACKUP_DIR))
 
@@ -179,8 +184,7 @@ def run(argv=None) -> int:
         check_compatible(cfg, data)  # before anything is written to --output
         init_weights = initial_weights(args.init_from, cfg) if args.init_from else None
     except (FileNotFoundError, ValueError) as e:
-        print(f"ocr train: {e}", file=sys.stderr)
-        return 2
+        raise TrainError(str(e)) from None
     output = args.output
     strategy = make_strategy(args.strategy, args.logical_devices)
     chief = is_chief(current_task(strategy))
@@ -197,8 +201,7 @@ def run(argv=None) -> int:
                              log=lambda s: print(s, flush=True), init_weights=init_weights,
                              progress_seconds=args.progress_seconds)
     except DatasetError as e:
-        print(f"ocr train: {e}", file=sys.stderr)
-        return 2
+        raise TrainError(str(e)) from None
     if not chief:
         return 0
     metrics = {"config": cfg.name,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ocr_core.errors import REASONS, InputError
-from ocr_core.inputs import read_image_bytes
+from ocr_core.image_bytes import read_image_bytes
 from ocr_core.preprocess import preprocess_word_image
 from ocr_core.records import WordRecord, iter_tfrecords
 from pipelines import build_dataset
@@ -170,7 +170,7 @@ def test_read_image_bytes_maps_every_os_error_to_a_reason(tmp_path):
     (tmp_path / "dangling.png").symlink_to("nowhere.png")
     for rel, reason, words in [("pipe.png", "not_an_image", "FIFO"),
                                ("folder.png", "not_an_image", "directory"),
-                               ("dangling.png", "missing_file", "no such file"),
+                               ("dangling.png", "unreadable", "ENOENT"),
                                ("nope.png", "missing_file", "no such file")]:
         with pytest.raises(InputError) as e:
             read_image_bytes(str(tmp_path / rel))

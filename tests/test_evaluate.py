@@ -15,7 +15,7 @@ import pytest
 
 from ocr_core.predictions import SCHEMA, SUCCESS
 from ocr_core.records import WordRecord, iter_tfrecords, record_id
-from pipelines import build_dataset, evaluate
+from pipelines import build_dataset, cli, evaluate
 from tests import images
 from tests.conftest import PYTHON, REPO
 
@@ -224,9 +224,7 @@ def test_cli_runs_without_tensorflow(dataset, tmp_path):
 
 
 def _fails(capsys, *argv) -> str:
-    with pytest.raises(SystemExit) as e:
-        evaluate.run([str(a) for a in argv])
-    assert e.value.code == 2
+    assert cli.run_command("evaluate", [str(a) for a in argv]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     return captured.err

@@ -10,15 +10,14 @@ import images
 
 from ocr_core.inputs import (
     InputSpec,
-    byte_ranges,
     count_range,
-    line_at,
-    range_lines,
     read_input,
     read_range,
     resolve_inputs,
 )
+from ocr_core.manifest_bytes import byte_ranges, range_lines
 from pipelines import build_dataset
+from pipelines.transforms import read_inputs
 
 AWKWARD = ("\ufeff# made by hand\r\n\r\n# the header comes after comments\npath\tlabel\n"
            "a.png\tAlpha\r\nb.png\tBéta\n  \n".encode() + b"c.png\t\xff\xfe bad\n"
@@ -29,7 +28,7 @@ def ranges_read(spec: InputSpec, range_bytes: int) -> list:
     """The inputs of `spec` read range by range, numbered as the build numbers them."""
     counted = [(spec, r, count_range(spec, r)) for r in byte_ranges(spec, 1, range_bytes)]
     out = []
-    for _, (s, r, first_line_no) in build_dataset.number_ranges((spec.index, counted)):
+    for _, (s, r, first_line_no) in read_inputs.number_ranges((spec.index, counted)):
         out += list(read_range(s, r, first_line_no))
     return out
 
@@ -92,14 +91,11 @@ def test_a_build_reading_its_manifest_in_many_ranges_is_byte_identical(tmp_path)
 
 
 def test_a_header_line_is_skipped_wherever_it_stands_by_every_reader(tmp_path):
-    """One rule for the whole-file reader (build, evaluate), the byte-range reader (build) and the
-    line-at-an-offset reader (predict): a header line is not an input, on the first line or later."""
+    """One rule for the whole-file reader (evaluate) and the byte-range reader (build and predict): a header
+    line is not an input, on the first line or later."""
     data = b"a.png\tA\nPATH\tLabel\nb.png\tB\nimage\ttext\n"
     (tmp_path / "labels.tsv").write_bytes(data)
     (spec,) = resolve_inputs([str(tmp_path / "labels.tsv")])
     whole = list(read_input(spec))
     assert [(e.label, e.origin.rsplit(":", 1)[1]) for e in whole] == [("A", "1"), ("B", "3")]
     assert ranges_read(spec, 5) == whole
-    offsets = [0, *(i + 1 for i, c in enumerate(data[:-1]) if c == ord("\n"))]
-    at = [line_at(spec, data[o:data.index(b"\n", o) + 1], o) for o in offsets]
-    assert [e and e.label for e in at] == ["A", None, "B", None]

@@ -18,7 +18,8 @@ from ocr_core.config import load_config  # noqa: E402
 from ocr_core.ctc import beam_search_decode, greedy_decode  # noqa: E402
 from ocr_core.engine import check_bundle_engine, choose_engine  # noqa: E402
 from ocr_core.engine import open_model as engine_open_model  # noqa: E402
-from ocr_core.inputs import read_image_bytes  # noqa: E402
+from ocr_core.errors import UsageError
+from ocr_core.image_bytes import read_image_bytes  # noqa: E402
 from ocr_core.model import build_crnn  # noqa: E402
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image  # noqa: E402
 from pipelines import export, predict  # noqa: E402
@@ -162,17 +163,17 @@ def test_quantize_flags_and_a_missing_int8_model_are_one_line_errors(plain_bundl
     with pytest.raises(SystemExit) as e:
         export.run([str(plain_bundle), "--quantize"])
     assert e.value.code == 2 and "--quantize needs --calibration" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match=r"^ocr export: error: --calibration .*nothing.png: matched no file"):
+    with pytest.raises(UsageError, match=r"^--calibration .*nothing.png: matched no file"):
         export.run([str(plain_bundle), "--quantize", "--calibration", str(tmp_path / "nothing.png")])
     images.write_word(tmp_path / "w.png", "word")
-    with pytest.raises(SystemExit, match=f"has no {INT8_ONNX_FILE}.*ocr export .* --quantize --calibration"):
+    with pytest.raises(UsageError, match=f"has no {INT8_ONNX_FILE}.*ocr export .* --quantize --calibration"):
         predict.run(["--model", str(plain_bundle), "--input", str(tmp_path / "w.png"), "--output",
                      str(tmp_path / "o"), "--engine", "onnx-int8", *IN_MEMORY])
 
 
 def test_onnx_engine_without_model_onnx_fails_before_the_pipeline(plain_bundle, tmp_path):
     images.write_word(tmp_path / "w.png", "word")
-    with pytest.raises(SystemExit, match=f"has no {ONNX_FILE}.*ocr export"):
+    with pytest.raises(UsageError, match=f"has no {ONNX_FILE}.*ocr export"):
         predict.run(["--model", str(plain_bundle), "--input", str(tmp_path / "w.png"), "--output",
                      str(tmp_path / "o"), "--engine", "onnx", *IN_MEMORY])
     assert not (tmp_path / "o").exists()

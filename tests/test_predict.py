@@ -10,6 +10,7 @@ from ocr_core import predictions
 from ocr_core.bundle import save_bundle
 from ocr_core.charset import Charset
 from ocr_core.config import load_config
+from ocr_core.errors import UsageError
 from ocr_core.model import build_crnn
 from pipelines import build_dataset, predict
 from tests import images
@@ -164,7 +165,7 @@ def test_two_jobs_into_one_output_at_once_publish_exactly_one(tmp_path):
 
 def test_bad_bundles_fail_before_the_pipeline(folder, tmp_path):
     for model, message in [(tmp_path / "nope", "no such directory"), (folder, "incomplete")]:
-        with pytest.raises(SystemExit, match=message):
+        with pytest.raises(UsageError, match=message):
             predict.run(["--model", str(model), "--input", str(folder / "*"),
                          "--output", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()

@@ -13,9 +13,11 @@ from apache_beam.runners.runner import PipelineState
 from apache_beam.testing.util import assert_that, equal_to
 
 from ocr_core import predictions
+from ocr_core.errors import UsageError
 from ocr_core.inputs import InputSpec, read_input
+from ocr_core.manifest_bytes import RANGE_BYTES
 from pipelines import predict
-from pipelines.expand_inputs import ReadManifest
+from pipelines.transforms.read_inputs import ReadInputs
 from tests import images, memfs
 
 IN_MEMORY = ["--workers", "1"]
@@ -75,17 +77,18 @@ def test_a_folder_is_recursive_and_keeps_image_extensions_only(tmp_path):
 
 
 def test_manifest_origins_are_line_numbers_read_in_byte_ranges(tmp_path):
-    """The splittable reader knows byte offsets only; malformed lines still read `labels.tsv:N`, the same as
-    the build's sequential reader, also when the manifest is split into many byte ranges."""
+    """Malformed lines read `labels.tsv:N`, the same as the sequential reader's, also when the manifest is
+    split into many byte ranges (the one reader of build and predict)."""
     lines = ["path\tlabel", "# a comment", ""] + [f"w{i}.png\tw{i}" if i % 9 else f"broken{i}" for i in
                                                   range(1, 200)]
     manifest = tmp_path / "labels.tsv"
     manifest.write_bytes(("\n".join(lines) + "\n").encode().replace(b"broken18", b"bro\xffken18"))
     spec = InputSpec(0, str(manifest), "tsv", "labels.tsv")
     sequential = sorted((e.origin if e.label is None else e.source, e.label) for e in read_input(spec))
-    for parts, bundle_bytes in [(1, 64), (3, 0)]:  # Beam's ranges of 64 bytes; Dask's 3 parts
+    for parts, range_bytes in [(1, 64), (3, RANGE_BYTES)]:  # ranges of 64 bytes; 3 parts
         with beam.Pipeline() as p:
-            got = (p | ReadManifest(spec, parts, bundle_bytes)
+            entries, rejects, _ = p | ReadInputs([spec], parts, range_bytes=range_bytes)
+            got = ((entries, rejects) | beam.Flatten()
                    | beam.Map(lambda e: (e.origin if e.label is None else e.source, e.label)))
             assert_that(got, equal_to(sequential))
     out = tmp_path / "pred"
@@ -115,8 +118,8 @@ def test_inputs_that_hold_nothing_fail_fast_in_one_line(tmp_path, capsys):
     for given, message in [(tmp_path / "*.png", "matched no files"), (tmp_path / "empty", "no images"),
                            (tmp_path / "comments.tsv", "the manifest is empty"),
                            (tmp_path / "nope.tsv", "no such file")]:
-        want = f"^ocr predict: error: --input {re.escape(str(given))}: .*{message}"
-        with pytest.raises(SystemExit, match=want):
+        want = f"^--input {re.escape(str(given))}: .*{message}"
+        with pytest.raises(UsageError, match=want):
             predict.run(["--input", str(given), "--output", str(tmp_path / "o"), *IN_MEMORY])
     assert not (tmp_path / "o").exists()
 

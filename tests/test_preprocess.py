@@ -4,6 +4,8 @@ test_preprocess_tf.py)."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 import tracemalloc
 
 import images
@@ -13,6 +15,7 @@ from PIL import Image, ImageOps
 
 from ocr_core.errors import InputError
 from ocr_core.preprocess import declared_size, decode_bgr, decode_gray, preprocess_word_image
+from tests.conftest import PYTHON, REPO
 
 
 @pytest.mark.parametrize("width, height, said", [
@@ -32,6 +35,26 @@ def test_huge_png_is_refused_from_its_header_without_allocating_it(width, height
         tracemalloc.stop()
     assert e.value.reason == "too_large" and said in e.value.detail and f"{width}x{height}" in e.value.detail
     assert peak < 5_000_000
+
+
+
+def test_huge_png_is_not_decoded_by_pillow_either():
+    """tracemalloc sees Python's allocations only, not Pillow's pixel buffers (reading EXIF once made Pillow
+    decode every PNG in full, 900 MB here, before the size check): the process's peak must stay small."""
+    code = """
+from tests import images
+from ocr_core.preprocess import preprocess_word_image
+try:
+    preprocess_word_image(images.huge_png(30000, 30000))
+except Exception as e:  # VmHWM: this process's peak resident memory (ru_maxrss would include pytest's)
+    peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    print(type(e).__name__, peak.split()[1])
+"""
+    proc = subprocess.run([PYTHON, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    name, peak_kb = proc.stdout.split()
+    assert name == "InputError" and int(peak_kb) < 300_000
 
 
 # --- EXIF orientation: a phone stores a portrait photo sideways with orientation 6 --------------------

@@ -140,3 +140,13 @@ def test_style_pool_respects_the_split_and_case():
     rng = np.random.default_rng(0)
     picks = [pool.pick(rng, "lower") for _ in range(200)]
     assert not any(f.path in pool.caps for f in picks)
+
+
+def test_version_5_word_images_skip_fonts_that_misdraw_letters():
+    bad = _installed("Ellhnikh") + _installed("Abecedario_punteada")
+    if not bad:
+        pytest.skip("no misdrawing font installed (make synth-assets)")
+    assert all(signs.misdraws_letters(f) for f in bad)
+    plain = tuple(f for f in FONTS if "Liberation" in f.family)
+    maker = synth.SampleMaker(1, tuple(bad) + plain, version=5)
+    assert {maker(i).font for i in range(20)} <= set(plain)

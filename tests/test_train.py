@@ -216,6 +216,7 @@ def small_words(tmp_path_factory) -> Path:
 RAM_TRAIN = """
 import os, sys
 import tensorflow as tf
+from ocr_core.errors import UsageError
 from pipelines import train
 from ocr_core.bundle import load_bundle, onnx_export_missing
 g = tf.io.gfile
@@ -238,7 +239,7 @@ assert load_bundle(out).config.name == "demo"
 # a second run into the same ram:// output sees the finished model
 try:
     train.run(["--data", data, "--output", out, "--config", "demo", "--epochs", "1"])
-except SystemExit as e:
+except UsageError as e:
     print("REFUSED", e)
 print("RAM-OK")
 """

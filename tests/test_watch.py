@@ -2,9 +2,11 @@
 once across windows and restarts, half-written files left alone, idle-timeout ending with exit 0, and a model
 published mid-run taking over at a window boundary. The watch jobs run as real `ocr` processes with the
 shipped model (ONNX engine); the bookkeeping of `ocr_core.watch` is tested on its own first."""
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -53,8 +55,11 @@ def test_recover_drops_half_done_windows_and_returns_the_done_sources(tmp_path):
         pq.write_table(table, tmp_path / name / predictions.part_name(0, 1))
         if commit:
             (tmp_path / name / predictions.SUCCESS).write_text("{}")
-    (tmp_path / "_staging-1234").mkdir()
-    (tmp_path / "_staging-1234" / "part-00000-of-00001.parquet").write_bytes(b"half")
+    dead = tmp_path / "_staging" / "1234"  # a killed job's: its process is gone
+    dead.mkdir(parents=True)
+    owner = {"job": "1234", "host": socket.gethostname(), "pid": 2**22 + 7}
+    (dead / "_owner.json").write_text(json.dumps(owner))
+    (dead / "part-00000-of-00001.parquet").write_bytes(b"half")
     assert watch.recover(str(tmp_path)) == {"/in/a.png"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["window=2026-12-01T10:00:00"]
 
@@ -72,13 +77,14 @@ def test_a_bundle_counts_as_published_once_its_model_keras_appears(tmp_path):
 
 
 def test_watch_flags_are_checked_before_anything_runs(tmp_path):
+    from ocr_core.errors import UsageError
     from pipelines import predict
 
     for argv, message in [(["--input", "x.tsv", "--watch", "in/*"], "give --input .* or --watch .*not both"),
                           (["--input", "x.tsv", "--model-watch", "m/*"], "--model-watch needs --watch"),
                           (["--watch", "in/*.png", "--window", "0.5s"], "need --window >= 1s"),
                           (["--watch", "in/*.png", "--window", "soon"], "'soon' is not a duration")]:
-        with pytest.raises(SystemExit, match=f"^ocr predict: error: {message}"):
+        with pytest.raises(UsageError, match=f"^{message}"):
             predict.run([*argv, "--output", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
 

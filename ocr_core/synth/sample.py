@@ -9,7 +9,14 @@ import numpy as np
 
 from ocr_core.synth.fontset import FontInfo
 from ocr_core.synth.render import IMAGE_FORMATS, SYNTH_VERSION, SYNTH_VERSIONS, encode_image, render_word
-from ocr_core.synth.signs import StylePool, novelty_face, plain_letters, render_sign, style_pool
+from ocr_core.synth.signs import (
+    StylePool,
+    misdraws_letters,
+    novelty_face,
+    plain_letters,
+    render_sign,
+    style_pool,
+)
 from ocr_core.synth.text import DEFAULT_WORDS, TextSampler, punctuate
 
 PUNCTUATED_SHARE = 0.4  # version 4: of the images, drawn with punctuation their label leaves out
@@ -92,6 +99,10 @@ class SampleMaker:
             return self._sign(index, rng)
         label = self.sampler.sample(rng, upper_share=0.35 if self.version >= 3 else None)
         font = self.pick_font(rng)
+        for _ in range(8 if self.version >= 5 else 0):  # v5: no font whose letters are not the label's
+            if not misdraws_letters(font):
+                break
+            font = self.pick_font(rng)
         left = self.sampler.word(rng)[-3:] if rng.random() < 0.08 else ""
         right = self.sampler.word(rng)[:3] if rng.random() < 0.08 else ""
         shown = punctuate(label, rng) if self.version >= 4 and rng.random() < PUNCTUATED_SHARE else label
