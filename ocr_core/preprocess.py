@@ -78,6 +78,15 @@ class PreprocessSpec:
         return cls(**{k: d[k] for k in keys if k in d})
 
 
+def spec_for_model(model) -> PreprocessSpec:
+    """The preprocessing contract a model config (`ocr_core.config.ModelConfig`) reads: its height and width,
+    and for dynamic width its min_width and stride (what a dataset for it must be built with)."""
+    if not model.dynamic_width:
+        return PreprocessSpec(model.height, model.width)
+    return PreprocessSpec(model.height, model.width, dynamic_width=True, min_width=model.min_width,
+                          stride=model.stride)
+
+
 DYNAMIC_KEYS = ("dynamic_width", "min_width", "stride", "margin", "max_tall_ratio")
 
 

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from ocr_core.errors import InputError
-from ocr_core.preprocess import PreprocessSpec, canvas_width, pad_to_canvas, preprocess_word_image
+from ocr_core.preprocess import (
+    PreprocessSpec,
+    canvas_width,
+    pad_to_canvas,
+    preprocess_word_image,
+    spec_for_model,
+)
 from tests import images
 
 LINES = PreprocessSpec(height=32, width=1024, dynamic_width=True)
@@ -100,8 +106,7 @@ def build_lines(root, monkeypatch, n: int = 48):
         images.write_word(root / "raw" / rel, text, height=36 + 4 * (i % 5))
         rows.append(f"{rel}\t{text}")
     (root / "raw" / "labels.tsv").write_text("\n".join(rows) + "\n")
-    monkeypatch.setattr(build_dataset, "PreprocessSpec", lambda h, w: PreprocessSpec(
-        h, w, dynamic_width=True, min_width=cfg.model.min_width, stride=cfg.model.stride))
+    monkeypatch.setattr(build_dataset, "PreprocessSpec", lambda h, w: spec_for_model(cfg.model))
     out = root / "ds"
     build_dataset.run(["--input", str(root / "raw" / "labels.tsv"), "--output", str(out), "--workers", "1",
                        "--image-size", f"{cfg.model.height}x{cfg.model.width}", "--charset", cfg.charset,
