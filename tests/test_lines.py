@@ -268,3 +268,21 @@ def test_predict_and_recognizer_read_lines_of_any_width_and_refuse_vertical_word
         rows[p.name]["confidence"], rel=1e-4)) for p in files]
     alone = [reader.read(str(p))[0] for p in files]
     assert [r.text for r in alone] == [r.text for r in together]
+
+
+def test_lines_bundle_quantizes_on_crops_of_many_widths(lines_bundle, tmp_path):
+    """`ocr export --quantize`: calibration crops of a dynamic-width bundle share one canvas; the int8
+    engine then reads crops of any width."""
+    import shutil
+
+    from ocr_core.engine import open_model
+    from pipelines import export
+
+    data, bundle = lines_bundle
+    copy = tmp_path / "model"
+    shutil.copytree(bundle, copy)
+    assert export.run([str(copy), "--quantize", "--calibration", str(data.parent / "raw" / "img"),
+                       "--calibration-n", "16"]) == 0
+    ref = open_model(str(copy), "onnx-int8")
+    crops = [ref.prepare(images.encode(images.word_image(t))) for t in ("a", "two words", "a longer line")]
+    assert [p.shape[0] for p in ref.load()(crops)] == [c.shape[1] // 4 - 1 for c in crops]
