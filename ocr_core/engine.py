@@ -184,7 +184,9 @@ class ModelRef:
 
             session = onnx_session(self.path, threads, ONNX_FILES[self.engine])
             name = session.get_inputs()[0].name
-            run = lambda x: session.run(None, {name: x})[0]  # noqa: E731
+
+            def run(x: np.ndarray) -> np.ndarray:
+                return session.run(None, {name: x})[0]
         else:
             run = _tf_forward(self.path, threads)
         if getattr(self.spec, "dynamic_width", False):
