@@ -548,10 +548,14 @@ def render_sign(text: str, font: FontInfo, rng: np.random.Generator,
     kind = _relief(rng)
     dark_ground = kind == "glow" or rng.random() < 0.35
     back_l = rng.uniform(0, 70) if dark_ground else rng.uniform(90, 245)
+    if kind in ("emboss", "engrave"):  # relief in the surface shows on mid tones: black or white swallows it
+        back_l = rng.uniform(70, 200)
     contrast = rng.uniform(80, 200)
     photo = scene.photo_patch(rng, h, w, backgrounds) if rng.random() < 0.4 else None
     if photo is not None:
         bg, back_l = scene.fit_patch(photo, contrast * 0.7, rng)
+        if kind in ("emboss", "engrave") and not 60 <= back_l <= 210:  # the picture's tones, moved to mid
+            bg, back_l = bg + (float(np.clip(back_l, 60, 210)) - back_l), float(np.clip(back_l, 60, 210))
     else:
         bg = _background(rng, h, w, back_l, 0.25 * contrast)
     text_l = back_l + contrast if back_l + contrast <= 255 else back_l - contrast
