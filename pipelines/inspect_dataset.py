@@ -17,6 +17,7 @@ import numpy as np
 from ocr_core import fs
 from ocr_core.charset import Charset
 from ocr_core.dataset import Dataset, DatasetError
+from ocr_core.errors import UsageError
 from ocr_core.publish import check_output_dir
 from ocr_core.records import RecordError, WordRecord, check_label, iter_tfrecords
 
@@ -76,6 +77,10 @@ def iter_records(dataset: Dataset, split: str):
                 yield record
 
 
+class InspectError(UsageError):
+    """The dataset cannot be read as asked, or a record in it is corrupt (one line, exit 2)."""
+
+
 def run(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ocr inspect", description=__doc__.split("\n")[0])
     parser.add_argument("dataset", metavar="DIR", help="dataset directory (holding manifest.json)")
@@ -90,16 +95,13 @@ def run(argv=None) -> int:
     try:
         dataset = Dataset.load(args.dataset)
     except DatasetError as e:
-        print(f"ocr inspect: {e}", file=sys.stderr)
-        return 2
+        raise InspectError(str(e)) from None
     if args.json:
         print(json.dumps(dataset.manifest, indent=2, ensure_ascii=False))
     else:
         print("\n".join([f"dataset {args.dataset}"] + summary_lines(dataset)))
     if args.split not in dataset.counts:
-        print(f"ocr inspect: no split {args.split!r}; the dataset has {', '.join(dataset.counts)}",
-              file=sys.stderr)
-        return 2
+        raise InspectError(f"no split {args.split!r}; the dataset has {', '.join(dataset.counts)}")
     if args.save_png:
         check_output_dir(args.save_png, "--save-png")
         os.makedirs(args.save_png, exist_ok=True)
@@ -120,8 +122,7 @@ def run(argv=None) -> int:
             return 0
         n_records, n_shards = dataset.verify_records("all")
     except (RecordError, DatasetError) as e:
-        print(f"ocr inspect: {e}", file=sys.stderr)
-        return 2
+        raise InspectError(str(e)) from None
     print(f"\nchecked all {n_records} records in {n_shards} shards: CRCs, labels and counts intact")
     return 0
 

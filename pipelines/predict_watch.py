@@ -95,6 +95,8 @@ def watch(args, beam_args, lexicon_text: str | None, open_model, run_table):
     out = absolute(args.output)
     if "://" not in out:
         os.makedirs(out, exist_ok=True)
+    _Stop.requested = False
+    signal.signal(signal.SIGTERM, _Stop.handle)  # from here on (the model may take a while to load)
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(output_lock(out, f"watch-{os.getpid()}", "watch job", lock=WATCH_LOCK))
@@ -106,14 +108,13 @@ def watch(args, beam_args, lexicon_text: str | None, open_model, run_table):
 
 def _watch(args, beam_args, lexicon_text, open_model, run_table, out, window, poll, idle):
     model = open_model(args.model, args.engine)
-    decoding = decoding_of(args, model_lexicon(args, lexicon_text, model))
+    decoding = decoding_of(args, model_lexicon(args, lexicon_text, model.characters))
     bundles = BundleWatch(absolute(args.model_watch)) if args.model_watch else None
     swap = ModelSwap(model, bundles, args.engine, open_model)
     pattern, images_only = watch_pattern(absolute(args.watch))
     files = LandedFiles(pattern, images_only, recover(out))
     print(f"ocr predict --watch: {pattern} -> {out} ({len(files.done)} files done before), window "
           f"{window:g}s, model {model.name}", flush=True)
-    signal.signal(signal.SIGTERM, _Stop.handle)
     result, window_start, last_news = None, time.time(), time.time()
     while True:
         if files.poll():
@@ -124,7 +125,7 @@ def _watch(args, beam_args, lexicon_text, open_model, run_table, out, window, po
             swapped = swap.next()
             if swapped is not model:
                 model = swapped
-                decoding = decoding_of(args, model_lexicon(args, lexicon_text, model))
+                decoding = decoding_of(args, model_lexicon(args, lexicon_text, model.characters))
             if files.ready:
                 result = recognise_window(args, beam_args, model, decoding, out, window_start, files.take(),
                                           run_table)

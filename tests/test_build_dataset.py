@@ -349,7 +349,7 @@ def test_inspect_checks_every_record_not_only_the_shown_ones(one_shard, capsys):
     data = bytearray(shard.read_bytes())
     data[-1] ^= 0xFF  # the data checksum of the 12th record, far past the 5 shown
     shard.write_bytes(bytes(data))
-    assert inspect_dataset.run([str(out)]) == 2
+    assert cli.run_command("inspect", [str(out)]) == 2
     captured = capsys.readouterr()
     assert captured.out.count("\nid ") == 5
     assert "corrupt TFRecord at byte" in captured.err and shard.name in captured.err
@@ -362,13 +362,13 @@ def test_inspect_finds_a_shard_cut_at_a_record_boundary(one_shard, capsys):
     with open(shard, "rb") as fh:
         kept = sum(16 + len(r) for r in islice(iter_tfrecords(fh), 7))
     shard.write_bytes(shard.read_bytes()[:kept])  # every CRC still valid
-    assert inspect_dataset.run([str(out)]) == 2
+    assert cli.run_command("inspect", [str(out)]) == 2
     assert "7 records, the manifest says 12" in capsys.readouterr().err
 
 
 def test_inspect_refuses_an_incomplete_dataset(tmp_path, capsys):
     (tmp_path / "train-00000-of-00001.tfrecord").write_bytes(b"")
-    assert inspect_dataset.run([str(tmp_path)]) == 2
+    assert cli.run_command("inspect", [str(tmp_path)]) == 2
     assert "not a complete dataset" in capsys.readouterr().err
 
 

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ocr_core import lexicon as lexicon_module
+from ocr_core import predictions
 from ocr_core.charset import Charset
 from ocr_core.lexicon import BKTree, Lexicon, LexiconDecoder, LexiconError, ctc_log_likelihood, match_key
 from ocr_core.metrics import edit_distance
@@ -204,8 +205,8 @@ def crops(tmp_path_factory) -> Path:
 
 
 def read_rows(out: Path) -> dict[str, dict]:
-    assert (out / predict.SUCCESS).exists()
-    return {Path(r["source"]).stem: r for r in pq.read_table(out, schema=predict.SCHEMA).to_pylist()}
+    assert (out / predictions.SUCCESS).exists()
+    return {Path(r["source"]).stem: r for r in pq.read_table(out, schema=predictions.SCHEMA).to_pylist()}
 
 
 @pytest.mark.parametrize("engine", ["onnx", "tf"])

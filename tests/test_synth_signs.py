@@ -65,11 +65,15 @@ def test_apply_relief_keeps_shape_and_range(kind):
     assert kind in ("emboss", "engrave") or np.abs(inside - outside).max() > 10  # those differ at edges only
 
 
-def test_arcs_and_ornaments_give_valid_images(monkeypatch):
+def test_arcs_ornaments_and_neighbouring_lines_give_valid_images(monkeypatch):
     plain = _sign_maker(monkeypatch)
     plain = [plain(i) for i in range(4)]
     maker = _sign_maker(monkeypatch, ARC_SHARE=1.0, ORNAMENT_SHARE=1.0)
+    neighbours = _sign_maker(monkeypatch, ARC_SHARE=0.0, ORNAMENT_SHARE=0.0, NEIGHBOUR_SHARE=1.0)
     for i in range(4):
+        s = neighbours(i)
+        img = cv2.imdecode(np.frombuffer(s.data, np.uint8), cv2.IMREAD_COLOR)
+        assert img is not None and 48 <= img.shape[0] <= 200 and s.label == plain[i].label
         s = maker(i)
         img = cv2.imdecode(np.frombuffer(s.data, np.uint8), cv2.IMREAD_COLOR)
         assert img is not None and 48 <= img.shape[0] <= 200 and s.label == plain[i].label

@@ -194,6 +194,8 @@ def style_pool(font_list: tuple[FontInfo, ...]) -> StylePool:
 
 ARC_SHARE = 0.45  # of the sign crops of 4+ characters (64 % of sign labels): ~29 % of all sign crops
 ORNAMENT_SHARE = 0.45  # rules, borders or stars around the text
+# of the straight words without ornaments (~10 % of sign crops, as in the real ones): a slice of another line
+NEIGHBOUR_SHARE = 0.25
 # The looks of the letters and their shares (the rest flat); docs/signs.md says why.
 RELIEFS = (("emboss", 0.12), ("engrave", 0.1), ("chisel", 0.1), ("metal", 0.14), ("extrude", 0.14),
            ("glow", 0.06))
@@ -207,6 +209,8 @@ class SignLayout:
     deco: np.ndarray  # float32 (H, W) ornament coverage
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 of the text (and the ornaments that belong to it)
     size: int  # em size in px
+    # px from the box's top and bottom to a neighbouring line of text the crop may cut into, or -1
+    neighbours: tuple[float, float] = (-1.0, -1.0)
 
 
 def _glyph_patch(font: ImageFont.FreeTypeFont, ch: str, angle: float, pad: int) -> np.ndarray:
@@ -373,10 +377,34 @@ def sign_layout(text: str, path: str, size: int, rng: np.random.Generator) -> Si
     if circle is not None:
         circle = (circle[0] + margin, circle[1] + margin, circle[2], circle[3])
     deco = np.zeros_like(fill)
+    neighbours = [-1.0, -1.0]
     if rng.random() < ORNAMENT_SHARE:
         deco, box = _ornaments(rng, h, w, box, size, circle)
+    elif circle is None and rng.random() < NEIGHBOUR_SHARE:
+        _neighbour_line(rng, fill, box, path, size, neighbours)
     x0, y0, x1, y1 = (int(round(v)) for v in box)
-    return SignLayout(fill, deco, (max(0, x0), max(0, y0), min(w, x1), min(h, y1)), size)
+    return SignLayout(fill, deco, (max(0, x0), max(0, y0), min(w, x1), min(h, y1)), size, tuple(neighbours))
+
+
+def _neighbour_line(rng: np.random.Generator, fill: np.ndarray, box: list[float], path: str, size: int,
+                    neighbours: list[float]) -> None:
+    """Another line of the sign above or below the word (random letters: the crop shows only a slice of it),
+    drawn into `fill`; its distance from the box goes into `neighbours`."""
+    letters = "ABCDEFGHIJKLMNOPRSTUWabcdefghiklmnoprstuy0123456789"
+    other = "".join(letters[i] for i in rng.integers(len(letters), size=int(rng.integers(4, 14))))
+    line = straight_text(other, path, max(8, int(size * rng.uniform(0.5, 1.0))))
+    gap = rng.uniform(0.12, 0.45) * size
+    side = int(rng.random() < 0.5)  # 0: above, 1: below
+    h, w = fill.shape
+    top = int(box[1] - gap - line.shape[0]) if side == 0 else int(box[3] + gap)
+    left = int(box[0] + rng.uniform(-0.4, 0.4) * (box[2] - box[0]))
+    ys, xs = max(0, top), max(0, left)
+    ye, xe = min(h, top + line.shape[0]), min(w, left + line.shape[1])
+    if ye <= ys or xe <= xs:
+        return
+    region = fill[ys:ye, xs:xe]
+    np.maximum(region, line[ys - top:ye - top, xs - left:xe - left], out=region)
+    neighbours[side] = gap
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -531,27 +559,44 @@ def render_sign(text: str, font: FontInfo, rng: np.random.Generator,
     pads = [rng.uniform(0.05, 0.6) * bh if rng.random() < 0.6 else rng.uniform(0.0, 0.15) * bh
             for _ in range(4)]
     hh, ww = layout.fill.shape
-    cx0, cy0 = max(0, int(x0 - pads[0])), max(0, int(y0 - pads[1]))
-    cx1, cy1 = min(ww, int(x1 + pads[2]) + 1), min(hh, int(y1 + pads[3]) + 1)
+    for side, reach in ((1, layout.neighbours[0]), (3, layout.neighbours[1])):
+        if reach >= 0:  # cut into the neighbouring line
+            pads[side] = reach + rng.uniform(0.1, 0.45) * layout.size
     fill, deco = layout.fill, layout.deco
-    if rng.random() < 0.35:  # a slightly turned sign: turned before the crop, so no letter is cut off
-        turn = float(np.clip(rng.normal(0, 3.5), -10, 10))
-        m = cv2.getRotationMatrix2D(((x0 + x1) / 2, (y0 + y1) / 2), turn, 1.0)
-        fill, deco = (cv2.warpAffine(plane, m, (ww, hh)) for plane in (fill, deco))
-        corners = np.float32([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]]) @ m.T
-        (rx0, ry0), (rx1, ry1) = corners.min(axis=0), corners.max(axis=0)
+    # A slightly turned (35 %) or foreshortened (20 %) sign, warped before the crop so no letter is cut off.
+    corners = np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    moved = corners.copy()
+    if rng.random() < 0.35:
+        turn = math.radians(float(np.clip(rng.normal(0, 3.5), -10, 10)))
+        c, s_ = math.cos(turn), math.sin(turn)
+        centre = corners.mean(axis=0)
+        moved = (moved - centre) @ np.float32([[c, s_], [-s_, c]]) + centre
+    if rng.random() < 0.2:  # seen from one side or from below: the ends at different heights and sizes
+        reach = np.float32([0.06 * (x1 - x0), 0.2 * (y1 - y0)])
+        moved = moved + rng.uniform(-1, 1, size=(4, 2)).astype(np.float32) * reach
+    if not np.array_equal(moved, corners):
+        m = cv2.getPerspectiveTransform(corners, moved.astype(np.float32))
+        fill, deco = (cv2.warpPerspective(plane, m, (ww, hh)) for plane in (fill, deco))
+        (rx0, ry0), (rx1, ry1) = moved.min(axis=0), moved.max(axis=0)
         cx0, cy0 = max(0, int(rx0 - pads[0])), max(0, int(ry0 - pads[1]))
         cx1, cy1 = min(ww, int(rx1 + pads[2]) + 1), min(hh, int(ry1 + pads[3]) + 1)
+    else:
+        cx0, cy0 = max(0, int(x0 - pads[0])), max(0, int(y0 - pads[1]))
+        cx1, cy1 = min(ww, int(x1 + pads[2]) + 1), min(hh, int(y1 + pads[3]) + 1)
     fill, deco = fill[cy0:cy1, cx0:cx1], deco[cy0:cy1, cx0:cx1]
     h, w = fill.shape
 
     kind = _relief(rng)
     dark_ground = kind == "glow" or rng.random() < 0.35
     back_l = rng.uniform(0, 70) if dark_ground else rng.uniform(90, 245)
+    if kind in ("emboss", "engrave"):  # relief in the surface shows on mid tones: black or white swallows it
+        back_l = rng.uniform(70, 200)
     contrast = rng.uniform(80, 200)
     photo = scene.photo_patch(rng, h, w, backgrounds) if rng.random() < 0.4 else None
     if photo is not None:
         bg, back_l = scene.fit_patch(photo, contrast * 0.7, rng)
+        if kind in ("emboss", "engrave") and not 60 <= back_l <= 210:  # the picture's tones, moved to mid
+            bg, back_l = bg + (float(np.clip(back_l, 60, 210)) - back_l), float(np.clip(back_l, 60, 210))
     else:
         bg = _background(rng, h, w, back_l, 0.25 * contrast)
     text_l = back_l + contrast if back_l + contrast <= 255 else back_l - contrast
