@@ -84,7 +84,7 @@ def test_a_dynamic_spec_must_fit_its_stride():
         PreprocessSpec(32, 1022, dynamic_width=True)
 
 
-# --- end to end: build, train a few steps, export ONNX, predict through the engines ----------------------
+# --- end to end: build, train a few steps, export ONNX, predict through the engines (slow: they train) -----
 
 PHRASES = ["cat", "a dog", "the red house", "blue sky at night", "Hello World 42", "sun", "moon and star",
            "fish", "a long line of text to read"]
@@ -129,6 +129,7 @@ def lines_bundle(tmp_path_factory):
     return data, out
 
 
+@pytest.mark.slow
 def test_lines_dataset_keeps_each_images_width(lines_bundle):
     from ocr_core.dataset import Dataset
     from ocr_core.records import WordRecord, iter_tfrecords
@@ -145,6 +146,7 @@ def test_lines_dataset_keeps_each_images_width(lines_bundle):
     assert len(widths) > 4
 
 
+@pytest.mark.slow
 def test_lines_batches_are_bucketed_by_width_with_their_own_time_steps(lines_bundle):
     from ocr_core.data import make_dataset
     from ocr_core.dataset import Dataset
@@ -160,6 +162,7 @@ def test_lines_batches_are_bucketed_by_width_with_their_own_time_steps(lines_bun
     assert seen == ds.count("train")
 
 
+@pytest.mark.slow
 def test_lines_bundle_says_its_contract_and_tf_and_onnx_agree_at_any_width(lines_bundle):
     import yaml
 
@@ -189,6 +192,7 @@ def test_lines_bundle_says_its_contract_and_tf_and_onnx_agree_at_any_width(lines
         np.testing.assert_allclose(a, b, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_lines_saved_model_reads_like_the_engine(lines_bundle):
     import tensorflow as tf
 
@@ -239,6 +243,7 @@ def test_the_shipped_word_model_can_start_a_dynamic_width_model_of_its_charset()
         initial_weights("shipped", load_config("lines"))  # the space and punctuation are new classes
 
 
+@pytest.mark.slow
 def test_predict_and_recognizer_read_lines_of_any_width_and_refuse_vertical_words(lines_bundle, tmp_path):
     """The jobs need no option: the bundle's contract selects width grouping; a vertical word is an error
     row."""
@@ -270,6 +275,7 @@ def test_predict_and_recognizer_read_lines_of_any_width_and_refuse_vertical_word
     assert [r.text for r in alone] == [r.text for r in together]
 
 
+@pytest.mark.slow
 def test_lines_bundle_quantizes_on_crops_of_many_widths(lines_bundle, tmp_path):
     """`ocr export --quantize`: calibration crops of a dynamic-width bundle share one canvas; the int8
     engine then reads crops of any width."""
