@@ -34,7 +34,7 @@ from ocr_core.preprocess import PreprocessSpec
 from ocr_core.publish import PublishConflict
 from ocr_core.split import SplitPlan
 from pipelines.beam_options import pipeline_options, runner_name
-from pipelines.build_options import BuildError, parse_args, resolve_options
+from pipelines.build_options import BuildError, config_contract, parse_args, resolve_options
 from pipelines.transforms.dedup import DedupByImage
 from pipelines.transforms.labels import ValidateLabels
 from pipelines.transforms.read_inputs import ReadInputs
@@ -125,8 +125,14 @@ def open_build(args) -> Build:
     """Checks the options, the output and the inputs before anything runs (BuildError: one line)."""
     out_dir = args.output if "://" in args.output else os.path.abspath(args.output)
     expected, current = build_manifest.check_output(out_dir, args.overwrite, args.append)
+    contract = config_contract(args)
     resolve_options(args, current)
-    spec = PreprocessSpec(*args.image_size)
+    if contract is not None:
+        spec = contract
+    elif current is not None:  # an --append keeps the dataset's contract (a dynamic-width one too)
+        spec = current.spec
+    else:
+        spec = PreprocessSpec(*args.image_size)
     if current is not None and current.manifest.get("preprocessing") != spec.to_dict():
         raise BuildError(f"{out_dir}: the dataset's preprocessing contract differs from this build's "
                          f"({spec.to_dict()}); an --append must match it: rebuild with --overwrite")

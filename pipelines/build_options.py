@@ -68,6 +68,10 @@ def parse_args(argv):
                         help="stored image height x width: the input size of the config to train (default "
                              "{}x{}, every shipped config; e.g. 32x160 for a config with width 160)"
                              .format(*d["image_size"]))
+    parser.add_argument("--for-config", metavar="NAME|PATH",
+                        help="build for a model config's input contract: its image size (a dynamic-width "
+                             "config, e.g. lines: height, width from the aspect ratio up to its maximum) and "
+                             "its charset unless --charset is given")
     publishing = parser.add_mutually_exclusive_group()
     publishing.add_argument("--overwrite", action="store_true",
                             help="replace an existing dataset in --output")
@@ -78,6 +82,28 @@ def parse_args(argv):
                                  "its first version. Nothing new: nothing written (exit 0)")
     add_runner_arguments(parser)
     return parse_job_args(parser, argv)
+
+
+def config_contract(args: argparse.Namespace):
+    """The preprocessing contract of --for-config (None without it), its image size and charset filled in
+    where not given; BuildError: an unknown config, or an --image-size that differs from the config's."""
+    if not args.for_config:
+        return None
+    from ocr_core.config import load_config
+    from ocr_core.preprocess import spec_for_model
+
+    try:
+        cfg = load_config(args.for_config)
+    except (OSError, ValueError) as e:
+        raise BuildError(f"--for-config {args.for_config}: {e}") from None
+    spec = spec_for_model(cfg.model)
+    if args.image_size is not None and tuple(args.image_size) != (spec.height, spec.width):
+        raise BuildError(f"--image-size differs from --for-config {args.for_config}'s "
+                         f"{spec.height}x{spec.width}; give one of them")
+    args.image_size = (spec.height, spec.width)
+    if args.charset is None:
+        args.charset = cfg.charset
+    return spec
 
 
 def resolve_options(args: argparse.Namespace, current: Dataset | None) -> None:

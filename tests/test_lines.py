@@ -93,9 +93,9 @@ PHRASES = ["cat", "a dog", "the red house", "blue sky at night", "Hello World 42
 def build_lines(root, monkeypatch, n: int = 48):
     """Word and line images of many widths -> labels.tsv -> `ocr build-dataset` with the lines contract.
 
-    The build job has no flag for the dynamic-width contract yet (its options are being restructured), so
-    the job's spec constructor is swapped for one that builds the `lines` config's contract."""
+    `ocr build-dataset --for-config lines` builds for that config's contract (and charset)."""
     from ocr_core.config import load_config
+    from ocr_core.dataset import Dataset
     from pipelines import build_dataset
 
     cfg = load_config("lines")
@@ -106,11 +106,10 @@ def build_lines(root, monkeypatch, n: int = 48):
         images.write_word(root / "raw" / rel, text, height=36 + 4 * (i % 5))
         rows.append(f"{rel}\t{text}")
     (root / "raw" / "labels.tsv").write_text("\n".join(rows) + "\n")
-    monkeypatch.setattr(build_dataset, "PreprocessSpec", lambda h, w: spec_for_model(cfg.model))
     out = root / "ds"
     build_dataset.run(["--input", str(root / "raw" / "labels.tsv"), "--output", str(out), "--workers", "1",
-                       "--image-size", f"{cfg.model.height}x{cfg.model.width}", "--charset", cfg.charset,
-                       "--val-fraction", "0.2", "--shards", "2"])
+                       "--for-config", "lines", "--val-fraction", "0.2", "--shards", "2"])
+    assert Dataset.load(str(out)).spec == spec_for_model(cfg.model)
     return out
 
 
@@ -292,3 +291,27 @@ def test_lines_bundle_quantizes_on_crops_of_many_widths(lines_bundle, tmp_path):
     ref = open_model(str(copy), "onnx-int8")
     crops = [ref.prepare(images.encode(images.word_image(t))) for t in ("a", "two words", "a longer line")]
     assert [p.shape[0] for p in ref.load()(crops)] == [c.shape[1] // 4 - 1 for c in crops]
+
+
+def test_build_for_a_config_contract_and_append_keeps_it(tmp_path):
+    from ocr_core.config import load_config
+    from ocr_core.dataset import Dataset
+    from pipelines import build_dataset
+    from pipelines.build_options import BuildError
+
+    raw = tmp_path / "raw"
+    for i, text in enumerate(["a short line", "7 Main Street", "open 9-5"]):
+        images.write_word(raw / f"{i}.png", text, height=40)
+    (raw / "one.tsv").write_text("0.png\ta short line\n1.png\t7 Main Street\n")
+    (raw / "two.tsv").write_text("0.png\ta short line\n1.png\t7 Main Street\n2.png\topen 9-5\n")
+    out = tmp_path / "ds"
+    common = ["--output", str(out), "--workers", "1", "--val-fraction", "0"]
+    with pytest.raises(BuildError, match="--image-size differs"):
+        build_dataset.run(["--input", str(raw / "one.tsv"), *common, "--for-config", "lines",
+                           "--image-size", "32x128"])
+    build_dataset.run(["--input", str(raw / "one.tsv"), *common, "--for-config", "lines"])
+    want = spec_for_model(load_config("lines").model)
+    assert Dataset.load(str(out)).spec == want and want.dynamic_width
+    build_dataset.run(["--input", str(raw / "two.tsv"), *common, "--append"])  # the dataset's contract kept
+    ds = Dataset.load(str(out))
+    assert ds.spec == want and ds.counts["train"] == 3
