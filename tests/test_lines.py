@@ -292,3 +292,14 @@ def test_lines_bundle_quantizes_on_crops_of_many_widths(lines_bundle, tmp_path):
     ref = open_model(str(copy), "onnx-int8")
     crops = [ref.prepare(images.encode(images.word_image(t))) for t in ("a", "two words", "a longer line")]
     assert [p.shape[0] for p in ref.load()(crops)] == [c.shape[1] // 4 - 1 for c in crops]
+
+
+def test_pixels_of_another_contract_are_refused_in_words():
+    """A word model given a line dataset's stored pixels says so instead of failing inside NumPy."""
+    from ocr_core.bundle import SHIPPED_MODEL
+    from ocr_core.engine import open_model
+
+    forward = open_model(str(SHIPPED_MODEL), "onnx").load()
+    line = preprocess_word_image(images.encode(images.word_image("a line of text")), LINES)[0]
+    with pytest.raises(ValueError, match=r"do not fit the model's preprocessing \(32 x 128\)"):
+        forward([line])
