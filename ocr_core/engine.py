@@ -191,7 +191,12 @@ class ModelRef:
             run = _tf_forward(self.path, threads)
         if getattr(self.spec, "dynamic_width", False):
             return _lines_forward(run, self.spec)
-        return lambda batch: list(run(np.stack(batch)[..., None]))
+
+        def forward(batch: Sequence[Prepared]) -> list[np.ndarray]:
+            _check_pixels(batch, self.spec)
+            return list(run(np.stack(batch)[..., None]))
+
+        return forward
 
 
 def _ppocr_forward(session) -> Forward:
@@ -208,11 +213,24 @@ def _ppocr_forward(session) -> Forward:
     return forward
 
 
+def _check_pixels(batch: Sequence[Prepared], spec: PreprocessSpec) -> None:
+    """ValueError unless every array has the spec's height (and a fixed spec's width): stored pixels of a
+    dataset built for another contract (say a text-line dataset given to a word model) are not readable."""
+    want = (spec.height, None if spec.dynamic_width else spec.width)
+    bad = next((im.shape for im in batch if im.ndim != 2 or im.shape[0] != want[0]
+                or want[1] not in (None, im.shape[1])), None)
+    if bad is not None:
+        raise ValueError(f"pixels of shape {bad} do not fit the model's preprocessing ({spec.height} x "
+                         f"{'any width' if want[1] is None else want[1]}): a dataset built for another "
+                         "model's contract? (docs/lines.md)")
+
+
 def _lines_forward(run: Callable[[np.ndarray], np.ndarray], spec: PreprocessSpec) -> Forward:
     """A dynamic-width CRNN: crops grouped by canvas width (`width_groups` with the spec's margin), each
     padded to its own canvas (`pad_to_canvas`), so a batch pads little and no result depends on its batch
     mates; each crop's probabilities are cut to its own time steps (width / stride - 1), as in training."""
     def forward(batch: Sequence[Prepared]) -> list[np.ndarray]:
+        _check_pixels(batch, spec)
         out: list[np.ndarray] = [None] * len(batch)  # type: ignore[list-item]
         for group in width_groups([im.shape[1] for im in batch], size=max(len(batch), 1), spec=spec):
             probs = run(np.stack([preprocess.pad_to_canvas(batch[i], spec) for i in group])[..., None])

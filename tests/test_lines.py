@@ -315,3 +315,14 @@ def test_build_for_a_config_contract_and_append_keeps_it(tmp_path):
     build_dataset.run(["--input", str(raw / "two.tsv"), *common, "--append"])  # the dataset's contract kept
     ds = Dataset.load(str(out))
     assert ds.spec == want and ds.counts["train"] == 3
+
+
+def test_pixels_of_another_contract_are_refused_in_words():
+    """A word model given a line dataset's stored pixels says so instead of failing inside NumPy."""
+    from ocr_core.bundle import SHIPPED_MODEL
+    from ocr_core.engine import open_model
+
+    forward = open_model(str(SHIPPED_MODEL), "onnx").load()
+    line = preprocess_word_image(images.encode(images.word_image("a line of text")), LINES)[0]
+    with pytest.raises(ValueError, match=r"do not fit the model's preprocessing \(32 x 128\)"):
+        forward([line])
