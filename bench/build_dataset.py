@@ -12,9 +12,9 @@ What one run measures (the goals of the "build at scale" issue):
     images/s with the fixed cost subtracted, F = the start-up seconds extrapolated to 0 images (same for CPU;
     not given where wall(N) < 2 wall(tiny), as for Beam in a smoke run: the noise of F would dominate);
   * manifest reading by byte range: the ranges `ocr build-dataset` cuts the manifest into (the build's own
-    ocr_core.inputs.byte_ranges with parts = --workers) and the lines in each; the build reads each range in
-    one worker and no worker reads the whole file (ocr_core.inputs.read_range). The Pool loop reads byte
-    ranges the same way.
+    ocr_core.manifest_bytes.byte_ranges with parts = --workers) and the lines in each; the build reads each
+    range in one worker and no worker reads the whole file (ocr_core.inputs.read_range). The Pool loop reads
+    byte ranges the same way.
 
 Every contender does per image: label check, read, preprocess_word_image, record id, WordRecord.encode,
 TFRecord frame, write (Beam in addition: dedup by image, split/shard hashing, index and summary files).
@@ -182,7 +182,8 @@ def make_manifest(labels: Path, pool: int, n: int) -> tuple[Path, dict]:
 def manifest_ranges(manifest: Path, workers: int) -> list[dict]:
     """The byte ranges `ocr build-dataset` reads the manifest in (its own byte_ranges, parts = workers) and
     the lines in each (its own count_range)."""
-    from ocr_core.inputs import InputSpec, byte_ranges, count_range
+    from ocr_core.inputs import InputSpec, count_range
+    from ocr_core.manifest_bytes import byte_ranges
 
     spec = InputSpec(0, str(manifest), "tsv", str(manifest))
     return [{"start": r.start, "end": r.end, "lines": count_range(spec, r)}

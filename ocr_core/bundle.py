@@ -53,7 +53,7 @@ class Bundle:
         return f"{self.config.name}@{fs.basename(self.path)}"
 
 
-# The pretrained model shipped inside the package (configs/default.yaml; see README "Shipped model").
+# The pretrained model shipped inside the package (configs/default.yaml; see docs/model.md).
 SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "default_model"
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import string
+import unicodedata
 from dataclasses import dataclass
 
 BLANK_ID = 0
@@ -35,6 +36,13 @@ class Charset:
     def num_classes(self) -> int:
         """Size of the softmax: the characters plus the blank."""
         return len(self.characters) + 1
+
+    @staticmethod
+    def normalize(text: str) -> str:
+        """`text` in the form labels are stored and compared in: Unicode NFC. A label typed or exported as
+        NFD ("é" as "e" + U+0301) would otherwise be refused as out of charset, or stored as two
+        classes, and never match the model's precomposed output."""
+        return unicodedata.normalize("NFC", text)
 
     def unknown(self, text: str) -> str:
         """The characters of `text` outside the charset, in order of first appearance."""

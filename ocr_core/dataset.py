@@ -175,6 +175,41 @@ class Dataset:
                     raise DatasetError(str(e)) from None
 
 
+    def verify_records(self, split: str = "all") -> tuple[int, int]:
+        """Reads every record of a split ("all": every split, every version): both TFRecord CRCs, the
+        Example decode, label ids against the manifest charset, and each shard's record count against the
+        manifest (a shard cut at a record boundary passes every CRC).
+
+        Returns:
+            (records checked, shards checked).
+
+        Raises:
+            DatasetError: naming the shard and the byte offset or record of the first problem.
+        """
+        charset = Charset(self.charset)
+        n_records = n_shards = 0
+        for shard, expected in self.shard_files(split):
+            n = 0
+            try:
+                with fs.open_binary(shard) as fh:
+                    for data in records.iter_tfrecords(fh, shard):
+                        try:
+                            record = records.WordRecord.decode(data)
+                        except Exception as e:  # CRC-valid bytes that are not our Example: a bad writer
+                            raise records.RecordError(f"{shard}: record {n + 1} is not an ocr Example "
+                                                      f"({type(e).__name__}); rebuild the dataset") from None
+                        records.check_label(record, charset, shard)
+                        n += 1
+            except records.RecordError as e:
+                raise DatasetError(str(e)) from None
+            if n != expected:
+                raise DatasetError(f"{shard}: {n} records, the manifest says {expected} — the shard is "
+                                   "truncated or was replaced; rebuild the dataset")
+            n_records += n
+            n_shards += 1
+        return n_records, n_shards
+
+
 # --- writing ------------------------------------------------------------------------------------------
 
 

@@ -45,16 +45,26 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cdist
 
-from ocr_core.charset import BLANK_ID, Charset
+from ocr_core.charset import BLANK_ID, Charset, ctc_min_steps
 
 DEFAULT_MAX_DISTANCE = 3
 DEFAULT_MIN_CANDIDATES = 64
+# Measured on one core (random 3-11 letter words, 50k-200k of them): indexing costs ~15 µs a word, and each
+# image's query visits a share of the tree that grows with it, ~1.7 µs a word. Above LARGE_LEXICON words a
+# note gives the expected times: 2M words take ~30 s to index and ~3 s per image.
+INDEX_SECONDS_PER_WORD = 15e-6
+QUERY_SECONDS_PER_WORD = 1.7e-6
+LARGE_LEXICON = 100_000
 _CHUNK = 2048  # words per forward pass: bounds the [T, words, states] emission array
 _MIN_SPLIT = 64
 
 
 class LexiconError(ValueError):
     """A lexicon that cannot be used (no words, or none the model can spell)."""
+
+
+class LexiconWarning(UserWarning):
+    """A usable lexicon with words left out, or one large enough to be slow (`Lexicon.notes`)."""
 
 
 def _fold_char(ch: str, case_sensitive: bool) -> str:
@@ -78,23 +88,31 @@ class Lexicon:
         skipped: the words left out because they have characters outside the charset.
         unknown: those characters, in order of first appearance.
         case_sensitive: whether matching keeps case.
+        too_long: the words left out because the model cannot emit them: more CTC time steps (characters,
+            plus a blank between repeated ones) than `max_steps`.
+        max_steps: the model's CTC time steps (None: not checked).
     """
 
     words: tuple[str, ...]
     skipped: tuple[str, ...] = ()
     unknown: str = ""
     case_sensitive: bool = False
+    too_long: tuple[str, ...] = ()
+    max_steps: int | None = None
 
     @classmethod
-    def from_words(cls, words: Iterable[str], charset: Charset, case_sensitive: bool = False) -> Lexicon:
+    def from_words(cls, words: Iterable[str], charset: Charset, case_sensitive: bool = False,
+                   max_steps: int | None = None) -> Lexicon:
         """Builds a lexicon: surrounding whitespace stripped, blank entries and repeats (same match key)
-        ignored, words the charset cannot spell skipped.
+        ignored, words the charset cannot spell skipped, and with `max_steps` (the model's CTC time steps)
+        words the model can never emit left out too: scoring them is wasted work, and a lexicon of them
+        alone would answer with a word the image cannot show.
 
         Raises:
-            LexiconError: no words, or none the charset can spell.
+            LexiconError: no words, or none the charset can spell and the model emit.
         """
         alphabet = {_fold_char(c, case_sensitive) for c in charset.characters}
-        kept, skipped, seen, unknown = [], [], set(), {}
+        kept, skipped, too_long, seen, unknown = [], [], [], set(), {}
         for word in words:
             word = word.strip()
             key = match_key(word, case_sensitive)
@@ -105,28 +123,58 @@ class Lexicon:
             if bad:
                 skipped.append(word)
                 unknown.update(dict.fromkeys(bad))
+            elif max_steps is not None and ctc_min_steps(key) > max_steps:  # repeats in the matched form
+                too_long.append(word)
             else:
                 kept.append(word)
-        if not kept and not skipped:
+        if not kept and not skipped and not too_long:
             raise LexiconError("no words (empty, or blank lines only)")
-        if not kept:
+        if not kept and not too_long:
             raise LexiconError(f"none of its {len(skipped)} words can be spelled with the model's charset "
                                f"(characters outside it: {''.join(unknown)})")
-        return cls(tuple(kept), tuple(skipped), "".join(unknown), case_sensitive)
+        if not kept:
+            raise LexiconError(f"none of its {len(skipped) + len(too_long)} words can be read: "
+                               f"{len(too_long)} need more than the model's {max_steps} CTC time steps "
+                               "(characters, plus a blank between repeated ones)"
+                               + (f", {len(skipped)} have characters outside its charset" if skipped else ""))
+        return cls(tuple(kept), tuple(skipped), "".join(unknown), case_sensitive, tuple(too_long), max_steps)
 
     @classmethod
-    def parse(cls, text: str, charset: Charset, case_sensitive: bool = False) -> Lexicon:
+    def parse(cls, text: str, charset: Charset, case_sensitive: bool = False,
+              max_steps: int | None = None) -> Lexicon:
         """A lexicon from a file's text: one word per line, a leading byte-order mark ignored (see
-        `from_words`)."""
-        return cls.from_words(text.removeprefix("\ufeff").splitlines(), charset, case_sensitive)
+        `from_words`; pass the model's CTC time steps as `max_steps` to leave out words it cannot emit)."""
+        return cls.from_words(text.removeprefix("\ufeff").splitlines(), charset, case_sensitive, max_steps)
+
+    def notes(self, examples: int = 5) -> list[str]:
+        """One line per thing the user should know: words skipped (charset), words refused (too long for
+        the model), and a lexicon so large that matching takes long, with the expected times."""
+        lines = [self.skipped_note(examples)] if self.skipped else []
+        if self.too_long:
+            total = len(self.words) + len(self.skipped) + len(self.too_long)
+            lines.append(f"{len(self.too_long)} of {total} words refused, longer than the model can emit in "
+                         f"its {self.max_steps} CTC time steps (characters, plus a blank between repeated "
+                         f"ones): {_examples(self.too_long, examples)}")
+        n = len(self.words)
+        if n > LARGE_LEXICON:
+            index, query = n * INDEX_SECONDS_PER_WORD, n * QUERY_SECONDS_PER_WORD
+            lines.append(f"{n:,} words is a large lexicon: expect about {index:.0f} s to index it before the "
+                         f"first image, then about {query:.1f} s per image ({query * 1000 / 60:.0f} min per "
+                         "1,000 images) on one core; keep only the words that can occur in your images")
+        return lines
 
     def skipped_note(self, examples: int = 5) -> str:
         """One line on the skipped words, or "" when none were skipped."""
         if not self.skipped:
             return ""
-        shown = ", ".join(self.skipped[:examples]) + (", ..." if len(self.skipped) > examples else "")
-        return (f"{len(self.skipped)} of {len(self.skipped) + len(self.words)} words skipped, characters "
-                f"outside the model's charset ({self.unknown}): {shown}")
+        total = len(self.skipped) + len(self.words) + len(self.too_long)
+        return (f"{len(self.skipped)} of {total} words skipped, characters outside the model's charset "
+                f"({self.unknown}): {_examples(self.skipped, examples)}")
+
+
+def _examples(words: Sequence[str], n: int, width: int = 40) -> str:
+    shown = [w if len(w) <= width else w[:width - 3] + "..." for w in words[:n]]
+    return ", ".join(shown) + (", ..." if len(words) > n else "")
 
 
 def ctc_log_likelihood(log_probs: np.ndarray, labels: Sequence[Sequence[int]]) -> np.ndarray:

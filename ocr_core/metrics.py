@@ -1,5 +1,6 @@
-"""Recognition metrics: word accuracy (case-sensitive, case-insensitive, scene-text protocol), CER, and the
-breakdowns `ocr evaluate` reports (by label length, character confusions, confidence calibration).
+"""Recognition metrics: word accuracy (case-sensitive, case-insensitive, scene-text protocol), line (exact
+whole-text) accuracy, CER, WER, and the breakdowns `ocr evaluate` reports (by label length, character
+confusions, confidence calibration).
 Edit distances come from rapidfuzz's Levenshtein."""
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ def summarize(pairs: Iterable[tuple[str, str]]) -> dict:
 
     Returns:
         n; word_accuracy (exact); word_accuracy_case_insensitive (lowercased);
-        word_accuracy_alnum (scene-text protocol); cer (total edit distance / total label length);
-        mean_ned (mean normalised edit distance, 1 - ned is the ICDAR-style score).
+        word_accuracy_alnum (scene-text protocol); line_accuracy (the whole text exact, spaces included:
+        equal to word_accuracy on word crops, the share of lines read exactly on line crops); cer (total
+        edit distance / total label length); wer (total word-level edit distance / total label words, words
+        split on whitespace); mean_ned (mean normalised edit distance, 1 - ned is the ICDAR-style score).
     """
-    n = exact = nocase = alnum = dist = chars = 0
+    n = exact = nocase = alnum = dist = chars = word_dist = words = 0
     ned = 0.0
     for label, pred in pairs:
         pred = pred or ""
@@ -42,11 +45,16 @@ def summarize(pairs: Iterable[tuple[str, str]]) -> dict:
         dist += d
         chars += len(label)
         ned += d / max(len(label), len(pred), 1)
+        label_words = label.split()
+        word_dist += Levenshtein.distance(label_words, pred.split())
+        words += len(label_words)
     if n == 0:
         return {"n": 0, "word_accuracy": None, "word_accuracy_case_insensitive": None,
-                "word_accuracy_alnum": None, "cer": None, "mean_ned": None}
+                "word_accuracy_alnum": None, "line_accuracy": None, "cer": None, "wer": None,
+                "mean_ned": None}
     return {"n": n, "word_accuracy": exact / n, "word_accuracy_case_insensitive": nocase / n,
-            "word_accuracy_alnum": alnum / n, "cer": dist / max(chars, 1), "mean_ned": ned / n}
+            "word_accuracy_alnum": alnum / n, "line_accuracy": exact / n, "cer": dist / max(chars, 1),
+            "wer": word_dist / max(words, 1), "mean_ned": ned / n}
 
 
 # --- breakdowns used by `ocr evaluate` ----------------------------------------------------------------
@@ -75,6 +83,36 @@ def by_length(pairs: Iterable[tuple[str, str]]) -> list[dict]:
         right[b] += (pred or "") == label
     return [{"length": b, "n": n[b], "accuracy": right[b] / n[b] if n[b] else None} for b in LENGTH_BUCKETS]
 
+
+
+LENGTH_GROUPS = ((1, 3), (4, 6), (7, 11), (12, None))  # short, medium, long, very long words
+
+
+def length_group(length: int) -> str:
+    """The name of a label length's group in LENGTH_GROUPS ("1-3", "4-6", "7-11", "12+"; 0 goes to "1-3")."""
+    for lo, hi in LENGTH_GROUPS:
+        if hi is None or length <= hi:
+            return f"{lo}+" if hi is None else f"{lo}-{hi}"
+    raise AssertionError("the last group is open")
+
+
+def by_length_group(pairs: Iterable[tuple[str, str]]) -> list[dict]:
+    """Exact accuracy and CER per coarse label-length group (LENGTH_GROUPS), every group listed.
+
+    Returns:
+        [{"length": "1-3", "n": int, "accuracy": float | None, "cer": float | None}, ...] short to long;
+        accuracy and cer are None for an empty group.
+    """
+    names = [length_group(lo) for lo, _ in LENGTH_GROUPS]
+    n, right, dist, chars = (dict.fromkeys(names, 0) for _ in range(4))
+    for label, pred in pairs:
+        g = length_group(len(label))
+        n[g] += 1
+        right[g] += (pred or "") == label
+        dist[g] += edit_distance(label, pred or "")
+        chars[g] += len(label)
+    return [{"length": g, "n": n[g], "accuracy": right[g] / n[g] if n[g] else None,
+             "cer": dist[g] / max(chars[g], 1) if n[g] else None} for g in names]
 
 def align(label: str, pred: str) -> list[tuple[str, str, str]]:
     """One minimal edit-distance alignment of label -> prediction, in reading order.

@@ -3,7 +3,8 @@
 Steps (the preprocessing contract, recorded in every dataset manifest and model bundle):
 1. sniff the format and read the declared size from the header; refuse huge images before decoding (the
    total pixel count, not each side, is limited: see PreprocessSpec.max_pixels);
-2. decode any depth/channel layout to float gray in [0, 255]: 16-bit is divided by 257, colour uses
+2. decode, turn upright per the EXIF orientation (phone photos are stored sideways with orientation 6), and
+   convert any depth/channel layout to float gray in [0, 255]: 16-bit is divided by 257, colour uses
    0.299 R + 0.587 G + 0.114 B, alpha is composited over white;
 3. resize to height H keeping the aspect ratio (width rounded half up, clamped to [1, W]) with an exact
    area (box) filter, written as two small matrix products so the TensorFlow serving graph can repeat it;
@@ -64,8 +65,25 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def declared_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from the image header without decoding pixels."""
+EXIF_ORIENTATION_TAG = 0x0112
+
+
+def _orientation(im) -> int:
+    """The EXIF orientation (1-8) of an opened Pillow image, from its header; 1 (upright) when absent or
+    unreadable."""
+    if im.format == "PNG" and "exif" not in im.info:
+        # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the pixels: that
+        # would undo the header-only size check (a 30000 x 30000 PNG: 900 MB). Cameras write it before IDAT.
+        return 1
+    try:
+        value = int(im.getexif().get(EXIF_ORIENTATION_TAG, 1))
+    except Exception:  # a damaged EXIF block must not cost the picture: its pixels are still there
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _read_header(data: bytes) -> tuple[int, int, int]:
+    """(stored width, stored height, EXIF orientation) from the image header without decoding pixels."""
     import io
 
     from PIL import Image
@@ -74,15 +92,46 @@ def declared_size(data: bytes) -> tuple[int, int]:
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # our own limit applies
         try:
             with Image.open(io.BytesIO(data)) as im:
-                return im.size
+                return (*im.size, _orientation(im))
         except Exception as e:  # header unreadable: report as corrupt (the message may quote the bytes)
             raise InputError("corrupt", f"unreadable image header ({type(e).__name__})") from e
         finally:
             Image.MAX_IMAGE_PIXELS = saved
 
 
+def declared_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of the upright picture (EXIF orientation applied) from the header, pixels unread."""
+    w, h, orientation = _read_header(data)
+    return (h, w) if orientation >= 5 else (w, h)
+
+
+def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Turns a decoded image (H x W or H x W x C, as stored) upright per its EXIF orientation (1-8), the
+    same transposes as Pillow's `ImageOps.exif_transpose`: a phone's portrait photo is stored as 6."""
+    if orientation == 2:
+        img = img[:, ::-1]
+    elif orientation == 3:
+        img = img[::-1, ::-1]
+    elif orientation == 4:
+        img = img[::-1]
+    elif orientation == 5:
+        img = np.swapaxes(img, 0, 1)
+    elif orientation == 6:
+        img = np.rot90(img, -1)
+    elif orientation == 7:
+        img = np.swapaxes(img[::-1, ::-1], 0, 1)
+    elif orientation == 8:
+        img = np.rot90(img, 1)
+    return np.ascontiguousarray(img)
+
+
 def check_image_bytes(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> str:
     """Cheap structural checks before decoding. Returns the format; raises InputError."""
+    return _check_header(data, spec)[0]
+
+
+def _check_header(data: bytes, spec: PreprocessSpec) -> tuple[str, int]:
+    """`check_image_bytes`, also returning the EXIF orientation the decoder must apply."""
     if len(data) == 0:
         raise InputError("empty_file", "file has 0 bytes")
     if len(data) > spec.max_bytes:
@@ -96,7 +145,9 @@ def check_image_bytes(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> s
         raise InputError("truncated", "JPEG has no end-of-image marker")
     if fmt == "png" and b"IEND" not in data[-64:]:
         raise InputError("truncated", "PNG has no IEND chunk")
-    w, h = declared_size(data)
+    w, h, orientation = _read_header(data)
+    if orientation >= 5:  # the resize sees the upright picture: its width is the stored height
+        w, h = h, w
     if w <= 0 or h <= 0:
         raise InputError("corrupt", f"declared size {w}x{h}")
     resize_cells = w * getattr(spec, "width", 0)  # the area filter's matrix (specs that resize with it)
@@ -104,7 +155,7 @@ def check_image_bytes(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> s
         raise InputError("too_large", f"declared size {w}x{h} is too large: width x height must be <= "
                                       f"{spec.max_pixels}" + (f" and width x {spec.width} (the resize) <= "
                                                               f"{MAX_RESIZE_CELLS}" if resize_cells else ""))
-    return fmt
+    return fmt, orientation
 
 
 def _to_gray(img: np.ndarray) -> np.ndarray:
@@ -133,13 +184,15 @@ def _to_gray(img: np.ndarray) -> np.ndarray:
 
 
 def decode_image(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
-    """Checks and decodes encoded image bytes as they are stored (OpenCV's layout: gray, BGR or BGRA, 8 or
-    16 bits). Raises InputError."""
-    check_image_bytes(data, spec)
+    """Checks and decodes encoded image bytes, upright (EXIF orientation applied), in OpenCV's layout: gray,
+    BGR or BGRA, 8 or 16 bits. Raises InputError."""
+    _, orientation = _check_header(data, spec)
+    # IMREAD_UNCHANGED keeps 16 bits and alpha but also ignores EXIF orientation, so apply it here: one
+    # decoder for build, predict, the Python API and PP-OCR, so none of them sees a phone photo sideways.
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise InputError("corrupt", "decoder could not read the pixels")
-    return img
+    return apply_orientation(img, orientation)
 
 
 def decode_gray(data: bytes, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:

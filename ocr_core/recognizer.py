@@ -11,6 +11,7 @@ The same preprocessing (`ModelRef.prepare`), network (`ModelRef.load`) and decod
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ from ocr_core.ctc import beam_search_decode, greedy_decode
 from ocr_core.engine import ModelRef, open_model
 from ocr_core.errors import InputError
 from ocr_core.image_bytes import read_image_bytes
-from ocr_core.lexicon import DEFAULT_MAX_DISTANCE, Lexicon, LexiconDecoder
+from ocr_core.lexicon import DEFAULT_MAX_DISTANCE, Lexicon, LexiconDecoder, LexiconWarning
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,12 @@ class Recognizer:
         if decoder not in ("greedy", "beam") or not 1 <= top_k <= beam_width or batch_size < 1:
             raise ValueError("need decoder greedy|beam, 1 <= top_k <= beam_width and batch_size >= 1")
         self.model: ModelRef = open_model(None if model is None else os.fspath(model), engine)
-        words = None if lexicon is None else Lexicon.parse("\n".join(lexicon), Charset(self.model.characters),
-                                                           case_sensitive)
+        words = None
+        if lexicon is not None:
+            words = Lexicon.parse("\n".join(lexicon), Charset(self.model.characters), case_sensitive,
+                                  max_steps=self.model.time_steps)
+            for note in words.notes():
+                warnings.warn(f"lexicon: {note}", LexiconWarning, stacklevel=2)
         self.decode = Decoder(self.model.characters, decoder, beam_width, top_k, words)
         self.batch_size = batch_size
         self._forward = self.model.load(threads)
@@ -110,10 +115,12 @@ class Recognizer:
         return self.model.name
 
     def read(self, items: Iterable) -> list[Reading]:
-        """One Reading per item, in order; a bad item gets `error` set, never an exception for the batch."""
-        items = list(items) if not isinstance(items, Sequence) or isinstance(items, (str, bytes)) else items
-        if isinstance(items, (str, bytes)):
+        """One Reading per item, in order; a bad item gets `error` set, never an exception for the batch. A
+        single item (a path, encoded bytes or one image array) is read as a list of one."""
+        if isinstance(items, (str, bytes, bytearray, os.PathLike, np.ndarray)):
             items = [items]
+        elif not isinstance(items, Sequence):
+            items = list(items)
         out: list[Reading] = []
         for start in range(0, len(items), self.batch_size):
             out.extend(self._read_batch(items[start:start + self.batch_size]))

@@ -1,8 +1,10 @@
 """The self-contained HTML report of `ocr evaluate`: the Jinja2 template `templates/report.html.j2` (package
-data), autoescaped, rendered from the metrics dict and the worst mistakes' thumbnails."""
+data), autoescaped, rendered from the metrics dict (or several, one per model, side by side) and the worst
+mistakes' thumbnails."""
 from __future__ import annotations
 
 import functools
+import posixpath
 from itertools import groupby
 
 import jinja2
@@ -55,7 +57,8 @@ def marked(label: str, pred: str) -> tuple[list[tuple[str, str]], list[tuple[str
 def environment() -> jinja2.Environment:
     """The report's Jinja2 environment: autoescape on, and a missing metric is an error, not a blank."""
     env = jinja2.Environment(loader=jinja2.PackageLoader("ocr_core", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             extensions=["jinja2.ext.do"])
     env.filters.update(pct=percent, num=number, bar_width=bar_width, visible=visible)
     env.globals["marked"] = marked
     return env
@@ -68,4 +71,26 @@ def render_report(metrics: dict, thumbs: dict[str, str]) -> str:
         metrics: the metrics dict `ocr evaluate` prints (with its input description and `worst` list).
         thumbs: label_id -> PNG data URI of a worst mistake's image; cards without one say "no image".
     """
-    return environment().get_template(TEMPLATE).render(m=metrics, thumbs=thumbs)
+    return environment().get_template(TEMPLATE).render(runs=[metrics], names=run_names([metrics]),
+                                                       thumbs=thumbs)
+
+
+def run_names(runs: list[dict]) -> list[str]:
+    """A short column name per evaluated table: its model(s), or its file name when models repeat."""
+    names = [", ".join(m["models"]) or posixpath.basename(m["predictions"].rstrip("/")) for m in runs]
+    if len(set(names)) < len(names):
+        names = [posixpath.basename(m["predictions"].rstrip("/")) or m["predictions"] for m in runs]
+    if len(set(names)) < len(names):
+        names = [m["predictions"] for m in runs]
+    return names
+
+
+def render_comparison(runs: list[dict], thumbs: dict[str, str]) -> str:
+    """One page comparing models on the same labels: summary and accuracy by label length as one table with a
+    column per model, calibration, worst mistakes and confusions side by side.
+
+    Args:
+        runs: the metrics dict of each predictions table, in the order given.
+        thumbs: label_id -> PNG data URI, for the worst mistakes of every run.
+    """
+    return environment().get_template(TEMPLATE).render(runs=runs, names=run_names(runs), thumbs=thumbs)

@@ -30,6 +30,7 @@ from pathlib import Path
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from ocr_core.errors import JobFailed
+from pipelines.flags import positive_int
 
 DIRECT_RUNNER = "DirectRunner"
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
@@ -49,7 +50,7 @@ def add_runner_arguments(parser: argparse.ArgumentParser, default_workers: int =
     g.add_argument("--runner", default="direct",
                    help="direct (default: DirectRunner, multi_processing), dask, dataflow, flink, spark, "
                         "portable, or a fully qualified runner class name")
-    g.add_argument("--workers", type=int, default=default_workers,
+    g.add_argument("--workers", type=positive_int, default=default_workers,
                    help="worker processes for the direct runner (--direct_num_workers) and for the local "
                         "Dask cluster started when --runner dask has no --dask_address (default %(default)s)")
     g.add_argument("--dask_address", default=None,
@@ -115,6 +116,11 @@ def limit_worker_blas_threads() -> None:
         os.environ.setdefault(var, "1")
 
 
+def verbose() -> bool:
+    """Whether the user asked for everything on stderr (`ocr --verbose`, which sets OCR_VERBOSE=1)."""
+    return os.environ.get("OCR_VERBOSE", "") not in ("", "0")
+
+
 class WorkerDied(JobFailed):
     """A worker process of the DirectRunner ended abnormally (killed, aborted): the job failed, nothing was
     published. The message is one line; the worker's own last words, if it wrote any, are on stderr above."""
@@ -178,7 +184,8 @@ class WorkerWatch:
     Beam reports a dead worker as a RuntimeError in one of its own threads, while the main thread fails later
     with "Channel closed prematurely" and a page of gRPC tracebacks that never say which worker died or how.
     During the run this hook keeps those thread exceptions (and the two Beam loggers of the broken channel)
-    back; `verdict` then turns a death into one WorkerDied line, and replays what it held back otherwise.
+    back; `verdict` then turns a death into one WorkerDied line, and replays what it held back otherwise
+    (with `ocr --verbose`; without, the run's own failure is the CLI's one line).
 
     After a death the runner's shutdown can also wait forever: it joins the thread of every other worker, and
     a surviving worker does not always leave when its control channel closes (1 run in 5 on 2 cores). So if
@@ -239,7 +246,7 @@ class WorkerWatch:
         if self.codes:
             raise WorkerDied(f"a Beam worker process died ({describe_exit(self.codes[0])}); the job failed "
                              "and published nothing")
-        if failed:
+        if failed and verbose():  # else the CLI shows the run's failure as one line
             for args in self._held:
                 self._previous(args)
 
@@ -280,8 +287,12 @@ def pipeline_options(beam_args: list[str], runner: str = "direct", workers: int 
         if not _has_flag(beam_args, "--default_sdk_harness_log_level"):
             # The worker processes otherwise print ~35 INFO lines of gRPC set-up per job into the console, and
             # at WARNING each still repeats Beam-internal notices (unparseable internal args, no
-            # semi_persistent_directory, ...) twice. A failing worker still raises in this process.
-            args.append("--default_sdk_harness_log_level=ERROR")
+            # semi_persistent_directory, ...) twice. A failing worker still raises in this process, where the
+            # CLI shows it as one line; the workers' own copies of that trace (their ERROR logs, relayed again
+            # by the launcher's job service) only with `ocr --verbose`.
+            args.append("--default_sdk_harness_log_level=" + ("ERROR" if verbose() else "CRITICAL"))
+            if not verbose():
+                logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.CRITICAL)
     elif name == DASK_RUNNER:
         address = dask_address
         if address is None and not _has_flag(beam_args, "--dask_client_address", "--dask_scheduler_file"):

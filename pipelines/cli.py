@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in argv or os.environ.get("OCR_VERBOSE", "") not in ("", "0")
     argv = [a for a in argv if a != "--verbose"]
-    if not verbose:
+    if verbose:
+        os.environ["OCR_VERBOSE"] = "1"  # for the jobs' Beam workers (pipelines/beam_options.py)
+    else:
         from pipelines.quiet import filter_stderr
 
         filter_stderr()

@@ -3,6 +3,8 @@
     ReadPredictions -> ReadLabels (manifest | dataset | the table's own `label` column) -> Join -> Score
     -> print metrics JSON; with --report: metrics.json + a self-contained index.html
 
+Several --predictions tables (models) are each scored against the same labels and shown side by side.
+
 Labels from a manifest are joined on the resolved image path (or on the id, which is the same for
 predictions of that manifest), labels from a dataset directory on the record id. This is a small job over one
 table, so it is plain pyarrow + Python, not a Beam pipeline, and it never imports TensorFlow (dataset
@@ -30,6 +32,7 @@ from ocr_core.inputs import InputSpec, Reject, read_input
 from ocr_core.inputs import input_kind as manifest_kind
 from ocr_core.metrics import (
     by_length,
+    by_length_group,
     calibration,
     confusions,
     expected_calibration_error,
@@ -41,7 +44,7 @@ from ocr_core.predictions import SUCCESS, TableError, read_table
 from ocr_core.preprocess import PreprocessSpec, decode_gray
 from ocr_core.publish import check_output_dir
 from ocr_core.records import RecordError, WordRecord, iter_tfrecords, record_id
-from ocr_core.report import render_report
+from ocr_core.report import render_comparison, render_report, run_names
 
 REQUIRED_COLUMNS = ("id", "source", "text", "confidence", "error", "label")
 DISPLAY_COLUMNS = ("model", "decoder")
@@ -212,6 +215,7 @@ def score(joined: Joined, worst: int) -> dict:
     pairs = [(s["label"], "" if s["error"] else (s["text"] or "")) for s in scored]
     metrics = summarize(pairs)
     metrics["by_length"] = by_length(pairs)
+    metrics["by_length_group"] = by_length_group(pairs)
     reasons = Counter(error_reason(s["error"]) for s in scored if s["error"])
     metrics["errors"] = {"count": sum(reasons.values()), "by_reason": dict(sorted(reasons.items()))}
     metrics["unlabelled"] = joined.unlabelled
@@ -236,9 +240,12 @@ KEYS_DOC = {
     "word_accuracy": "exact match, case-sensitive",
     "word_accuracy_case_insensitive": "match after lowercasing both",
     "word_accuracy_alnum": "scene-text protocol: lowercase, only 0-9a-z kept",
-    "cer": "total edit distance / total label characters",
+    "line_accuracy": "the whole text exact (= word_accuracy on word crops; lines read exactly on line crops)",
+    "cer": "character error rate: total edit distance / total label characters",
+    "wer": "word error rate: total word-level edit distance / total label words (split on whitespace)",
     "mean_ned": "mean of edit distance / max(len(label), len(prediction))",
     "by_length": "exact accuracy per label length bucket (1..10, 11-15, 16+)",
+    "by_length_group": "exact accuracy and CER per label length group (1-3, 4-6, 7-11, 12+)",
     "errors": "scored rows whose image could not be read (counted wrong), by reason",
     "unlabelled": "prediction rows without a label (not scored)",
     "missing_predictions": "labels without a prediction row (not scored)",
@@ -324,8 +331,11 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="ocr evaluate", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=f"Metrics go to stdout as JSON (warnings to stderr). Keys:\n{keys}")
-    p.add_argument("--predictions", required=True, metavar="PARQUET",
-                   help="output directory of `ocr predict` (its part-*.parquet files) or one .parquet file")
+    p.add_argument("--predictions", required=True, metavar="PARQUET", action="extend", nargs="+",
+                   help="output directory of `ocr predict` (its part-*.parquet files) or one .parquet file; "
+                        "two or more (repeat the flag, or list them) compare models on the same labels: "
+                        "the JSON is {\"comparison\": [metrics per table], \"names\": [...]} and the "
+                        "report shows them side by side")
     p.add_argument("--labels", metavar="MANIFEST|DATASET_DIR",
                    help="labels.tsv/.csv/annotation*.txt (joined on the image path) or a dataset directory "
                         "(joined on record id); the table's `label` column is then ignored. "
@@ -363,6 +373,10 @@ def evaluate(predictions: str, labels_path: str | None, split: str = "auto",
     rows = read_predictions(pred_uri)
     labels = read_labels(labels_path, split)
     joined = join(rows, labels)
+    if labels.kind == "table" and not joined.scored:
+        raise EvaluateError(f"--predictions {predictions}: no row has a label ({len(rows)} rows, `label` "
+                            "column empty: predictions of unlabelled images); pass --labels "
+                            "MANIFEST|DATASET_DIR")
     if labels.kind != "table" and labels.entries and not joined.scored:
         print(f"ocr evaluate: warning: no prediction row matches a label of {labels_path}; were the "
               "predictions made from these images"
@@ -390,9 +404,16 @@ def run(argv=None) -> int:
     if args.report:
         check_output_dir(_absolute(args.report), "--report")
     try:
-        metrics, labels = evaluate(args.predictions, args.labels, args.split, args.worst)
+        runs, labels = [], None
+        for path in args.predictions:
+            metrics, labels = evaluate(path, args.labels, args.split, args.worst)
+            runs.append(metrics)
+        if len(runs) > 1:
+            metrics = {"comparison": runs, "names": run_names(runs)}
         if args.report:
-            page = render_report(metrics, load_thumbnails(metrics["worst"], labels))
+            worst = list({w["label_id"]: w for r in runs for w in r["worst"]}.values())
+            thumbs = load_thumbnails(worst, labels)
+            page = render_report(runs[0], thumbs) if len(runs) == 1 else render_comparison(runs, thumbs)
             write_report(_absolute(args.report), metrics, page)
     except RecordError as e:
         raise EvaluateError(str(e)) from None

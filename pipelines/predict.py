@@ -60,7 +60,7 @@ def run(argv=None, test_pipeline=None):
     if args.watch:
         return predict_watch.watch(args, beam_args, lexicon_text, open_model, run_table)
     model = open_model(args.model, args.engine)
-    decoding = decoding_of(args, model_lexicon(args, lexicon_text, model.characters))
+    decoding = decoding_of(args, model_lexicon(args, lexicon_text, model))
     spec = resolve_input(args.input)  # a cheap check: fails fast when it holds nothing
     read = read_inputs(spec, args.split, model.engine == "tf", parts=args.workers if on_dask(args) else 1)
     out = absolute(args.output)

@@ -143,15 +143,16 @@ def read_lexicon_text(path: str) -> str:
         raise PredictError(f"--lexicon {path}: cannot be read ({e})") from None
 
 
-def model_lexicon(args, lexicon_text: str | None, characters: str) -> Lexicon | None:
-    """The --lexicon for a model's charset (None without --lexicon); words it cannot spell are reported once,
-    on stderr."""
+def model_lexicon(args, lexicon_text: str | None, model) -> Lexicon | None:
+    """The --lexicon for a model's charset and CTC time steps (None without --lexicon); words it cannot spell
+    or emit, and a size that makes matching slow, are reported once, on stderr."""
     if lexicon_text is None:
         return None
     try:
-        lexicon = Lexicon.parse(lexicon_text, Charset(characters), args.lexicon_case_sensitive)
+        lexicon = Lexicon.parse(lexicon_text, Charset(model.characters), args.lexicon_case_sensitive,
+                                model.time_steps)
     except LexiconError as e:
         raise PredictError(f"--lexicon {args.lexicon}: {e}") from None
-    if lexicon.skipped:
-        print(f"ocr predict: note: --lexicon {args.lexicon}: {lexicon.skipped_note()}", file=sys.stderr)
+    for note in lexicon.notes():
+        print(f"ocr predict: note: --lexicon {args.lexicon}: {note}", file=sys.stderr)
     return lexicon

@@ -95,6 +95,8 @@ def watch(args, beam_args, lexicon_text: str | None, open_model, run_table):
     out = absolute(args.output)
     if "://" not in out:
         os.makedirs(out, exist_ok=True)
+    _Stop.requested = False
+    signal.signal(signal.SIGTERM, _Stop.handle)  # from here on (the model may take a while to load)
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(output_lock(out, f"watch-{os.getpid()}", "watch job", lock=WATCH_LOCK))
@@ -113,7 +115,6 @@ def _watch(args, beam_args, lexicon_text, open_model, run_table, out, window, po
     files = LandedFiles(pattern, images_only, recover(out))
     print(f"ocr predict --watch: {pattern} -> {out} ({len(files.done)} files done before), window "
           f"{window:g}s, model {model.name}", flush=True)
-    signal.signal(signal.SIGTERM, _Stop.handle)
     result, window_start, last_news = None, time.time(), time.time()
     while True:
         if files.poll():

@@ -4,8 +4,8 @@ Beam worker processes, TensorFlow's C++ start-up and libpng write these lines st
 before any logging configuration of ours can apply (a Beam worker prints them while importing Beam, ahead
 of its pipeline options). So the filter sits on the descriptor itself: fd 2 becomes a pipe that a thread
 copies to the real stderr line by line, leaving out the lines below. Child processes (DirectRunner workers,
-a local Dask cluster) inherit the pipe, so their noise goes the same way. Everything else, tracebacks and
-worker errors included, passes unchanged.
+a local Dask cluster) inherit the pipe, so their noise goes the same way. Everything else passes unchanged,
+tracebacks included, except a worker's copy of a failed bundle's traceback (see TracebackFilter).
 """
 from __future__ import annotations
 
@@ -41,6 +41,47 @@ def is_noise(line: str) -> bool:
     return NOISE.match(line) is not None
 
 
+# A Beam worker prints the traceback of a failed bundle straight to its stderr, then sends it to the
+# launcher, where the job fails with it: `ocr` shows that failure as one line (`pipelines/cli.py`), so the
+# worker's copy, a traceback whose last exception line ends with "[while running 'Step']", is dropped
+# (`ocr --verbose` keeps it). Other tracebacks pass unchanged, held only until it is clear they are not one.
+TRACEBACK = "Traceback (most recent call last):"
+CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
+BUNDLE_FAILURE = re.compile(r".*\[while running '[^\]]*'\]$")
+
+
+class TracebackFilter:
+    """Holds the lines of a traceback; `feed` returns the lines to write now (a bundle failure's: none)."""
+
+    def __init__(self):
+        self.held: list[str] | None = None
+        self.last = ""  # the last non-blank line held
+
+    def feed(self, line: str) -> list[str]:
+        if self.held is None:
+            if line.startswith(TRACEBACK):
+                self.held, self.last = [line], line
+                return []
+            return [line]
+        if not line.strip() and BUNDLE_FAILURE.match(self.last):
+            self.held = None  # the worker's copy of a bundle failure: dropped with its blank line
+            return []
+        if line.strip() and not line.startswith((" ", TRACEBACK, *CHAINED)) and not self.last.startswith(
+                " ") and self.last != TRACEBACK and not self.last.startswith(CHAINED):
+            # a line after the exception line that is no part of a traceback: the traceback is not a bundle
+            # failure's; write it and go on
+            out, self.held = [*self.held, line], None
+            return out
+        self.held.append(line)
+        if line.strip():
+            self.last = line
+        return []
+
+    def flush(self) -> list[str]:
+        out, self.held = self.held or [], None
+        return out
+
+
 class NoiseFilter:
     """Line by line: False for noise, and for every line of a retry block (two workers' blocks can share a
     line: a block starts wherever BLOCK_START appears and ends with its BLOCK_END line and a blank line)."""
@@ -71,7 +112,7 @@ def filter_stderr() -> None:
     os.dup2(write_end, 2)
     os.close(write_end)
 
-    noise = NoiseFilter()
+    noise, tracebacks = NoiseFilter(), TracebackFilter()
 
     def copy() -> None:
         with os.fdopen(read_end, "rb", buffering=0) as src:
@@ -79,11 +120,13 @@ def filter_stderr() -> None:
             while chunk := src.read(65536):
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
-                kept = b"".join(line + b"\n" for line in lines if noise.keep(line.decode("utf-8", "replace")))
+                kept = [t for line in lines if noise.keep(text := line.decode("utf-8", "replace"))
+                        for t in tracebacks.feed(text)]
                 if kept:
-                    os.write(real, kept)
-            if pending and noise.keep(pending.decode("utf-8", "replace")):
-                os.write(real, pending)
+                    os.write(real, "".join(t + "\n" for t in kept).encode("utf-8", "replace"))
+            rest = tracebacks.flush() + ([pending.decode("utf-8", "replace")] if pending else [])
+            if rest:
+                os.write(real, "\n".join(rest).encode("utf-8", "replace"))
 
     thread = threading.Thread(target=copy, name="ocr-stderr-filter", daemon=True)
     thread.start()

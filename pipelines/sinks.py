@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import apache_beam as beam
 
 from ocr_core import fs, records
+from pipelines.transforms.dask_safe import WithEveryShard
 
 TMP_DIR = "_tmp"
 
@@ -139,9 +140,5 @@ class WriteFiles(beam.PTransform):
 
     def expand(self, elements):
         keyed = elements | "KeyByFile" >> beam.Map(lambda e, name_of: (name_of(e), e), self.name_of)
-        if self.names:
-            every = elements.pipeline | "ListFiles" >> beam.Create([(n, None) for n in self.names])
-            keyed = (keyed, every) | "WithEmptyFiles" >> beam.Flatten()
-        return (keyed
-                | "GroupByFile" >> beam.GroupByKey()
-                | "WriteFile" >> beam.ParDo(_WriteFile(self.sink, self.order, self.describe)))
+        grouped = keyed | "GroupByFile" >> WithEveryShard(self.names)  # empty files too, each written once
+        return grouped | "WriteFile" >> beam.ParDo(_WriteFile(self.sink, self.order, self.describe))

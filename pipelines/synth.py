@@ -9,6 +9,7 @@ import sys
 import time
 
 from ocr_core import synth
+from pipelines.flags import positive_int
 
 
 def parse_args(argv):
@@ -19,7 +20,7 @@ def parse_args(argv):
     p.add_argument("--layout", choices=synth.LAYOUTS, default="tsv",
                    help="tsv: images/NNN/NNNNNNN.jpg + labels.tsv; mjsynth: A/B/<i>_<Label>_<lex>.jpg + "
                         "annotation.txt (default: tsv)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                    help="processes (default: one per CPU core); the output does not depend on it")
     p.add_argument("--fonts", choices=synth.FONT_SPLITS, default="train",
                    help="font split: train, heldout (families never used for training data) or all")

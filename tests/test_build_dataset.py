@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
+from itertools import islice
 from pathlib import Path
 
 import images
@@ -114,6 +115,35 @@ def test_label_policies():
         check_label("a" * 17, lower, "reject", 31)
     with pytest.raises(InputError, match="32 CTC time steps"):
         check_label("abcdefghijklmnopqrstuvwxyzabcdef", lower, "reject", 31)
+
+
+def test_an_nfd_label_is_stored_as_nfc(tmp_path):
+    images.write_word(tmp_path / "a.png", "cafe")
+    images.write_word(tmp_path / "b.png", "the")
+    nfd = "cafe\u0301"  # "café" as macOS file names and some exports spell it: e + combining acute
+    images.write_manifest(tmp_path / "labels.tsv", [("a.png", nfd), ("b.png", "th\u00e9")])
+    m = build(tmp_path / "out", tmp_path / "labels.tsv", extra=["--charset", "acefht\u00e9"])
+    texts = sorted(r.text for recs in read_records(tmp_path / "out", m).values() for r in recs)
+    assert texts == ["caf\u00e9", "th\u00e9"]
+
+
+def test_a_phone_photo_stored_sideways_is_built_upright(tmp_path):
+    import io
+
+    from PIL import Image
+
+    word = images.word_image("Station")  # 40 x ~150
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a phone held upright: pixels stored turned, "rotate 90 clockwise to display"
+    buf = io.BytesIO()
+    Image.fromarray(word).transpose(Image.Transpose.ROTATE_90).save(buf, "JPEG", quality=95, exif=exif)
+    images.write(tmp_path / "photo.jpg", buf.getvalue())
+    images.write_manifest(tmp_path / "labels.tsv", [("photo.jpg", "Station")])
+    m = build(tmp_path / "out", tmp_path / "labels.tsv", extra=["--val-fraction", "0"])
+    [record] = read_records(tmp_path / "out", m)["train"]
+    upright, cw = preprocess_word_image(images.encode(word, ".png"))
+    assert record.content_width == cw > 60  # sideways it would be a 32 x 8 sliver
+    assert np.abs(record.image.astype(int) - upright).mean() < 3
 
 
 def test_split_is_deterministic_and_proportional():
@@ -294,6 +324,7 @@ def test_inspect_prints_summary_and_records(built, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "train" in text and "inputs 12  written 12  rejected 0" in text and "charset (62)" in text
     assert text.count("\nid ") == 2 and "content width" in text
+    assert "checked all 12 records in" in text
     assert any(ch in text for ch in "@%#")  # ink drawn
     pngs = sorted((tmp_path / "png").glob("*.png"))
     assert len(pngs) == 2
@@ -303,9 +334,41 @@ def test_inspect_prints_summary_and_records(built, tmp_path, capsys):
     np.testing.assert_array_equal(cv2.imread(str(pngs[0]), cv2.IMREAD_GRAYSCALE), rec.image)
 
 
+@pytest.fixture
+def one_shard(corpus, tmp_path):
+    """A dataset whose 12 records all lie in one train shard, and that shard's path."""
+    out = tmp_path / "one"
+    m = build(out, corpus / "labels.tsv", extra=["--shards", "1", "--val-fraction", "0"])
+    [shard] = m["shards"]
+    assert shard["count"] == 12
+    return out, out / shard["path"]
+
+
+def test_inspect_checks_every_record_not_only_the_shown_ones(one_shard, capsys):
+    out, shard = one_shard
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF  # the data checksum of the 12th record, far past the 5 shown
+    shard.write_bytes(bytes(data))
+    assert cli.run_command("inspect", [str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.count("\nid ") == 5
+    assert "corrupt TFRecord at byte" in captured.err and shard.name in captured.err
+    assert inspect_dataset.run([str(out), "--quick"]) == 0
+    assert "checked the 5 shown records only (--quick); the other 7 were not read" in capsys.readouterr().out
+
+
+def test_inspect_finds_a_shard_cut_at_a_record_boundary(one_shard, capsys):
+    out, shard = one_shard
+    with open(shard, "rb") as fh:
+        kept = sum(16 + len(r) for r in islice(iter_tfrecords(fh), 7))
+    shard.write_bytes(shard.read_bytes()[:kept])  # every CRC still valid
+    assert cli.run_command("inspect", [str(out)]) == 2
+    assert "7 records, the manifest says 12" in capsys.readouterr().err
+
+
 def test_inspect_refuses_an_incomplete_dataset(tmp_path, capsys):
     (tmp_path / "train-00000-of-00001.tfrecord").write_bytes(b"")
-    assert inspect_dataset.run([str(tmp_path)]) == 2
+    assert cli.run_command("inspect", [str(tmp_path)]) == 2
     assert "not a complete dataset" in capsys.readouterr().err
 
 

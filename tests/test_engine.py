@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ocr_core import Reading, Recognizer
-from ocr_core.engine import PPOCR, PpocrSpec, open_model, padded_width, ppocr_batch, ppocr_width, width_groups
+from ocr_core import Reading, Recognizer, engine
+from ocr_core.engine import PPOCR, PpocrSpec, canvas_width, open_model, padded_width, ppocr_batch, ppocr_width
 from ocr_core.errors import InputError
+from ocr_core.lexicon import LexiconWarning
 from ocr_core.preprocess import decode_bgr
 from tests import images
 
@@ -39,12 +40,14 @@ def test_pp_ocrv6_reads_rendered_words_and_a_line(ppocr):
 
 def test_width_groups_hold_one_padded_width_and_every_index_once():
     widths = [300, 40, 48, 1000, 44, 310, 45, 47]
-    groups = width_groups(widths, size=2)
+    groups = engine.width_groups(widths, size=2)
     assert sorted(i for g in groups for i in g) == list(range(len(widths)))
     assert [padded_width(w) for w in (8, 40, 47, 150, 300, 1000, 2400)] == [8, 40, 48, 160, 320, 1024, 2560]
+    margin = PpocrSpec().margin
     for g in groups:
-        assert len(g) <= 2 and len({padded_width(widths[i]) for i in g}) == 1
-        assert all(padded_width(widths[i]) - widths[i] <= widths[i] / 8 for i in g)
+        assert len(g) <= 2 and len({canvas_width(widths[i]) for i in g}) == 1
+        for i in g:
+            assert margin <= canvas_width(widths[i]) - widths[i] <= margin + (widths[i] + margin) / 8
     # a batch in any order gives each crop the same probabilities as running it alone
     m = open_model(PPOCR)
     forward = m.load(threads=1)
@@ -64,7 +67,8 @@ def test_ppocr_preprocessing_keeps_the_aspect_ratio_and_scales_to_minus_one_one(
     x = m.prepare(png(rendered("Hello", size=80)))
     assert x.dtype == np.uint8 and x.shape[0] == 48 and x.shape[2] == 3
     batch = ppocr_batch([x, x[:, :20]])
-    assert batch.shape == (2, 3, 48, padded_width(x.shape[1])) and batch.min() >= -1 and batch.max() <= 1
+    assert batch.shape == (2, 3, 48, canvas_width(x.shape[1])) and batch.min() >= -1 and batch.max() <= 1
+    assert batch.shape[3] >= x.shape[1] + PpocrSpec().margin  # blank frames after the text, as PP-OCR expects
     assert (batch[1, :, :, 20:] == 0).all()  # padding is 0 after scaling
 
 
@@ -94,6 +98,25 @@ def test_recognizer_takes_paths_bytes_and_arrays_and_reports_bad_items_in_order(
         assert bad.text is None and bad.confidence is None and bad.error.startswith(reason + ":")
 
 
+def test_recognizer_reads_a_single_path_bytes_or_array_as_a_list_of_one(tmp_path):
+    path = tmp_path / "word.png"
+    path.write_bytes(png(rendered("Station")))
+    rec = Recognizer()
+    for item in (str(path), path, path.read_bytes(), rendered("Station")):  # was split into chars or rows
+        got = rec.read(item)
+        assert len(got) == 1 and got[0].text == "Station", item if isinstance(item, str) else type(item)
+
+
+def test_recognizer_reads_a_phone_photo_stored_sideways_with_exif_orientation_6(ppocr):
+    upright = Image.fromarray(cv2.cvtColor(rendered("Station"), cv2.COLOR_BGR2RGB))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display": what a phone held upright writes
+    jpeg = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(jpeg, "JPEG", quality=95, exif=exif)
+    assert [r.text for r in ppocr.read([jpeg.getvalue()])] == ["Station"]
+    assert [r.text for r in Recognizer().read([jpeg.getvalue()])] == ["Station"]  # the shipped CRNN too
+
+
 def test_recognizer_beam_top_k_and_lexicon(tmp_path):
     crop = rendered("coffee")
     top = Recognizer(decoder="beam", beam_width=5, top_k=3).read([crop])[0]
@@ -101,6 +124,9 @@ def test_recognizer_beam_top_k_and_lexicon(tmp_path):
     assert top.candidates[0][0] == "coffee" and top.candidates[0][1] == pytest.approx(top.confidence)
     forced = Recognizer(lexicon=["toffee", "market"]).read([crop])[0]
     assert forced.text == "toffee"  # the lexicon word nearest to what the model read
+    with pytest.warns(LexiconWarning, match="1 of 3 words refused, longer than the model can emit in its 31"):
+        api = Recognizer(lexicon=["toffee", "market", "coffee" * 6])  # 36 letters: never emitted in 31 frames
+    assert api.decode.matcher.lexicon.words == ("toffee", "market") and api.read([crop])[0].text == "toffee"
 
 
 def test_unknown_model_names_and_bad_options_are_one_line_errors(tmp_path):

@@ -70,6 +70,11 @@ def test_metrics_of_a_hand_made_table(tmp_path, capsys):
     assert m["word_accuracy_alnum"] == pytest.approx(3 / 7)
     assert m["cer"] == pytest.approx(8 / 34)  # distances 0+1+1+1+1+3+1 over 5+5+4+3+12+3+2 label chars
     assert m["mean_ned"] == pytest.approx((0 + 1 / 5 + 1 / 4 + 1 / 3 + 1 / 12 + 1 + 1 / 3) / 7)
+    assert m["line_accuracy"] == pytest.approx(1 / 7) and m["wer"] == pytest.approx(6 / 7)  # one word each
+    groups = {g["length"]: (g["n"], g["accuracy"], g["cer"]) for g in m["by_length_group"]}
+    assert groups == {"1-3": (3, 0.0, pytest.approx(5 / 8, abs=1e-6)),
+                      "4-6": (3, pytest.approx(1 / 3, abs=1e-6), pytest.approx(2 / 14, abs=1e-6)),
+                      "7-11": (0, None, None), "12+": (1, 0.0, pytest.approx(1 / 12, abs=1e-6))}
     assert m["errors"] == {"count": 1, "by_reason": {"missing_file": 1}}
     assert m["unlabelled"] == 1 and m["missing_predictions"] == 0 and m["duplicate_rows"] == 0
     assert m["models"] == ["demo@model"]
@@ -144,6 +149,12 @@ def test_html_report_shows_worst_mistakes_escaped(crops, tmp_path, capsys):
     assert "<script" not in page and "<y>" not in page
     assert html.unescape(re.findall(r'alt="([^"]*)"', page)[0]) == 'x<y>&"z"'  # the label, escaped, as alt
     assert '<mark class="s">8</mark>eta' in page and "Accuracy by label length" in page
+    assert f'<div class="src" title="{crops / "b.png"}">{crops / "b.png"}</div>' in page  # the full path
+    assert "text-overflow:ellipsis" not in page
+    shown = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    for metric in ("Line accuracy (whole text exact)", "Character error rate (CER)", "Word error rate (WER)"):
+        assert metric in shown
+    assert re.search(r"4-6\s+3\s+33.3 %\s+15.4 %", shown)  # alpha right; Beta, gone 1 char each of 13
     assert "Character confusions" in page and '<mark class="s">B</mark>' in page
     thumbs = data_uris(page)
     assert len(thumbs) == 2  # gone.png does not exist: its card says "no image"
@@ -248,3 +259,43 @@ def test_dataset_split_that_does_not_exist(dataset, tmp_path, capsys):
     table = write_table(tmp_path / "pred", HAND_MADE)
     err = _fails(capsys, "--predictions", table, "--labels", dataset[0], "--split", "test")
     assert f"--labels {dataset[0]}: no split 'test' (has train)" in err
+
+
+def test_unlabelled_table_without_labels_is_an_error_not_n_0(tmp_path, capsys):
+    table = write_table(tmp_path / "pred", [row("a", None, "alpha", 0.5), row("b", None, "beta", 0.5)])
+    err = _fails(capsys, "--predictions", table)
+    assert err.count("\n") == 1 and "no row has a label (2 rows" in err and "pass --labels" in err
+
+
+def test_two_models_side_by_side(crops, tmp_path, capsys):
+    deep = crops / ("a-very-long-directory-name-" * 4) / "b.png"  # a path longer than a card is wide
+    deep.parent.mkdir()
+    (crops / "b.png").rename(deep)
+    src = {"alpha": str(crops / "a.png"), "Beta": str(deep), "gamma": str(crops / "c.png")}
+    manifest = images.write_manifest(tmp_path / "labels.tsv", [(path, label) for label, path in src.items()])
+
+    def table(name, model, guesses):
+        return write_table(tmp_path / name, [{**row(record_id(src[label], label), label, text, 0.75,
+                                                     source=src[label]), "model": model}
+                                             for label, text in guesses.items()])
+
+    a = table("a", "crnn@1", {"alpha": "alpha", "Beta": "8eta", "gamma": "gamma"})
+    b = table("b", "pp-ocrv6", {"alpha": "alpha", "Beta": "Beta", "gamma": "garnma"})
+    single = [run_evaluate(capsys, "--predictions", t, "--labels", manifest) for t in (a, b)]
+    report = tmp_path / "report"
+    both = run_evaluate(capsys, "--predictions", a, "--predictions", b, "--labels", manifest,
+                        "--report", report)
+    assert both == {"comparison": single, "names": ["crnn@1", "pp-ocrv6"]}
+    assert run_evaluate(capsys, "--predictions", a, b, "--labels", manifest) == both  # one flag, two tables
+    assert json.loads((report / "metrics.json").read_text()) == both
+    page = (report / "index.html").read_text()
+    shown = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    assert "<th>Metric</th><th>crnn@1</th><th>pp-ocrv6</th>" in page
+    assert re.search(r"Word accuracy \(exact\)\s+66.7 %\s+66.7 %", shown)
+    assert re.search(r"Character error rate \(CER\)\s+7.1 %\s+14.3 %", shown)  # 1/14 vs 2/14
+    assert "crnn@1: exact" in page and "pp-ocrv6: CER" in page
+    assert page.count('class="card"') == 2 and len(data_uris(page)) == 2
+    # the full source path is in the card (wrapped by CSS, and on hover), not cut off with an ellipsis
+    assert f'<div class="src" title="{deep}">{deep}</div>' in page
+    assert "text-overflow:ellipsis" not in page and "the predictions table" not in shown
+    assert f"{a} (3 prediction rows)" in shown and "(a labels manifest)" in shown

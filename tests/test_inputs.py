@@ -10,13 +10,12 @@ import images
 
 from ocr_core.inputs import (
     InputSpec,
-    byte_ranges,
     count_range,
-    range_lines,
     read_input,
     read_range,
     resolve_inputs,
 )
+from ocr_core.manifest_bytes import byte_ranges, range_lines
 from pipelines import build_dataset
 from pipelines.transforms import read_inputs
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import apache_beam as beam
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from ocr_core import predictions
@@ -167,7 +167,7 @@ def test_a_watched_file_whose_name_holds_a_newline_is_recognised(tmp_path):
     assert str(inbox / "two\nlines.png") in paths and len(paths) == 2
     listing = str(tmp_path / "_inputs.txt")
     write_path_list(listing, paths)
-    with TestPipeline() as p:
+    with test_pipeline.TestPipeline() as p:
         assert_that(p | ReadPathList(listing), equal_to(paths))
     out = tmp_path / "out"
     predict.run(["--watch", str(inbox / "*.png"), "--output", str(out), "--idle-timeout", "2s", *WATCH])
@@ -217,12 +217,43 @@ def test_model_watch_retries_a_bundle_that_was_incomplete_when_first_seen(tmp_pa
     assert "keeping" in capsys.readouterr().err
     shutil.copy(full / "config.yaml", models / "v2" / "config.yaml")
     swapped = swap.next()
-    assert swapped is not current and str(models / "v2") in swapped.name
+    assert swapped is not current and swapped.path == str(models / "v2")
 
 
 def test_read_path_list_spreads_over_parts(tmp_path):
     paths = [f"/x/{i}\n.png" for i in range(7)]
     listing = str(tmp_path / "l.txt")
     write_path_list(listing, paths)
-    with TestPipeline() as p:
+    with test_pipeline.TestPipeline() as p:
         assert_that(p | ReadPathList(listing, parts=3) | beam.Map(str), equal_to(paths))
+
+
+@pytest.mark.slow
+def test_a_failure_in_a_worker_process_is_one_line_on_the_console(tmp_path):
+    """Two worker processes (the default): the workers' own copies of the failed bundle's traceback and the
+    launcher's relay of them stay off the console; `--verbose` keeps them."""
+    manifest = truncated_gz(tmp_path)
+    command = [PYTHON, "-m", "pipelines.cli", "build-dataset", "--input", str(manifest), "--output",
+               str(tmp_path / "ds")]
+    p = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr[-3000:]
+    assert p.stderr.startswith("ocr build-dataset: error: ") and "labels.tsv.gz" in p.stderr
+    loud = subprocess.run([*command[:3], "--verbose", *command[3:]], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert loud.returncode == 1 and "Traceback" in loud.stderr
+
+
+def test_the_console_filter_drops_only_a_workers_copy_of_a_bundle_failure():
+    from pipelines.quiet import TracebackFilter
+
+    bundle_failure = ["Traceback (most recent call last):", '  File "x.py", line 1, in f', "    g()",
+                      "ocr_core.errors.JobFailed: a.tsv.gz: truncated", "",
+                      "During handling of the above exception, another exception occurred:", "",
+                      "Traceback (most recent call last):", '  File "y.py", line 2, in h',
+                      "ocr_core.errors.JobFailed: a.tsv.gz: truncated [while running 'ReadInputs/Count']",
+                      ""]
+    other = ["Traceback (most recent call last):", '  File "z.py", line 3, in k', "ValueError: a bug",
+             "ocr build-dataset: error: ValueError: a bug"]
+    f = TracebackFilter()
+    written = [out for line in ["before", *bundle_failure, *other] for out in f.feed(line)] + f.flush()
+    assert written == ["before", *other]

@@ -65,6 +65,24 @@ def test_label_writes_a_manifest_build_dataset_reads_and_a_review_file(crops, tm
     assert Dataset.load(str(ds)).counts["train"] == len(WORDS) + 1
 
 
+def test_check_labels_keeps_the_crops_whose_label_the_model_reads_and_reviews_the_rest(crops, tmp_path):
+    manifest = tmp_path / "given.tsv"  # two wrong labels among right ones, one crop without a readable word
+    given = {"w0.png": "HELLO", "w1.png": "marked", "w2.png": "open", "w3.png": "Station", "w4.png": "toffee",
+             "noise.png": "noise"}
+    manifest.write_text("path\tlabel\n" + "".join(f"{crops / n}\t{t}\n" for n, t in given.items()))
+    out = tmp_path / "lab" / "labels.tsv"
+    label.run(["--input", str(manifest), "--output", str(out), "--check-labels", *IN_MEMORY])
+    kept = dict(line.split("\t") for line in out.read_text().splitlines()[1:])
+    assert {Path(p).name: t for p, t in kept.items()} == {"w0.png": "HELLO", "w2.png": "open",
+                                                          "w3.png": "Station"}
+    review = (tmp_path / "lab" / "review.tsv").read_text()
+    assert "did not read" in review and "the model read 'market'" in review
+    entries = [x.split("\t") for x in review.splitlines()
+               if x and not x.startswith("#") and x != "path\tlabel"]
+    assert sorted((Path(p).name, t) for p, t in entries) == [("noise.png", "noise"), ("w1.png", "marked"),
+                                                               ("w4.png", "toffee")]
+
+
 def test_label_refuses_to_overwrite_and_a_directory_output(crops, tmp_path):
     out = tmp_path / "labels.tsv"
     out.write_text("keep me\n")

@@ -10,6 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from ocr_core import lexicon as lexicon_module
+from ocr_core import predictions
 from ocr_core.charset import Charset
 from ocr_core.lexicon import BKTree, Lexicon, LexiconDecoder, LexiconError, ctc_log_likelihood, match_key
 from ocr_core.metrics import edit_distance
@@ -84,6 +86,35 @@ def test_lexicon_file_rules():
     with pytest.raises(LexiconError, match=r"none of its 2 words .*: éï\)"):
         Lexicon.parse("café\nnaïve", Charset(string.ascii_lowercase))
     assert Lexicon.parse("café\nnaïve", Charset(string.ascii_lowercase + "ï")).words == ("naïve",)
+
+
+def test_words_the_model_cannot_emit_are_refused_with_a_count():
+    # 31 CTC time steps (the 32 x 128 CRNN): 16 identical letters need 31 (a blank between repeats), 17: 33
+    bbb = "Bb" * 8 + "B"
+    words = ["a" * 16, "a" * 17, string.ascii_lowercase[:31], string.ascii_lowercase * 2, "Park", bbb]
+    lex = Lexicon.parse("\n".join(words), Charset(), max_steps=31)
+    assert lex.words == ("a" * 16, string.ascii_lowercase[:31], "Park")
+    assert lex.too_long == ("a" * 17, string.ascii_lowercase * 2, bbb)  # matched as "bbbb..."
+    [note] = lex.notes()
+    assert note.startswith("3 of 6 words refused, longer than the model can emit in its 31 CTC time steps")
+    assert ", abcdefghijklmnopqrstuvwxyzabcdefghijk..., " in note  # long examples are cut
+    assert Lexicon.parse("\n".join(words), Charset(), case_sensitive=True, max_steps=31).words[-1] == bbb
+    assert Lexicon.parse("\n".join(words), Charset()).too_long == ()  # no max_steps: not checked
+    # a lexicon of such words alone used to answer with one of them for every image (confidence 0)
+    with pytest.raises(LexiconError, match="none of its 2 words can be read: 1 need more than the model's 31 "
+                                           r"CTC time steps .*, 1 have characters outside its charset"):
+        Lexicon.parse("x" * 40 + "\ncafé", Charset(), max_steps=31)
+
+
+def test_a_large_lexicon_warns_with_the_expected_time():
+    n = lexicon_module.LARGE_LEXICON + 1
+    codes = np.random.default_rng(0).integers(97, 123, (n + 100, 9), dtype=np.uint8)
+    words = sorted(set(codes.view("S9").ravel().astype(str)))
+    lex = Lexicon.from_words(words[:n], Charset(), max_steps=31)
+    [note] = lex.notes()
+    assert note.startswith(f"{n:,} words is a large lexicon: expect about 2 s to index it before the first "
+                           "image, then about 0.2 s per image (3 min per 1,000 images)")
+    assert Lexicon.from_words(words[:1000], Charset()).notes() == []
 
 
 def frames_spelling(text: str, charset: Charset, sharpness: float = 4.0, seed: int = 0) -> np.ndarray:
@@ -174,8 +205,8 @@ def crops(tmp_path_factory) -> Path:
 
 
 def read_rows(out: Path) -> dict[str, dict]:
-    assert (out / predict.SUCCESS).exists()
-    return {Path(r["source"]).stem: r for r in pq.read_table(out, schema=predict.SCHEMA).to_pylist()}
+    assert (out / predictions.SUCCESS).exists()
+    return {Path(r["source"]).stem: r for r in pq.read_table(out, schema=predictions.SCHEMA).to_pylist()}
 
 
 @pytest.mark.parametrize("engine", ["onnx", "tf"])

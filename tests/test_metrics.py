@@ -94,3 +94,20 @@ def test_calibration_and_confidence_means():
     assert metrics.mean_confidence_by_outcome(scored) == {"right": pytest.approx(2.5 / 3),
                                                           "wrong": pytest.approx(1.0 / 3)}
     assert metrics.mean_confidence_by_outcome([]) == {"right": None, "wrong": None}
+
+
+def test_line_accuracy_wer_and_length_groups():
+    pairs = [("Open daily", "Open daily"), ("Open daily", "Open dally"), ("cat", "cut"), ("a b c", "a c")]
+    m = metrics.summarize(pairs)
+    assert m["line_accuracy"] == m["word_accuracy"] == 1 / 4
+    assert m["cer"] == pytest.approx((0 + 1 + 1 + 2) / (10 + 10 + 3 + 5))
+    assert m["wer"] == pytest.approx((0 + 1 + 1 + 1) / (2 + 2 + 1 + 3))
+    assert [metrics.length_group(n) for n in (0, 1, 3, 4, 6, 7, 11, 12, 40)] == \
+        ["1-3", "1-3", "1-3", "4-6", "4-6", "7-11", "7-11", "12+", "12+"]
+    table = metrics.by_length_group([("ab", "ab"), ("abc", "abd"), ("abcdefgh", ""), ("x" * 12, "x" * 12)])
+    assert table == [{"length": "1-3", "n": 2, "accuracy": 0.5, "cer": pytest.approx(1 / 5)},
+                     {"length": "4-6", "n": 0, "accuracy": None, "cer": None},
+                     {"length": "7-11", "n": 1, "accuracy": 0.0, "cer": 1.0},
+                     {"length": "12+", "n": 1, "accuracy": 1.0, "cer": 0.0}]
+    empty = metrics.summarize([])
+    assert empty["line_accuracy"] is None and empty["wer"] is None

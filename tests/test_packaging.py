@@ -62,3 +62,17 @@ def test_installed_wheel_ships_configs_model_and_template(tmp_path):
     assert got["small"] == "small" and got["configs"] == ["default", "demo", "seed", "small"]
     assert got["shipped"] == str(installed / "assets" / "default_model") and got["shipped_config"]
     assert not got["tensorflow"]
+
+
+def test_every_folder_of_package_files_is_a_listed_package(monkeypatch):
+    """A folder of data files left out of `packages` (templates/, the model's saved_model/) still ships, but
+    setuptools >= 69 prints a 40-line BuildBackendWarning for each on every `pip install`."""
+    from distutils.core import run_setup  # setuptools' copy (its .pth installs it; Python 3.12 has none)
+
+    monkeypatch.chdir(REPO)  # setup.py finds packages relative to the working directory, as pip runs it
+    packages = set(run_setup("setup.py", stop_after="init").packages)
+    folders = {f.parent.relative_to(REPO) for top in ("ocr_core", "pipelines")
+               for f in (REPO / top).rglob("*") if f.is_file() and "__pycache__" not in f.parts}
+    missing = sorted(".".join(d.parts) for d in folders if ".".join(d.parts) not in packages)
+    assert not missing, f"folders with files missing from setup.py's packages: {missing}"
+    assert {"ocr_core.templates", "ocr_core.assets.default_model.saved_model.variables"} <= packages

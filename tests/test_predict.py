@@ -136,7 +136,7 @@ def test_rerun_replaces_the_table(bundle, folder, tmp_path):
     predict.run(["--model", str(bundle), "--input", str(folder / "good0.png"), "--output", str(out),
                  *IN_MEMORY])
     assert len(read_table(out)) == 1
-    assert not list(out.glob("_staging-*"))
+    assert not (out / "_staging").exists()
 
 
 @pytest.mark.slow
@@ -216,7 +216,7 @@ def test_runners_end_to_end(bundle, folder, tmp_path, runner):
 
 def test_shipped_model_is_the_default_and_reads_heldout_fonts(tmp_path):
     """A fresh clone's `ocr predict` without --model uses the shipped bundle, which reads words in fonts it
-    never trained on. The README table has its accuracy on 5k such images; 120 fixed images (seed 99) leave
+    never trained on. docs/benchmarks.md has its accuracy on 5k such images; 120 fixed images (seed 99) leave
     room for sampling error, and an untrained or broken bundle scores near 0. The floor is below the
     real-crop stages' scores (stage 5, synthetic only: 0.975; stage 9: 0.892; stage 11: 0.883): the
     real-photo skill costs some synthetic skill; the real crops are the yardstick (bench/real_accuracy.py)."""

@@ -14,7 +14,8 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from ocr_core import predictions
 from ocr_core.errors import UsageError
-from ocr_core.inputs import RANGE_BYTES, InputSpec, read_input
+from ocr_core.inputs import InputSpec, read_input
+from ocr_core.manifest_bytes import RANGE_BYTES
 from pipelines import predict
 from pipelines.transforms.read_inputs import ReadInputs
 from tests import images, memfs

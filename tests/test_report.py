@@ -16,7 +16,8 @@ def page_metrics(pairs: list[tuple[str, str]], **described) -> dict:
              "confidence": 0.5} for i, (label, pred) in enumerate(pairs)]
     m = {"predictions": "/p", "labels": None, "label_source": "table", "split": None, "models": ["demo@m"],
          "rows": len(rows), "label_rejects": 0, **metrics.summarize(pairs),
-         "by_length": metrics.by_length(pairs), "errors": {"count": 0, "by_reason": {}}, "unlabelled": 0,
+         "by_length": metrics.by_length(pairs), "by_length_group": metrics.by_length_group(pairs),
+         "errors": {"count": 0, "by_reason": {}}, "unlabelled": 0,
          "missing_predictions": 0, "mean_confidence_right": None, "mean_confidence_wrong": 0.5,
          "calibration": metrics.calibration([(0.5, a == b) for a, b in pairs]),
          "expected_calibration_error": None, "confusions": metrics.confusions(pairs),
@@ -38,8 +39,8 @@ def test_every_text_is_escaped():
     for markup in ("<script", "<b>", "<i>", "<u>", "<em>", "<s>", '" onerror'):
         assert markup not in page
     shown = text_of(page)
-    for text in (f"predictions /tmp/{HOSTILE}", "labels /l/<i>.tsv (manifest, split <u>)",
-                 "model <em>model</em>", "<s>", "a&amp;b"):
+    for text in (f"Predictions/tmp/{HOSTILE}", "Labels/l/<i>.tsv (a labels manifest, split <u>)",
+                 "Model<em>model</em>", "<s>", "a&amp;b"):
         assert text in shown
     alts = [html.unescape(a) for a in re.findall(r'alt="([^"]*)"', page)]
     assert alts == [HOSTILE]  # the only card with an image; the others say "no image"

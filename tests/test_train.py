@@ -252,7 +252,7 @@ def test_trains_from_and_to_a_remote_filesystem(small_words, tmp_path):
     proc = subprocess.run([sys.executable, "-c", RAM_TRAIN, str(small_words)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0 and "RAM-OK" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "REFUSED ocr train: ram://models/m already holds a model (config 'demo')" in proc.stdout
+    assert "REFUSED ram://models/m already holds a model (config 'demo')" in proc.stdout
     assert not list(tmp_path.glob("ram*")) and not list(REPO.glob("ram*"))
 
 
@@ -263,7 +263,7 @@ def test_recipe_values_must_be_positive(small_words, tmp_path, flag, value):
     p = ocr("train", "--data", small_words, "--config", "demo", "--output", out, flag, value, check=False)
     assert p.returncode == 2, p.stdout[-2000:] + p.stderr[-2000:]
     errors = [line for line in p.stderr.splitlines() if line.startswith("ocr train")]
-    assert errors == [f"ocr train: {flag} must be > 0, got {value}"], p.stderr
+    assert errors == [f"ocr train: error: {flag} must be > 0, got {value}"], p.stderr
     assert "Traceback" not in p.stderr and not out.exists()
 
 
@@ -284,7 +284,8 @@ def test_resume_on_other_data_is_refused(small_words, tmp_path):
     proc.wait()
     stamp = (out / "_backup" / "run.json").read_text()
     p = ocr("train", "--data", other, "--config", "demo", "--output", out, "--epochs", 1, check=False)
-    refusal = f"ocr train: {out} holds an unfinished run on other --data ({small_words}); pass --overwrite"
+    refusal = (f"ocr train: error: {out} holds an unfinished run on other --data ({small_words}); "
+               "pass --overwrite")
     assert p.returncode == 2 and refusal in p.stderr, p.stderr[-2000:]
     assert (out / "_backup" / "run.json").read_text() == stamp and not (out / "model.keras").exists()
     ocr("train", "--data", other, "--config", "demo", "--output", out, "--epochs", 1, "--max-steps-per-epoch",

@@ -3,8 +3,9 @@ scene-text effects. Every image is a pure function of (seed, index), so any work
 files.
 
 Modules, lowest first (each imports only those before it): `fontset` (fonts and their train/held-out split),
-`text` (labels), `scene` (version 3's photographic looks), `render` (one word image), `sample` (image i of a
-dataset), `write` (the dataset on disk).
+`text` (labels), `scene` (version 3's photographic looks), `render` (one word image), `signs` (version 5's
+large sign crops: arcs, script/brush/display faces, relief, ornaments), `sample` (image i of a dataset),
+`write` (the dataset on disk).
 """
 from ocr_core.synth.fontset import (
     DEFAULT_FONT_DIRS,

@@ -21,8 +21,9 @@ from ocr_core.synth.fontset import (
 )
 
 SYNTH_VERSION = 3  # 2: old-style figures; 3: natural backgrounds, signage looks, detector-like crops;
-# 4: 3 plus unlabelled punctuation around and inside a fifth of the words (text.punctuate)
-SYNTH_VERSIONS = (1, 2, 3, 4)  # 1 is 2 without old-style figures (on a machine without Raqm)
+# 4: 3 plus unlabelled punctuation around and inside a fifth of the words (text.punctuate);
+# 5: 4 plus large sign crops (signs: arcs, script/brush/display faces, relief, ornaments), see docs/signs.md
+SYNTH_VERSIONS = (1, 2, 3, 4, 5)  # 1 is 2 without old-style figures (on a machine without Raqm)
 IMAGE_FORMATS = ("jpg", "png")
 OLDSTYLE_SHARE = 0.3  # of the texts with digits, in fonts that have old-style figures
 

@@ -9,9 +9,20 @@ import numpy as np
 
 from ocr_core.synth.fontset import FontInfo
 from ocr_core.synth.render import IMAGE_FORMATS, SYNTH_VERSION, SYNTH_VERSIONS, encode_image, render_word
+from ocr_core.synth.signs import (
+    StylePool,
+    misdraws_letters,
+    novelty_face,
+    plain_letters,
+    render_sign,
+    style_pool,
+)
 from ocr_core.synth.text import DEFAULT_WORDS, TextSampler, punctuate
 
 PUNCTUATED_SHARE = 0.4  # version 4: of the images, drawn with punctuation their label leaves out
+SIGN_SHARE = 0.35  # version 5: of the images, large sign crops drawn by `signs.render_sign`
+STYLE_FONT_SHARE = 0.6  # version 5: of the sign crops, in a script, brush or display face (else any font)
+SIGN_PUNCTUATED_SHARE = 0.15  # version 5: of the sign crops, drawn with punctuation the label leaves out
 
 
 @dataclass(frozen=True)
@@ -22,6 +33,14 @@ class Sample:
     label: str
     font: FontInfo
     data: bytes
+
+
+def _font_tree(font_list: tuple[FontInfo, ...]) -> list[list[list[FontInfo]]]:
+    """Fonts as design group -> family -> files, each level sorted."""
+    tree: dict[str, dict[str, list[FontInfo]]] = {}
+    for f in sorted(font_list, key=lambda f: f.path):
+        tree.setdefault(f.group, {}).setdefault(f.family, []).append(f)
+    return [[fam for _, fam in sorted(fams.items())] for _, fams in sorted(tree.items())]
 
 
 class SampleMaker:
@@ -53,29 +72,52 @@ class SampleMaker:
             raise ValueError(f"synth version {version} is not one of {SYNTH_VERSIONS}")
         self.image_format, self.words_path = image_format, words_path
         self.version, self.backgrounds = version, tuple(backgrounds)
-        tree: dict[str, dict[str, list[FontInfo]]] = {}
-        for f in sorted(font_list, key=lambda f: f.path):
-            tree.setdefault(f.group, {}).setdefault(f.family, []).append(f)
-        self._tree = [[fam for _, fam in sorted(fams.items())] for _, fams in sorted(tree.items())]
+        self._tree = _font_tree(font_list)
+        # version 5's sign crops: no novelty faces (the rest of `plain_letters` is checked per pick)
+        self._sign_tree = _font_tree(tuple(f for f in font_list if not novelty_face(f))) or self._tree
 
     @functools.cached_property
     def sampler(self) -> TextSampler:
         return TextSampler(self.words_path)
 
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "sampler"}  # each process loads its own
+    @functools.cached_property
+    def styles(self) -> StylePool:
+        return style_pool(self.font_list)
 
-    def pick_font(self, rng: np.random.Generator) -> FontInfo:
-        families = self._tree[rng.integers(len(self._tree))]
+    def __getstate__(self) -> dict:  # each process loads its own word list and style pool
+        return {k: v for k, v in self.__dict__.items() if k not in ("sampler", "styles")}
+
+    def pick_font(self, rng: np.random.Generator, tree: list[list[list[FontInfo]]] | None = None) -> FontInfo:
+        tree = self._tree if tree is None else tree
+        families = tree[rng.integers(len(tree))]
         files = families[rng.integers(len(families))]
         return files[rng.integers(len(files))]
 
     def __call__(self, index: int) -> Sample:
         rng = np.random.default_rng([self.seed, index])
+        if self.version >= 5 and rng.random() < SIGN_SHARE:
+            return self._sign(index, rng)
         label = self.sampler.sample(rng, upper_share=0.35 if self.version >= 3 else None)
         font = self.pick_font(rng)
+        for _ in range(8 if self.version >= 5 else 0):  # v5: no font whose letters are not the label's
+            if not misdraws_letters(font):
+                break
+            font = self.pick_font(rng)
         left = self.sampler.word(rng)[-3:] if rng.random() < 0.08 else ""
         right = self.sampler.word(rng)[:3] if rng.random() < 0.08 else ""
         shown = punctuate(label, rng) if self.version >= 4 and rng.random() < PUNCTUATED_SHARE else label
         rgb = render_word(shown, font, rng, left, right, self.version, self.backgrounds)
+        return Sample(index, label, font, encode_image(rgb, self.image_format, rng, self.version))
+
+    def _sign(self, index: int, rng: np.random.Generator) -> Sample:
+        """Version 5's large sign crop: a sign-like label in a script, brush or display face (or any font that
+        draws plain letters), fewer punctuation marks than version 4."""
+        label = self.sampler.sign_text(rng)
+        shown = punctuate(label, rng) if rng.random() < SIGN_PUNCTUATED_SHARE else label
+        font = self.styles.pick(rng, shown) if rng.random() < STYLE_FONT_SHARE else None
+        for _ in range(8):
+            if font is not None and plain_letters(font):
+                break
+            font = self.pick_font(rng, self._sign_tree)
+        rgb = render_sign(shown, font, rng, self.backgrounds)
         return Sample(index, label, font, encode_image(rgb, self.image_format, rng, self.version))

@@ -134,6 +134,23 @@ class TextSampler:
             return word + str(int(rng.integers(1, 100)))  # Route66, room12
         return str(int(rng.integers(1, 1000))) + _UNITS[rng.integers(len(_UNITS))]  # 24h, 5km, 3rd
 
+    def sign_text(self, rng: np.random.Generator) -> str:
+        """A label for a sign (version 5): mostly a word (45 % capitals, as on shop fronts), else a number
+        (house numbers, years, prices) or any label; fits the charset and MAX_CTC_STEPS."""
+        while True:
+            u = rng.random()
+            if u < 0.75:
+                word = self.word(rng)
+                text = word.upper() if rng.random() < 0.45 else self._case(word, rng)
+            elif u < 0.9:
+                text = self._number(rng) if rng.random() < 0.5 else str(int(rng.integers(1, 400)))
+            else:
+                return self.sample(rng, upper_share=0.35)
+            if self.charset.unknown(text) and not self.charset.unknown(text.lower()):
+                text = text.lower()
+            if fits_ctc(text, self.charset):
+                return text
+
     def sample(self, rng: np.random.Generator, upper_share: float | None = None) -> str:
         """One label: 70% words, 30% numbers/codes/strings; always fits the charset and MAX_CTC_STEPS.
 

@@ -25,7 +25,8 @@ class ValidateLabel(beam.DoFn):
 
     def process(self, entry: Entry):
         try:
-            label, ids = validate_label(entry.label, self.charset, self.oov, self.max_steps)
+            label, ids = validate_label(Charset.normalize(entry.label), self.charset, self.oov,
+                                        self.max_steps)
         except InputError as e:
             yield beam.pvalue.TaggedOutput(self.REJECTS, reject_entry(entry, e))
             return

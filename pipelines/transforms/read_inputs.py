@@ -17,17 +17,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from ocr_core.errors import JobFailed
-from ocr_core.inputs import (
-    RANGE_BYTES,
-    ByteRange,
-    Entry,
-    InputSpec,
-    Reject,
-    byte_ranges,
-    count_range,
-    read_input,
-    read_range,
-)
+from ocr_core.inputs import Entry, InputSpec, Reject, count_range, read_input, read_range
+from ocr_core.manifest_bytes import RANGE_BYTES, ByteRange, byte_ranges
 from pipelines.transforms.dask_safe import only
 
 METRICS_NAMESPACE = "ocr.build_dataset"  # the job reports its counters (predict has none of its own)
