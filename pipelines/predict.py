@@ -36,6 +36,7 @@ from pipelines.predict_options import (
     decoding_of,
     model_lexicon,
     on_dask,
+    on_direct,
     parse_args,
     read_lexicon_text,
 )
@@ -62,7 +63,8 @@ def run(argv=None, test_pipeline=None):
     model = open_model(args.model, args.engine)
     decoding = decoding_of(args, model_lexicon(args, lexicon_text, model))
     spec = resolve_input(args.input)  # a cheap check: fails fast when it holds nothing
-    read = read_inputs(spec, args.split, model.engine == "tf", parts=args.workers if on_dask(args) else 1)
+    read = read_inputs(spec, args.split, model.engine == "tf", parts=args.workers,
+                       spread=not on_direct(args) and not on_dask(args))
     out = absolute(args.output)
     result, summary = run_table(args, beam_args, model, decoding, read, out, test_pipeline, started,
                                 input=spec.uri)
@@ -96,7 +98,7 @@ def run_table(args, beam_args: list[str], model: ModelRef, decoding: Decoding, r
                 shards = args.shards or items | "CountShards" >> CountShards(args.rows_per_file)
                 (items
                  | "Recognise" >> Recognise(model, decoding, batching)
-                 | "WriteTable" >> WriteTable(staging, shards))
+                 | "WriteTable" >> WriteTable(staging, shards, spill=not on_dask(args)))
             result = p.result
         finally:
             cleanup(result)
@@ -142,27 +144,35 @@ def dataset_shards(root: str, split: str) -> list[tuple[str, int]]:
 
 
 class ReadItems(beam.PTransform):
-    """PBegin -> Items of one --input: its entries (a malformed manifest line an error row), spread over the
-    workers before the heavy steps, or a dataset's records (spread by shard)."""
+    """PBegin -> Items of one --input: its entries (a malformed manifest line an error row), or a dataset's
+    records (spread by shard).
 
-    def __init__(self, read: beam.PTransform):
+    `spread`: reshuffle the entries over the workers before the heavy steps (runners with many workers).
+    Not on the DirectRunner, whose launcher holds whatever crosses a shuffle (issue 23): there each of the
+    --workers reads its own share of the listing or manifest (`ReadInputs` parts), and the heavy steps run
+    fused behind it.
+    """
+
+    def __init__(self, read: beam.PTransform, spread: bool = True):
         super().__init__()
-        self.read = read
+        self.read, self.spread = read, spread
 
     def expand(self, pbegin):
         out = pbegin | "Read" >> self.read
         if not isinstance(out, tuple):  # a dataset's records
             return out | "Items" >> beam.Map(item_of)
         entries, rejects, _ = out  # ReadInputs: (entries, rejects, input counts)
-        return ((entries, rejects) | "EntriesAndRejects" >> beam.Flatten()
-                | "Items" >> beam.Map(item_of) | "Spread" >> beam.Reshuffle())
+        items = (entries, rejects) | "EntriesAndRejects" >> beam.Flatten() | "Items" >> beam.Map(item_of)
+        return items | "Spread" >> beam.Reshuffle() if self.spread else items
 
 
-def read_inputs(spec: InputSpec, split: str, load_tf: bool, parts: int = 1) -> beam.PTransform:
-    """The read step of an --input (`parts` > 1: its listing or manifest shared by that many workers)."""
+def read_inputs(spec: InputSpec, split: str, load_tf: bool, parts: int = 1,
+                spread: bool = True) -> beam.PTransform:
+    """The read step of an --input (`parts` > 1: its listing or manifest shared by that many workers;
+    `spread`: see ReadItems)."""
     if spec.kind == "dataset":
         return ReadItems(ReadDatasetShards([path for path, _ in dataset_shards(spec.uri, split)], load_tf))
-    return ReadItems(ReadInputs([spec], parts, labelled=False))
+    return ReadItems(ReadInputs([spec], parts, labelled=False), spread)
 
 
 if __name__ == "__main__":

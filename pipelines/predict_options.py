@@ -18,7 +18,13 @@ from ocr_core.lexicon import DEFAULT_MAX_DISTANCE, Lexicon, LexiconError
 from ocr_core.predictions import SUCCESS
 from ocr_core.publish import check_output_dir
 from ocr_core.split import SPLITS
-from pipelines.beam_options import DASK_RUNNER, add_runner_arguments, parse_job_args, runner_name
+from pipelines.beam_options import (
+    DASK_RUNNER,
+    DIRECT_RUNNER,
+    add_runner_arguments,
+    parse_job_args,
+    runner_name,
+)
 from pipelines.transforms.recognise import Batching, Decoding
 from pipelines.transforms.write import ROWS_PER_FILE
 
@@ -124,6 +130,10 @@ def decoding_of(args, lexicon: Lexicon | None) -> Decoding:
 
 def on_dask(args) -> bool:
     return runner_name(args.runner) == DASK_RUNNER
+
+
+def on_direct(args) -> bool:
+    return runner_name(args.runner) == DIRECT_RUNNER
 
 
 def absolute(path: str) -> str:

@@ -62,20 +62,24 @@ class JsonLinesEncoder:
 
 
 class ParquetEncoder:
-    """Rows (dicts) -> one Parquet file of `schema` (zstd), written in one piece."""
+    """Rows (dicts, or a pyarrow Table of `schema` already in file order) -> one Parquet file of `schema`
+    (zstd), written in one piece; the same rows give the same bytes either way."""
 
     def __init__(self, schema):
         self.schema = schema
 
-    def write(self, fh, elements: Iterable[dict]) -> int:
+    def write(self, fh, elements) -> int:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows = list(elements)
+        if isinstance(elements, pa.Table):
+            table = elements.cast(self.schema).combine_chunks()
+        else:
+            table = pa.Table.from_pylist(list(elements), schema=self.schema)
         sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pylist(rows, schema=self.schema), sink, compression="zstd")
+        pq.write_table(table, sink, compression="zstd")
         fh.write(sink.getvalue().to_pybytes())
-        return len(rows)
+        return table.num_rows
 
 
 class _Counting:

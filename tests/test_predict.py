@@ -1,8 +1,10 @@
 """`ocr predict` end to end: one Parquet row per input, error rows for bad files, labels carried, runners."""
 import json
+import os
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from apache_beam.runners.runner import PipelineState
 
@@ -245,3 +247,37 @@ def test_long_jobs_print_progress_lines_and_short_ones_do_not(folder, tmp_path, 
     assert progress and all(line.startswith("ocr predict: ") and line.endswith("/s)") for line in progress)
     predict.run([*common, "--output", str(tmp_path / "b")])
     assert " rows so far " not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_twenty_thousand_inputs_on_two_workers_each_get_exactly_one_row(folder, tmp_path):
+    """Issue 23's path at scale: the DirectRunner with two workers reads the folder in two parts and spills
+    its rows as sorted runs (20000 rows make several runs per worker); every input is exactly one row (good
+    ones a text, broken ones an error), ids unique, every part file sorted. Rows only, not time: 20k hard
+    links of the fixture's 10 files."""
+    big = tmp_path / "big"
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    expected = {}
+    for i in range(20000):
+        src = files[i % len(files)]
+        link = big / f"{i // 1000:02d}" / f"{i:05d}{src.suffix}"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.link(src, link)
+        expected[str(link)] = src.name
+    out = tmp_path / "pred"
+    result = predict.run(["--input", str(big), "--output", str(out), "--workers", "2"])
+    assert result.state == PipelineState.DONE
+    rows = read_table(out)
+    assert len(rows) == len(expected) and {r["source"] for r in rows} == set(expected)
+    assert len({r["id"] for r in rows}) == len(rows)
+    good = {"good0.png", "good1.png", "good2.png", "good3.jpg", "cmyk.jpg"}
+    for r in rows:
+        assert (r["error"] is None) == (expected[r["source"]] in good), r
+        assert (r["text"] is None) == (r["error"] is not None), r
+    success = json.loads((out / predictions.SUCCESS).read_text())
+    assert success["rows"] == len(rows) and success["errors"] == sum(1 for r in rows if r["error"])
+    for part in sorted(out.glob("part-*.parquet")):
+        table = pq.read_table(part)
+        keys = list(zip(table.column("id").to_pylist(), table.column("source").to_pylist()))
+        assert keys == sorted(keys)
+    assert not (out / "_staging").exists()

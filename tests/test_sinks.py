@@ -108,3 +108,39 @@ def test_a_parquet_encoder_plugs_in(tmp_path):
         table = pq.read_table(tmp_path / "a" / part)
         ids = table.column("id").to_pylist()
         assert table.schema == ROWS and ids == sorted(ids)
+
+
+def table_rows(n: int) -> list[dict]:
+    """Predict-table rows (ocr_core.predictions.SCHEMA), good and error rows, two with the same id."""
+    rows = []
+    for i in range(n):
+        good = i % 7 != 3
+        rows.append({"id": f"{(i * 7919) % 1000:04d}", "source": f"/in/{i:05d}.png",
+                     "text": f"w{i}" if good else None, "confidence": 0.5 + i % 5 / 10 if good else None,
+                     "candidates": [{"text": f"w{i}", "score": 0.5}] if good else None, "model": "m",
+                     "decoder": "greedy", "engine": "onnx", "error": None if good else "corrupt_image: x",
+                     "label": None})
+    return rows
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_table_parts_cut_from_spilled_runs_equal_grouped_parts_byte_for_byte(tmp_path, shards):
+    """Predict's table on the DirectRunner: rows spilled as sorted runs (several per bundle here), only the
+    run paths shuffled, each part cut from the runs; the same bytes as grouping the rows (Dask's path)."""
+    from pipelines.transforms.write import RUNS_DIR, WriteTable
+
+    rows = table_rows(200)
+    rows[5]["id"] = rows[6]["id"]  # ties on id are ordered by source
+    files = {}
+    for name, spill in (("grouped", False), ("spilled", True)):
+        staging = tmp_path / name
+        with TestPipeline() as p:
+            written = (p | beam.Create(random.Random(name).sample(rows, len(rows)), reshuffle=True)
+                       | WriteTable(str(staging), shards, spill=spill, run_rows=16))
+            assert_that(written, equal_to([len(rows)]))
+        files[name] = {f.name: f.read_bytes() for f in sorted(staging.glob("part-*.parquet"))}
+        if spill:
+            assert len(list((staging / RUNS_DIR).iterdir())) >= len(rows) // 16
+    assert len(files["spilled"]) == shards and files["spilled"] == files["grouped"]
+    table = pa.concat_tables([pq.read_table(io.BytesIO(b)) for b in files["spilled"].values()])
+    assert sorted(table.column("source").to_pylist()) == sorted(r["source"] for r in rows)

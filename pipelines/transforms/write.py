@@ -4,10 +4,12 @@ order, into the job's staging folder (`ocr_core.publish`)."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
 
 from ocr_core import fs
 from ocr_core.build_manifest import SUMMARY_DIR, SUMMARY_FILE
@@ -17,7 +19,7 @@ from ocr_core.inputs import Reject, reject_entry
 from ocr_core.predictions import SCHEMA, part_name
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
 from ocr_core.records import WordRecord
-from ocr_core.split import SPLITS, SplitPlan, index_file_name, reject_file_name, shard_name
+from ocr_core.split import SPLITS, SplitPlan, index_file_name, reject_file_name, shard_name, stable_hash
 from pipelines.sinks import JsonLinesEncoder, ParquetEncoder, ShardSink, TFRecordEncoder, WriteFiles
 from pipelines.transforms.dask_safe import WithEveryShard, only, shard_of
 from pipelines.transforms.dedup import IndexEntry
@@ -224,9 +226,93 @@ class CountShards(beam.PTransform):
                 | "ShardCount" >> beam.Map(shard_count, self.rows_per_file))
 
 
+RUN_ROWS = 5000  # rows a worker holds before it spills them (~15 MB as dicts, ~1 MB as a Parquet run)
+RUNS_DIR = "_runs"  # in the staging folder; never published (publish_table moves only part-*.parquet)
+PART_HASH = "_part_hash"  # the run files' one extra column: stable_hash("part", id)
+
+
+def sort_rows(table):
+    """A table's rows in part-file order: by (id, source)."""
+    return table.sort_by([("id", "ascending"), ("source", "ascending")])
+
+
+class SpillRuns(beam.DoFn):
+    """Rows -> the paths of run files: every `run_rows` rows of a bundle (and its rest at the end of the
+    bundle) sorted and written as one Parquet file (the table's schema plus PART_HASH) in `staging`/_runs.
+
+    So the rows never cross a shuffle: on the DirectRunner everything that crosses one is held by the
+    launcher, which is also the runner (issue 23). Only the run paths do. A retried bundle writes new runs
+    under new names; only the committed attempt's paths reach `WritePartsFromRuns`. Needs `finish_bundle`
+    output, which Beam 2.77's DaskRunner drops: on Dask `WriteTable` groups the rows instead.
+    """
+
+    def __init__(self, staging: str, run_rows: int = RUN_ROWS):
+        self.staging, self.run_rows = staging, run_rows
+
+    def setup(self):
+        import pyarrow as pa
+
+        self._schema = SCHEMA.append(pa.field(PART_HASH, pa.uint64(), nullable=False))
+
+    def start_bundle(self):
+        self._rows = []
+
+    def process(self, row):
+        self._rows.append({**row, PART_HASH: stable_hash("part", row["id"])})
+        if len(self._rows) >= self.run_rows:
+            yield self._spill()
+
+    def finish_bundle(self):
+        if self._rows:
+            yield GlobalWindows.windowed_value(self._spill())
+
+    def _spill(self) -> str:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = sort_rows(pa.Table.from_pylist(self._rows, schema=self._schema))
+        self._rows = []
+        path = fs.join(self.staging, RUNS_DIR, f"run-{uuid.uuid4().hex}.parquet")
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="none")
+        with fs.create_binary(path) as fh:  # its path is emitted only once it is complete
+            fh.write(sink.getvalue().to_pybytes())
+        return path
+
+
+class WritePartsFromRuns(beam.DoFn):
+    """(shard, number of shards), every run path -> the part file of that shard: the runs' rows whose
+    PART_HASH % number == shard, sorted by (id, source), written whole (byte-identical to sorting the rows
+    in Python: `WriteTablePart`); yields its row count. A worker holds one part's rows, as Arrow columns."""
+
+    def __init__(self, staging: str):
+        self._staging = staging
+
+    def setup(self):
+        self._sink = ShardSink(self._staging, ParquetEncoder(SCHEMA))
+
+    def process(self, part, runs):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        shard, num_shards = part
+        pieces = []
+        for path in sorted(runs):
+            with fs.open_binary(path) as fh:
+                table = pq.read_table(pa.BufferReader(fh.read()))
+            mask = table.column(PART_HASH).to_numpy() % num_shards == shard
+            pieces.append(table.filter(pa.array(mask)).drop_columns([PART_HASH]))
+        table = pa.concat_tables(pieces) if pieces else SCHEMA.empty_table()
+        yield self._sink.write(part_name(shard, num_shards), sort_rows(table))["count"]
+
+
 class WriteTable(beam.PTransform):
     """Rows -> Parquet part files in `staging`, sharded by a hash of the id: a fixed number, or the
     singleton PCollection `num_shards` (`CountShards`: counted in the pipeline, never in the launcher).
+
+    `spill` (every runner but Dask): rows are written as sorted runs where they are made (`SpillRuns`) and
+    only the runs' paths cross a shuffle; each part file is then cut from the runs (`WritePartsFromRuns`).
+    Without it (Dask) the rows are grouped by part file (`WriteTablePart`).
 
     Our own sink rather than WriteToParquet: Beam's DaskRunner (2.77) computes only the last leaf of the
     graph and drops the side inputs WriteToParquet's finalize step needs (seen: an empty table). A plain
@@ -236,9 +322,9 @@ class WriteTable(beam.PTransform):
     leaf that depends on every shard.
     """
 
-    def __init__(self, staging: str, num_shards):
+    def __init__(self, staging: str, num_shards, spill: bool = True, run_rows: int = RUN_ROWS):
         super().__init__()
-        self.staging, self.num_shards = staging, num_shards
+        self.staging, self.num_shards, self.spill, self.run_rows = staging, num_shards, spill, run_rows
 
     def expand(self, rows):
         count = self.num_shards
@@ -246,8 +332,15 @@ class WriteTable(beam.PTransform):
             num_shards = beam.pvalue.AsSingleton(count)
         else:
             num_shards, count = count, rows.pipeline | "ShardCount" >> beam.Create([count])
-        keyed = rows | "KeyByShard" >> beam.Map(key_by_shard, num_shards)
-        return (keyed
-                | "WithEveryShard" >> WithEveryShard(every_part, count)
-                | "WriteShards" >> beam.ParDo(WriteTablePart(self.staging))
-                | "RowsWritten" >> beam.CombineGlobally(sum))
+        if self.spill:
+            runs = rows | "SpillRuns" >> beam.ParDo(SpillRuns(self.staging, self.run_rows))
+            written = (count
+                       | "EveryPart" >> beam.FlatMap(every_part)
+                       | "WriteParts" >> beam.ParDo(WritePartsFromRuns(self.staging),
+                                                    beam.pvalue.AsList(runs)))
+        else:
+            written = (rows
+                       | "KeyByShard" >> beam.Map(key_by_shard, num_shards)
+                       | "WithEveryShard" >> WithEveryShard(every_part, count)
+                       | "WriteShards" >> beam.ParDo(WriteTablePart(self.staging)))
+        return written | "RowsWritten" >> beam.CombineGlobally(sum)
