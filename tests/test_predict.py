@@ -254,9 +254,11 @@ def test_twenty_thousand_inputs_on_two_workers_each_get_exactly_one_row(folder, 
     """Issue 23's path at scale: the DirectRunner with two workers reads the folder in two parts and spills
     its rows as sorted runs (20000 rows make several runs per worker); every input is exactly one row (good
     ones a text, broken ones an error), ids unique, every part file sorted. Rows only, not time: 20k hard
-    links of the fixture's 10 files."""
+    links of the fixture's 10 images."""
     big = tmp_path / "big"
-    files = sorted(p for p in folder.iterdir() if p.is_file())
+    # the fixture's 10 images only: other tests of this module add manifests (labels.tsv, ds.tsv) beside them
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".png", ".jpg"))
+    assert len(files) == 10
     expected = {}
     for i in range(20000):
         src = files[i % len(files)]

@@ -37,7 +37,7 @@ def test_inspect_reports_a_flipped_byte(dataset, offset, problem):
     p = ocr("inspect", dataset, "-n", 1000, check=False)
     assert p.returncode == 2, p.stdout[-2000:]
     assert "Traceback" not in p.stderr
-    want = f"ocr inspect: {shard}: corrupt TFRecord at byte 0 ({problem} mismatch)"
+    want = f"ocr inspect: error: {shard}: corrupt TFRecord at byte 0 ({problem} mismatch)"
     assert _error_lines(p.stderr) == [want], p.stderr
 
 
