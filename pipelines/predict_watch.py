@@ -108,7 +108,7 @@ def watch(args, beam_args, lexicon_text: str | None, open_model, run_table):
 
 def _watch(args, beam_args, lexicon_text, open_model, run_table, out, window, poll, idle):
     model = open_model(args.model, args.engine)
-    decoding = decoding_of(args, model_lexicon(args, lexicon_text, model.characters))
+    decoding = decoding_of(args, model_lexicon(args, lexicon_text, model))
     bundles = BundleWatch(absolute(args.model_watch)) if args.model_watch else None
     swap = ModelSwap(model, bundles, args.engine, open_model)
     pattern, images_only = watch_pattern(absolute(args.watch))
@@ -125,7 +125,7 @@ def _watch(args, beam_args, lexicon_text, open_model, run_table, out, window, po
             swapped = swap.next()
             if swapped is not model:
                 model = swapped
-                decoding = decoding_of(args, model_lexicon(args, lexicon_text, model.characters))
+                decoding = decoding_of(args, model_lexicon(args, lexicon_text, model))
             if files.ready:
                 result = recognise_window(args, beam_args, model, decoding, out, window_start, files.take(),
                                           run_table)
