@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -44,11 +45,15 @@ def test_dedup_keeps_the_first_of_duplicates_and_none_of_a_conflict():
                               ("labels.tsv:4", "conflicting_label")]), label="rejects")
 
 
-def test_split_and_shard_give_every_planned_shard_and_follow_the_stable_hash():
+@pytest.mark.parametrize("spill", [False, True])
+def test_split_and_shard_give_every_planned_shard_and_follow_the_stable_hash(spill, tmp_path):
+    """Grouped by a GroupByKey (Dask), or spilled as runs of 2 entries and read back per shard."""
     plan = SplitPlan(val_fraction=0.5, train_shards=3)
     entries = [entry(f"/img/{i}.png", "w", i) for i in range(6)]
+    spill_dir = str(tmp_path) if spill else None
     with test_pipeline.TestPipeline() as p:
-        grouped = (p | beam.Create(entries) | AssignSplitAndShard(plan) | GroupByShard(plan)
+        grouped = (p | beam.Create(entries) | AssignSplitAndShard(plan)
+                   | GroupByShard(plan, spill_dir, run_entries=2)
                    | beam.MapTuple(lambda key, es: (key, sorted(e.source for e in es if e is not None))))
         want = {key: [] for key in plan.every_shard()}
         for e in entries:
