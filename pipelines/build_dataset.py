@@ -66,11 +66,12 @@ def build_pipeline(p, inputs: list[InputSpec], out_dir: str, plan: SplitPlan, ch
                    spec: PreprocessSpec, parts: int = 1, known: list[tuple[str, int, str]] = (),
                    spill: bool = True):
     """Adds the dataset build to pipeline `p` (see the module docstring); `known`: earlier versions' record
-    files (appends); `spill`: entries reach their shard, and written ids and rejects their files, through
-    run files in `out_dir` rather than a GroupByKey (`GroupByShard`, `WriteFiles`; every runner but Dask)."""
+    files (appends); `spill`: entries reach their image's group and their shard, and written ids and rejects
+    their files, through run files in `out_dir` rather than a GroupByKey (`DedupByImage`, `GroupByShard`,
+    `WriteFiles`; every runner but Dask)."""
     entries, read_rejects, input_counts = p | "ReadInputs" >> ReadInputs(inputs, parts)
     valid, label_rejects = entries | "ValidateLabels" >> ValidateLabels(charset, oov, max_time_steps(spec))
-    unique, duplicates = valid | "DedupByImage" >> DedupByImage(known)
+    unique, duplicates = valid | "DedupByImage" >> DedupByImage(known, out_dir if spill else None)
     shards, image_rejects, written = (unique
                                       | "AssignSplitAndShard" >> AssignSplitAndShard(plan)
                                       | "GroupByShard" >> GroupByShard(plan, out_dir if spill else None)

@@ -33,11 +33,14 @@ def test_validate_labels_keeps_good_labels_and_rejects_bad_ones():
                     equal_to([("/b.png", "empty_label"), ("/c.png", "oov_characters")]), label="rejects")
 
 
-def test_dedup_keeps_the_first_of_duplicates_and_none_of_a_conflict():
+@pytest.mark.parametrize("spill", [False, True])
+def test_dedup_keeps_the_first_of_duplicates_and_none_of_a_conflict(spill, tmp_path):
+    """Grouped by a GroupByKey (Dask), or spilled as runs per image bucket and grouped from the runs."""
     entries = [entry("/a.png", "x", 2), entry("/a.png", "x", 1), entry("/b.png", "x", 3),
                entry("/b.png", "y", 4), entry("/c.png", "z", 5)]
     with test_pipeline.TestPipeline() as p:
-        unique, rejects = p | beam.Create(entries) | DedupByImage()
+        unique, rejects = (p | beam.Create(entries, reshuffle=True)
+                           | DedupByImage(spill_dir=str(tmp_path) if spill else None))
         assert_that(unique | "Kept" >> beam.Map(lambda e: e.origin),
                     equal_to(["labels.tsv:1", "labels.tsv:5"]), label="unique")
         assert_that(rejects | "Why" >> beam.Map(lambda r: (r.origin, r.reason)),
