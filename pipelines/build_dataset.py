@@ -33,7 +33,7 @@ from ocr_core.labels import max_time_steps
 from ocr_core.preprocess import PreprocessSpec
 from ocr_core.publish import PublishConflict
 from ocr_core.split import SplitPlan
-from pipelines.beam_options import pipeline_options, runner_name
+from pipelines.beam_options import DASK_RUNNER, pipeline_options, runner_name
 from pipelines.build_options import BuildError, config_contract, parse_args, resolve_options
 from pipelines.transforms.dedup import DedupByImage
 from pipelines.transforms.labels import ValidateLabels
@@ -63,21 +63,24 @@ class Build:
 
 
 def build_pipeline(p, inputs: list[InputSpec], out_dir: str, plan: SplitPlan, charset: Charset, oov: str,
-                   spec: PreprocessSpec, parts: int = 1, known: list[tuple[str, int, str]] = ()):
+                   spec: PreprocessSpec, parts: int = 1, known: list[tuple[str, int, str]] = (),
+                   spill: bool = True):
     """Adds the dataset build to pipeline `p` (see the module docstring); `known`: earlier versions' record
-    files (appends)."""
+    files (appends); `spill`: entries reach their image's group and their shard, and written ids and rejects
+    their files, through run files in `out_dir` rather than a GroupByKey (`DedupByImage`, `GroupByShard`,
+    `WriteFiles`; every runner but Dask)."""
     entries, read_rejects, input_counts = p | "ReadInputs" >> ReadInputs(inputs, parts)
     valid, label_rejects = entries | "ValidateLabels" >> ValidateLabels(charset, oov, max_time_steps(spec))
-    unique, duplicates = valid | "DedupByImage" >> DedupByImage(known)
+    unique, duplicates = valid | "DedupByImage" >> DedupByImage(known, out_dir if spill else None)
     shards, image_rejects, written = (unique
                                       | "AssignSplitAndShard" >> AssignSplitAndShard(plan)
-                                      | "GroupByShard" >> GroupByShard(plan)
+                                      | "GroupByShard" >> GroupByShard(plan, out_dir if spill else None)
                                       | "WriteShards" >> WriteShards(out_dir, spec, plan))
     files = max(1, plan.train_shards // 8)
     reject_files = ((read_rejects, label_rejects, duplicates, image_rejects)
                     | "AllRejects" >> beam.Flatten()
-                    | "WriteRejects" >> WriteRejects(out_dir, files))
-    index_files = written | "WriteIndex" >> WriteIndex(out_dir, files)
+                    | "WriteRejects" >> WriteRejects(out_dir, files, spill))
+    index_files = written | "WriteIndex" >> WriteIndex(out_dir, files, spill)
     return ((input_counts, shards, reject_files, index_files)
             | "WriteBuildSummary" >> WriteBuildSummary(out_dir))
 
@@ -107,7 +110,8 @@ def run(argv=None, test_pipeline=None):
             with p:
                 build_pipeline(p, job.inputs, staging, job.plan, job.charset, args.oov, job.spec,
                                parts=max(1, args.workers),
-                               known=build_manifest.earlier_records(job.current) if job.current else ())
+                               known=build_manifest.earlier_records(job.current) if job.current else (),
+                               spill=runner_name(args.runner) != DASK_RUNNER)
             result = p.result
         finally:
             cleanup(result)

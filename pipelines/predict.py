@@ -161,8 +161,8 @@ class ReadItems(beam.PTransform):
         out = pbegin | "Read" >> self.read
         if not isinstance(out, tuple):  # a dataset's records
             return out | "Items" >> beam.Map(item_of)
-        entries, rejects, _ = out  # ReadInputs: (entries, rejects, input counts)
-        items = (entries, rejects) | "EntriesAndRejects" >> beam.Flatten() | "Items" >> beam.Map(item_of)
+        entries_and_rejects, _, _ = out  # ReadInputs(rejects_inline=True): (entries, no rejects, counts)
+        items = entries_and_rejects | "Items" >> beam.Map(item_of)
         return items | "Spread" >> beam.Reshuffle() if self.spread else items
 
 
@@ -172,7 +172,7 @@ def read_inputs(spec: InputSpec, split: str, load_tf: bool, parts: int = 1,
     `spread`: see ReadItems)."""
     if spec.kind == "dataset":
         return ReadItems(ReadDatasetShards([path for path, _ in dataset_shards(spec.uri, split)], load_tf))
-    return ReadItems(ReadInputs([spec], parts, labelled=False), spread)
+    return ReadItems(ReadInputs([spec], parts, labelled=False, rejects_inline=True), spread)
 
 
 if __name__ == "__main__":

@@ -16,16 +16,20 @@ output with the commit marker (a manifest, a `_SUCCESS.json`) last.
 from __future__ import annotations
 
 import json
+import pickle
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindows
 
 from ocr_core import fs, records
 from pipelines.transforms.dask_safe import WithEveryShard
 
 TMP_DIR = "_tmp"
+RUNS_DIR = "_runs"  # spilled runs (`WriteFiles` with spill_dir): internal files, never published
+RUN_ELEMENTS = 20000  # elements a worker holds before it spills them as one run
 
 
 class Encoder(Protocol):
@@ -125,6 +129,49 @@ class _WriteFile(beam.DoFn):
         yield {**summary, **(self.describe(elements) if self.describe else {})}
 
 
+class _SpillRuns(beam.DoFn):
+    """elements -> (file name, run path) for each file a run holds. A run: every `run_elements` elements of
+    a bundle (and its rest at the end of the bundle), pickled as one list of (file name, element) sorted by
+    (file name, order). Only these pairs cross the shuffle; a retried bundle writes new runs under new names
+    and only the committed attempt's pairs are read. Needs `finish_bundle` output (Dask drops it)."""
+
+    def __init__(self, directory: str, name_of: Callable, order: Callable, run_elements: int):
+        self.directory, self.name_of, self.order, self.run_elements = directory, name_of, order, run_elements
+
+    def start_bundle(self):
+        self._items = []
+
+    def process(self, element):
+        self._items.append((self.name_of(element), element))
+        if len(self._items) >= self.run_elements:
+            yield from self._spill()
+
+    def finish_bundle(self):
+        for pair in self._spill():
+            yield GlobalWindows.windowed_value(pair)
+
+    def _spill(self):
+        if not self._items:
+            return
+        items = sorted(self._items, key=lambda ne: (ne[0], self.order(ne[1])))
+        self._items = []
+        path = fs.join(self.directory, RUNS_DIR, f"run-{uuid.uuid4().hex}.pickle")
+        with fs.create_binary(path) as fh:  # its path is emitted only once it is complete
+            fh.write(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
+        for name in sorted({name for name, _ in items}):
+            yield name, path
+
+
+class _WriteFileFromRuns(_WriteFile):
+    def process(self, keyed):
+        name, paths = keyed
+        elements = []
+        for path in sorted({p for p in paths if p is not None}):
+            with fs.open_binary(path) as fh:
+                elements.extend(e for n, e in pickle.loads(fh.read()) if n == name)
+        yield from super().process((name, elements))
+
+
 class WriteFiles(beam.PTransform):
     """elements -> one summary dict per file written: {path, count, bytes, **describe(its elements)}.
 
@@ -134,15 +181,27 @@ class WriteFiles(beam.PTransform):
         order: element -> sort key within a file (must be total, so the bytes are deterministic).
         describe: a file's sorted elements -> extra summary fields (e.g. counts by reason).
         names: files written even when no element goes to them (empty files).
+        spill_dir: spill the elements as sorted runs there (`_SpillRuns`) so that only (file name, run path)
+            pairs cross the shuffle: on the DirectRunner whatever crosses one is held by the launcher
+            (issue 23). None: group the elements themselves (Dask, which drops `finish_bundle` output).
+        run_elements: elements per run.
     """
 
     def __init__(self, sink: ShardSink, name_of: Callable, order: Callable,
-                 describe: Callable | None = None, names: Iterable[str] = ()):
+                 describe: Callable | None = None, names: Iterable[str] = (), spill_dir: str | None = None,
+                 run_elements: int = RUN_ELEMENTS):
         super().__init__()
         self.sink, self.name_of, self.order, self.describe = sink, name_of, order, describe
         self.names = sorted(names)
+        self.spill_dir, self.run_elements = spill_dir, run_elements
 
     def expand(self, elements):
-        keyed = elements | "KeyByFile" >> beam.Map(lambda e, name_of: (name_of(e), e), self.name_of)
+        if self.spill_dir is None:
+            keyed = elements | "KeyByFile" >> beam.Map(lambda e, name_of: (name_of(e), e), self.name_of)
+            write = _WriteFile(self.sink, self.order, self.describe)
+        else:
+            keyed = elements | "SpillRuns" >> beam.ParDo(
+                _SpillRuns(self.spill_dir, self.name_of, self.order, self.run_elements))
+            write = _WriteFileFromRuns(self.sink, self.order, self.describe)
         grouped = keyed | "GroupByFile" >> WithEveryShard(self.names)  # empty files too, each written once
-        return grouped | "WriteFile" >> beam.ParDo(_WriteFile(self.sink, self.order, self.describe))
+        return grouped | "WriteFile" >> beam.ParDo(write)

@@ -24,7 +24,7 @@ def file_of(word: str) -> str:
     return f"part-{int(word[1:]) % 3}.jsonl"
 
 
-def run_sink(directory, words, names=()):
+def run_sink(directory, words, names=(), spill_dir=None):
     """Writes `words` through the sink on a TestPipeline; checks the summaries; returns the files' bytes."""
     by_file = {}
     for w in sorted(words):
@@ -34,7 +34,8 @@ def run_sink(directory, words, names=()):
     with TestPipeline() as p:
         out = (p | beam.Create(words, reshuffle=True)
                | WriteFiles(ShardSink(str(directory), JsonLinesEncoder()), file_of, lambda w: w,
-                            describe=lambda ws: {"first": ws[0] if ws else None}, names=names))
+                            describe=lambda ws: {"first": ws[0] if ws else None}, names=names,
+                            spill_dir=spill_dir, run_elements=4))
         assert_that(out | beam.Map(lambda s: (s["path"], s["count"], s["first"])), equal_to(expected))
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
 
@@ -47,6 +48,16 @@ def test_files_are_sorted_and_identical_whatever_the_input_order(tmp_path):
     ones = [json.dumps(w) for w in WORDS if int(w[1:]) % 3 == 1]
     assert first["part-1.jsonl"].decode().splitlines() == ones
     assert not list((tmp_path / "a" / TMP_DIR).iterdir())  # staged files were all renamed into place
+
+
+def test_spilled_runs_give_the_same_files_as_grouping(tmp_path):
+    """With spill_dir only (file, run) pairs are shuffled (runs of 4 elements here): the same bytes."""
+    shuffled = WORDS[:]
+    random.Random(3).shuffle(shuffled)
+    names = ["part-0.jsonl", "part-9.jsonl"]
+    spilled = run_sink(tmp_path / "a", shuffled, names, spill_dir=str(tmp_path / "runs"))
+    assert spilled == run_sink(tmp_path / "b", WORDS, names) and spilled["part-9.jsonl"] == b""
+    assert len(list((tmp_path / "runs" / "_runs").iterdir())) >= len(WORDS) // 4
 
 
 def test_listed_files_are_written_even_when_empty(tmp_path):

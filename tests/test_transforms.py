@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -32,11 +33,14 @@ def test_validate_labels_keeps_good_labels_and_rejects_bad_ones():
                     equal_to([("/b.png", "empty_label"), ("/c.png", "oov_characters")]), label="rejects")
 
 
-def test_dedup_keeps_the_first_of_duplicates_and_none_of_a_conflict():
+@pytest.mark.parametrize("spill", [False, True])
+def test_dedup_keeps_the_first_of_duplicates_and_none_of_a_conflict(spill, tmp_path):
+    """Grouped by a GroupByKey (Dask), or spilled as runs per image bucket and grouped from the runs."""
     entries = [entry("/a.png", "x", 2), entry("/a.png", "x", 1), entry("/b.png", "x", 3),
                entry("/b.png", "y", 4), entry("/c.png", "z", 5)]
     with test_pipeline.TestPipeline() as p:
-        unique, rejects = p | beam.Create(entries) | DedupByImage()
+        unique, rejects = (p | beam.Create(entries, reshuffle=True)
+                           | DedupByImage(spill_dir=str(tmp_path) if spill else None))
         assert_that(unique | "Kept" >> beam.Map(lambda e: e.origin),
                     equal_to(["labels.tsv:1", "labels.tsv:5"]), label="unique")
         assert_that(rejects | "Why" >> beam.Map(lambda r: (r.origin, r.reason)),
@@ -44,11 +48,15 @@ def test_dedup_keeps_the_first_of_duplicates_and_none_of_a_conflict():
                               ("labels.tsv:4", "conflicting_label")]), label="rejects")
 
 
-def test_split_and_shard_give_every_planned_shard_and_follow_the_stable_hash():
+@pytest.mark.parametrize("spill", [False, True])
+def test_split_and_shard_give_every_planned_shard_and_follow_the_stable_hash(spill, tmp_path):
+    """Grouped by a GroupByKey (Dask), or spilled as runs of 2 entries and read back per shard."""
     plan = SplitPlan(val_fraction=0.5, train_shards=3)
     entries = [entry(f"/img/{i}.png", "w", i) for i in range(6)]
+    spill_dir = str(tmp_path) if spill else None
     with test_pipeline.TestPipeline() as p:
-        grouped = (p | beam.Create(entries) | AssignSplitAndShard(plan) | GroupByShard(plan)
+        grouped = (p | beam.Create(entries) | AssignSplitAndShard(plan)
+                   | GroupByShard(plan, spill_dir, run_entries=2)
                    | beam.MapTuple(lambda key, es: (key, sorted(e.source for e in es if e is not None))))
         want = {key: [] for key in plan.every_shard()}
         for e in entries:

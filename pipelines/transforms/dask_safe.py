@@ -16,13 +16,13 @@ import apache_beam as beam
 from ocr_core.split import stable_shard
 
 
-def only(kind: type) -> beam.PTransform:
-    """Keeps the elements of one type."""
-    return beam.Filter(_isinstance, kind)
+def only(*kinds: type) -> beam.PTransform:
+    """Keeps the elements of these types."""
+    return beam.Filter(_isinstance, kinds)
 
 
-def _isinstance(element, kind: type) -> bool:
-    return isinstance(element, kind)
+def _isinstance(element, kinds) -> bool:
+    return isinstance(element, kinds)
 
 
 def shard_of(salt: str, key: str, num_shards: int) -> int:

@@ -4,15 +4,23 @@ earlier version of the dataset holds (--append) is never written again."""
 from __future__ import annotations
 
 import json
+import pickle
+import uuid
+from collections import defaultdict
 from typing import NamedTuple
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindows
 
 from ocr_core import fs
 from ocr_core.errors import InputError
 from ocr_core.inputs import Entry, Reject, reject_entry
 from ocr_core.records import WordRecord, iter_tfrecords
-from pipelines.transforms.dask_safe import only
+from pipelines.transforms.dask_safe import only, shard_of
+
+IMAGE_BUCKETS = 64  # spilled dedup: entries are grouped by image within each of this many buckets
+RUN_ENTRIES = 20000  # entries a worker holds before it spills them
+RUNS_DIR = "_runs"  # in the build's staging folder; never published
 
 
 class Known(NamedTuple):
@@ -97,24 +105,82 @@ class KeepOnePerImage(beam.DoFn):
             yield beam.pvalue.TaggedOutput(self.REJECTS, reject_entry(e, err))
 
 
+class SpillByImage(beam.DoFn):
+    """Entries (and Known records) -> (bucket, run path): every `run_entries` elements of a bundle (and its
+    rest at the end of the bundle) pickled into one file per bucket of the image path's stable hash, so one
+    image's entries all land in one bucket. Only these pairs cross the shuffle (issue 23: on the DirectRunner
+    the launcher holds whatever does); a retried bundle's runs are never read. Needs `finish_bundle` output,
+    which Beam 2.77's DaskRunner drops."""
+
+    def __init__(self, directory: str, buckets: int = IMAGE_BUCKETS, run_entries: int = RUN_ENTRIES):
+        self.directory, self.buckets, self.run_entries = directory, buckets, run_entries
+
+    def start_bundle(self):
+        self._items, self._count = defaultdict(list), 0
+
+    def process(self, element):
+        self._items[shard_of("image", element.source, self.buckets)].append(element)
+        self._count += 1
+        if self._count >= self.run_entries:
+            yield from self._spill()
+
+    def finish_bundle(self):
+        for pair in self._spill():
+            yield GlobalWindows.windowed_value(pair)
+
+    def _spill(self):
+        name = uuid.uuid4().hex
+        for bucket, items in sorted(self._items.items()):
+            path = fs.join(self.directory, RUNS_DIR, f"image-{name}-{bucket:03d}.pickle")
+            with fs.create_binary(path) as fh:  # its path is emitted only once it is complete
+                fh.write(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
+            yield bucket, path
+        self._items, self._count = defaultdict(list), 0
+
+
+class KeepOnePerImageFromRuns(KeepOnePerImage):
+    """(bucket, its run paths) -> KeepOnePerImage applied to each image of the bucket, read from the runs."""
+
+    def process(self, keyed):
+        _, paths = keyed
+        by_image = defaultdict(list)
+        for path in sorted(paths):
+            with fs.open_binary(path) as fh:
+                for item in pickle.loads(fh.read()):
+                    by_image[item.source].append(item)
+        for source in sorted(by_image):
+            yield from super().process((source, by_image.pop(source)))
+
+
 class DedupByImage(beam.PTransform):
     """entries -> (at most one entry per image, `duplicate` and `conflicting_label` rejects). Only light
-    entries are grouped. `known`: the (file, version, kind) to read an earlier version's records from."""
+    entries are grouped. `known`: the (file, version, kind) to read an earlier version's records from.
+    `spill_dir`: entries reach their image's group through run files there (`SpillByImage`), only run paths
+    are shuffled; None: a GroupByKey by image (Dask)."""
 
-    def __init__(self, known: list[tuple[str, int, str]] = ()):
+    def __init__(self, known: list[tuple[str, int, str]] = (), spill_dir: str | None = None):
         super().__init__()
         self.known = list(known)
+        self.spill_dir = spill_dir
 
     def expand(self, entries):
+        sources = [entries]
         if self.known:
-            known = (entries.pipeline
-                     | "ListEarlierVersions" >> beam.Create(self.known)
-                     | "ReadEarlierRecords" >> beam.ParDo(ReadKnown()))
-            entries = (entries, known) | "WithEarlierRecords" >> beam.Flatten()
-        out = (entries
-               | "KeyByImage" >> beam.Map(lambda e: (e.source, e))
-               | "GroupByImage" >> beam.GroupByKey()
-               | "KeepOnePerImage" >> beam.ParDo(KeepOnePerImage()).with_outputs(
-                   KeepOnePerImage.REJECTS, main="unique"))
+            sources.append(entries.pipeline
+                           | "ListEarlierVersions" >> beam.Create(self.known)
+                           | "ReadEarlierRecords" >> beam.ParDo(ReadKnown()))
+        if self.spill_dir is None:
+            grouped = (sources | "WithEarlierRecords" >> beam.Flatten()
+                       | "KeyByImage" >> beam.Map(lambda e: (e.source, e))
+                       | "GroupByImage" >> beam.GroupByKey())
+            keep = KeepOnePerImage()
+        else:  # each source spilled on its own: a Flatten of the entries would pass through the launcher
+            runs = [src | f"SpillByImage{i}" >> beam.ParDo(SpillByImage(self.spill_dir))
+                    for i, src in enumerate(sources)]
+            grouped = (runs | "AllRuns" >> beam.Flatten()
+                       | "GroupByBucket" >> beam.GroupByKey())
+            keep = KeepOnePerImageFromRuns()
+        out = grouped | "KeepOnePerImage" >> beam.ParDo(keep).with_outputs(
+            KeepOnePerImage.REJECTS, main="unique")
         return (out.unique | "OnlyEntries" >> only(Entry),
                 out[KeepOnePerImage.REJECTS] | "OnlyRejects" >> only(Reject))

@@ -31,8 +31,8 @@ class ParseInput(beam.DoFn):
     REJECTS = "rejects"
     SUMMARY = "summary"
 
-    def __init__(self, labelled: bool = True):
-        self.labelled = labelled
+    def __init__(self, labelled: bool = True, rejects_inline: bool = False):
+        self.labelled, self.rejects_inline = labelled, rejects_inline
         self.inputs = Metrics.counter(METRICS_NAMESPACE, "inputs")
 
     def process(self, task):
@@ -45,7 +45,8 @@ class ParseInput(beam.DoFn):
         n = 0
         for item in items:
             n += 1
-            yield beam.pvalue.TaggedOutput(self.REJECTS, item) if isinstance(item, Reject) else item
+            inline = self.rejects_inline or not isinstance(item, Reject)
+            yield item if inline else beam.pvalue.TaggedOutput(self.REJECTS, item)
         self.inputs.inc(n)
         yield beam.pvalue.TaggedOutput(self.SUMMARY, {"kind": "input", "index": spec.index,
                                                       "input": spec.given, "part": part, "entries": n})
@@ -75,12 +76,14 @@ class ReadInputs(beam.PTransform):
         parts: how many workers share each input.
         labelled: False for predict: a glob's or folder's files carry no label.
         range_bytes: the largest byte range of a manifest one worker reads.
+        rejects_inline: malformed lines stay among the entries (the rejects output is then empty), so a job
+            that treats both alike needs no Flatten, which the FnApiRunner materialises in its launcher.
     """
 
     def __init__(self, inputs: list[InputSpec], parts: int = 1, labelled: bool = True,
-                 range_bytes: int = RANGE_BYTES):
+                 range_bytes: int = RANGE_BYTES, rejects_inline: bool = False):
         super().__init__()
-        self.labelled = labelled
+        self.labelled, self.rejects_inline = labelled, rejects_inline
         self.listings = [(spec, part, parts) for spec in inputs if spec.kind in ("glob", "dir")
                          for part in range(parts)]
         self.ranges = [(spec, r) for spec in inputs if spec.kind not in ("glob", "dir")
@@ -99,9 +102,9 @@ class ReadInputs(beam.PTransform):
                          | "SpreadRanges" >> beam.GroupByKey())
         out = (tasks
                | "AllParts" >> beam.Flatten()
-               | "ParseLines" >> beam.ParDo(ParseInput(self.labelled)).with_outputs(
+               | "ParseLines" >> beam.ParDo(ParseInput(self.labelled, self.rejects_inline)).with_outputs(
                    ParseInput.REJECTS, ParseInput.SUMMARY, main="entries"))
-        return (out.entries | "OnlyEntries" >> only(Entry),
+        return (out.entries | "OnlyEntries" >> (only(Entry, Reject) if self.rejects_inline else only(Entry)),
                 out[ParseInput.REJECTS] | "OnlyRejects" >> only(Reject),
                 out[ParseInput.SUMMARY] | "OnlyCounts" >> only(dict))
 

@@ -131,14 +131,17 @@ class EngineModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
             threads = max(1, available_cores() // self._workers)
         return self._model.load(threads)
 
-    def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None):
-        return [PredictionResult(x, p) for x, p in zip(batch, model(batch))]
+    def run_inference(self, batch: Sequence[np.ndarray | None], model, inference_args=None):
+        """None marks an input that failed before the model (its error row rides along, see Recognise)."""
+        ready = [x for x in batch if x is not None]
+        outputs = iter(model(ready) if ready else [])
+        return [PredictionResult(x, None if x is None else next(outputs)) for x in batch]
 
     def batch_elements_kwargs(self):
         return self._batch
 
     def get_num_bytes(self, batch):
-        return sum(x.nbytes for x in batch)
+        return sum(x.nbytes for x in batch if x is not None)
 
 
 class Progress:
@@ -186,6 +189,9 @@ class DecodeCTC(beam.DoFn):
 
     def process(self, keyed):
         item, result = keyed
+        if _has_error(item):
+            yield make_row(item, self._tags)
+            return
         text, confidence, cands = self._decode(result.inference)
         self._progress.tick()
         yield make_row(item, self._tags, text, confidence, cands)
@@ -238,12 +244,19 @@ def _has_error(item: Item) -> bool:
     return bool(item.get("error"))
 
 
-def _without_pixels(item: Item) -> tuple[Item, np.ndarray]:
-    return Item({k: v for k, v in item.items() if k != "pixels"}), item["pixels"]
+def _without_pixels(item: Item) -> tuple[Item, np.ndarray | None]:
+    """(the item without its pixels, its pixels; None for an item that failed before the model)."""
+    return Item({k: v for k, v in item.items() if k != "pixels"}), item.get("pixels")
 
 
 class Recognise(beam.PTransform):
-    """Items -> rows (good and error rows). Error items bypass the model; nothing is dropped."""
+    """Items -> rows (good and error rows); nothing is dropped.
+
+    An item that failed before the model (unreadable, not an image, a malformed manifest line) rides through
+    the model step as an empty slot (no pixels; the handler skips it) and DecodeCTC makes its error row. No
+    Filter + Flatten around the model: the FnApiRunner (DirectRunner) materialises every Flatten of two
+    inputs in its launcher, so every row would pass through the launcher's memory (issue 23).
+    """
 
     def __init__(self, model: ModelRef, decoding: Decoding = Decoding(), batching: Batching = Batching()):
         super().__init__()
@@ -252,19 +265,14 @@ class Recognise(beam.PTransform):
     def expand(self, items):
         model, b = self.model, self.batching
         tags = {"model": model.name, "engine": model.engine, "decoder": self.decoding.label}
-        prepared = items | "Preprocess" >> beam.Map(preprocess_item, model)
-        # Filters rather than tagged outputs: Beam's DaskRunner feeds every tagged output to every consumer.
-        error_rows = (prepared | "Failed" >> beam.Filter(_has_error)
-                      | "ErrorRows" >> beam.Map(make_row, tags))
         # Fixed-size batches (min = max): BatchElements' adaptive sizing starts tiny and probes, which costs
         # ~7% on a busy CPU for no gain; the tail of each bundle is flushed whatever its size.
         handler = KeyedModelHandler(EngineModelHandler(model, b.batch_size, b.batch_size, b.threads,
                                                        b.workers))
-        rows = (prepared
-                | "Readable" >> beam.Filter(lambda it: not _has_error(it))
+        return (items
+                | "Preprocess" >> beam.Map(preprocess_item, model)
                 | "KeyByItem" >> beam.Map(_without_pixels)
                 | "RunInference" >> (RunInference(handler) if b.run_inference
                                      else InferBatches(handler, b.batch_size, b.groups))
                 | "DecodeCTC" >> beam.ParDo(DecodeCTC(model.characters, self.decoding, tags,
                                                       b.progress_seconds)))
-        return (rows, error_rows) | "AllRows" >> beam.Flatten()

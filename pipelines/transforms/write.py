@@ -139,10 +139,11 @@ class WriteIndex(beam.PTransform):
     """written records -> summaries of DIR/index-*.jsonl files (`[id, source]` lines sorted by id), what a
     later --append reads to know which images the dataset holds."""
 
-    def __init__(self, out_dir: str, num_files: int):
+    def __init__(self, out_dir: str, num_files: int, spill: bool = False):
         super().__init__()
         self.files = WriteFiles(ShardSink(out_dir, JsonLinesEncoder(IndexEntry.to_json)),
-                                IndexFileOf(num_files), index_order, index_summary)
+                                IndexFileOf(num_files), index_order, index_summary,
+                                spill_dir=out_dir if spill else None)
 
     def expand(self, written):
         return written | "WriteJsonLines" >> self.files
@@ -151,10 +152,10 @@ class WriteIndex(beam.PTransform):
 class WriteRejects(beam.PTransform):
     """rejects -> summaries of DIR/rejects-*.jsonl files (each sorted in input order)."""
 
-    def __init__(self, out_dir: str, num_files: int):
+    def __init__(self, out_dir: str, num_files: int, spill: bool = False):
         super().__init__()
         self.files = WriteFiles(ShardSink(out_dir, JsonLinesEncoder(Reject.to_json)), RejectFileOf(num_files),
-                                reject_order, reject_summary)
+                                reject_order, reject_summary, spill_dir=out_dir if spill else None)
 
     def expand(self, rejects):
         return rejects | "WriteJsonLines" >> self.files
