@@ -207,15 +207,8 @@ def timed(cmd: list[str]) -> dict:
 
     def poll():
         nonlocal peak
-        try:
-            root = psutil.Process(proc.pid)
-        except psutil.Error:
-            return
         while not stop.is_set():
-            try:
-                procs = [root] + root.children(recursive=True)
-            except psutil.Error:
-                procs = []
+            procs = fixtures.process_tree(proc.pid)
             rss = 0
             for p in procs:
                 try:

@@ -96,6 +96,17 @@ def machine() -> dict:
     return facts
 
 
+def process_tree(pid: int) -> list:
+    """The psutil processes of `pid` and all its descendants, now (empty once it has gone)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root] + root.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 

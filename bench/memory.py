@@ -106,15 +106,8 @@ def measure(cmd: list[str], interval: float = 0.1, env: dict | None = None) -> d
     stop = threading.Event()
 
     def poll():
-        try:
-            root = psutil.Process(proc.pid)
-        except psutil.Error:
-            return
         while not stop.is_set():
-            try:
-                procs = [root] + root.children(recursive=True)
-            except psutil.Error:
-                procs = []
+            procs = fixtures.process_tree(proc.pid)
             total, sample = 0, {"launcher": 0, "worker": 0, "workers_sum": 0}
             for p in procs:
                 try:
