@@ -22,7 +22,7 @@ COMMANDS = {
     "predict": ("pipelines.predict", "Beam: batch recognition of images -> Parquet"),
     "label": ("pipelines.label", "Beam: unlabelled crops -> labels.tsv (confident) + review.tsv (to check)"),
     "evaluate": ("pipelines.evaluate", "score predictions against labels, with an HTML report"),
-    "demo": ("pipelines.demo", "synth -> build-dataset -> train/shipped model -> predict -> evaluate"),
+    "demo": ("pipelines.demo", "synth -> build-dataset -> fine-tune shipped -> predict (both) -> evaluate"),
 }
 
 

@@ -114,7 +114,7 @@ def run(argv=None) -> int:
         times["predict"] += seconds
         made(seconds, f"{name}: {table}/part-*.parquet and _SUCCESS.json")
 
-    say("5/5 evaluate: word accuracy, CER, an HTML report per model")
+    say("5/5 evaluate: word accuracy, CER, one HTML report with the models side by side")
     t = time.perf_counter()
     metrics = evaluate_models(predictions, w / "reports")
     times["evaluate"] = time.perf_counter() - t
