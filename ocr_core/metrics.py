@@ -239,3 +239,30 @@ def worst_mistakes(rows: Iterable[dict], n: int) -> list[dict]:
     wrong.sort(key=lambda r: (-r["ned"], -(r.get("confidence") or 0.0), -r["edit_distance"], r["label"],
                               str(r.get("id", ""))))
     return wrong[:max(n, 0)]
+
+
+# What each key of `ocr evaluate`'s JSON means (its --help lists them).
+KEYS_DOC = {
+    "n": "scored words: prediction rows that have a label (error rows included, as the prediction '')",
+    "word_accuracy": "exact match, case-sensitive",
+    "word_accuracy_case_insensitive": "match after lowercasing both",
+    "word_accuracy_alnum": "scene-text protocol: lowercase, only 0-9a-z kept",
+    "line_accuracy": "the whole text exact (= word_accuracy on word crops; lines read exactly on line crops)",
+    "cer": "character error rate: total edit distance / total label characters",
+    "wer": "word error rate: total word-level edit distance / total label words (split on whitespace)",
+    "mean_ned": "mean of edit distance / max(len(label), len(prediction))",
+    "by_length": "exact accuracy per label length bucket (1..10, 11-15, 16+)",
+    "by_length_group": "exact accuracy and CER per label length group (1-3, 4-6, 7-11, 12+)",
+    "errors": "scored rows whose image could not be read (counted wrong), by reason",
+    "unlabelled": "prediction rows without a label (not scored)",
+    "missing_predictions": "labels without a prediction row (not scored)",
+    "label_rejects": "manifest lines that gave no label (malformed line or empty label)",
+    "duplicate_rows": "prediction rows repeating an earlier row's id (ignored)",
+    "mean_confidence_right": "mean confidence of exactly right predictions (error rows excluded)",
+    "mean_confidence_wrong": "mean confidence of wrong predictions (error rows excluded)",
+    "calibration": "exact accuracy per confidence decile",
+    "expected_calibration_error": "n-weighted mean |accuracy - confidence| over the deciles",
+    "confusions": "character substitutions label->predicted, deletions, insertions (error rows excluded)",
+    "worst": "worst mistakes: highest normalised edit distance, then highest confidence (error rows "
+             "excluded); id is the prediction row's, label_id the label's (dataset labels: the record id)",
+}

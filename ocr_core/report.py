@@ -3,11 +3,14 @@ data), autoescaped, rendered from the metrics dict (or several, one per model, s
 mistakes' thumbnails."""
 from __future__ import annotations
 
+import base64
 import functools
 import posixpath
 from itertools import groupby
 
+import cv2
 import jinja2
+import numpy as np
 
 from ocr_core.metrics import align
 
@@ -94,3 +97,22 @@ def render_comparison(runs: list[dict], thumbs: dict[str, str]) -> str:
         thumbs: label_id -> PNG data URI, for the worst mistakes of every run.
     """
     return environment().get_template(TEMPLATE).render(runs=runs, names=run_names(runs), thumbs=thumbs)
+
+
+THUMB_HEIGHT = 48
+THUMB_MAX_WIDTH = 480
+
+
+def thumbnail_png(gray: np.ndarray) -> bytes:
+    """A uint8/float gray image scaled to THUMB_HEIGHT (width capped at THUMB_MAX_WIDTH), PNG-encoded."""
+    h, w = gray.shape[:2]
+    s = min(THUMB_HEIGHT / h, THUMB_MAX_WIDTH / w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    img = cv2.resize(np.rint(np.clip(gray, 0, 255)).astype(np.uint8), size,
+                     interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    ok, buf = cv2.imencode(".png", img)
+    return buf.tobytes() if ok else b""
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

@@ -13,7 +13,6 @@ records are decoded with `ocr_core.records`). The metric logic lives in `ocr_cor
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import posixpath
@@ -21,8 +20,6 @@ import sys
 from collections import Counter
 from typing import NamedTuple
 
-import cv2
-import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -31,6 +28,7 @@ from ocr_core.errors import UsageError
 from ocr_core.inputs import InputSpec, Reject, read_input
 from ocr_core.inputs import input_kind as manifest_kind
 from ocr_core.metrics import (
+    KEYS_DOC,
     by_length,
     by_length_group,
     calibration,
@@ -44,13 +42,11 @@ from ocr_core.predictions import SUCCESS, TableError, read_table
 from ocr_core.preprocess import PreprocessSpec, decode_gray
 from ocr_core.publish import check_output_dir
 from ocr_core.records import RecordError, WordRecord, iter_tfrecords, record_id
-from ocr_core.report import render_comparison, render_report, run_names
+from ocr_core.report import data_uri, render_comparison, render_report, run_names, thumbnail_png
 
 REQUIRED_COLUMNS = ("id", "source", "text", "confidence", "error", "label")
 DISPLAY_COLUMNS = ("model", "decoder")
 CONFUSIONS_TOP = 20
-THUMB_HEIGHT = 48
-THUMB_MAX_WIDTH = 480
 
 
 class EvaluateError(UsageError):
@@ -235,48 +231,9 @@ def score(joined: Joined, worst: int) -> dict:
     return metrics
 
 
-KEYS_DOC = {
-    "n": "scored words: prediction rows that have a label (error rows included, as the prediction '')",
-    "word_accuracy": "exact match, case-sensitive",
-    "word_accuracy_case_insensitive": "match after lowercasing both",
-    "word_accuracy_alnum": "scene-text protocol: lowercase, only 0-9a-z kept",
-    "line_accuracy": "the whole text exact (= word_accuracy on word crops; lines read exactly on line crops)",
-    "cer": "character error rate: total edit distance / total label characters",
-    "wer": "word error rate: total word-level edit distance / total label words (split on whitespace)",
-    "mean_ned": "mean of edit distance / max(len(label), len(prediction))",
-    "by_length": "exact accuracy per label length bucket (1..10, 11-15, 16+)",
-    "by_length_group": "exact accuracy and CER per label length group (1-3, 4-6, 7-11, 12+)",
-    "errors": "scored rows whose image could not be read (counted wrong), by reason",
-    "unlabelled": "prediction rows without a label (not scored)",
-    "missing_predictions": "labels without a prediction row (not scored)",
-    "label_rejects": "manifest lines that gave no label (malformed line or empty label)",
-    "duplicate_rows": "prediction rows repeating an earlier row's id (ignored)",
-    "mean_confidence_right": "mean confidence of exactly right predictions (error rows excluded)",
-    "mean_confidence_wrong": "mean confidence of wrong predictions (error rows excluded)",
-    "calibration": "exact accuracy per confidence decile",
-    "expected_calibration_error": "n-weighted mean |accuracy - confidence| over the deciles",
-    "confusions": "character substitutions label->predicted, deletions, insertions (error rows excluded)",
-    "worst": "worst mistakes: highest normalised edit distance, then highest confidence (error rows "
-             "excluded); id is the prediction row's, label_id the label's (dataset labels: the record id)",
-}
 
 
 # --- images -------------------------------------------------------------------------------------------
-
-
-def thumbnail_png(gray: np.ndarray) -> bytes:
-    """A uint8/float gray image scaled to THUMB_HEIGHT (width capped at THUMB_MAX_WIDTH), PNG-encoded."""
-    h, w = gray.shape[:2]
-    s = min(THUMB_HEIGHT / h, THUMB_MAX_WIDTH / w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    img = cv2.resize(np.rint(np.clip(gray, 0, 255)).astype(np.uint8), size,
-                     interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-    ok, buf = cv2.imencode(".png", img)
-    return buf.tobytes() if ok else b""
-
-
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def load_thumbnails(worst: list[dict], labels: Labels) -> dict[str, str]:
@@ -293,14 +250,14 @@ def load_thumbnails(worst: list[dict], labels: Labels) -> dict[str, str]:
                 for data in iter_tfrecords(fh, shard):
                     r = WordRecord.decode(data)
                     if r.id in wanted:
-                        out[r.id] = _data_uri(thumbnail_png(r.image))
+                        out[r.id] = data_uri(thumbnail_png(r.image))
         return out
     spec = PreprocessSpec()
     for w in worst:
         try:
             with _open(w["source"]) as fh:
                 data = fh.read(spec.max_bytes + 1)
-            out[w["label_id"]] = _data_uri(thumbnail_png(decode_gray(data, spec)))
+            out[w["label_id"]] = data_uri(thumbnail_png(decode_gray(data, spec)))
         except Exception as e:  # a missing file (BeamIOError), an undecodable image: the card says so
             print(f"ocr evaluate: warning: no image for the report: {w['source']} "
                   f"({type(e).__name__}: {e})"[:300], file=sys.stderr)

@@ -15,6 +15,7 @@ import pytest
 
 from ocr_core.predictions import SCHEMA, SUCCESS
 from ocr_core.records import WordRecord, iter_tfrecords, record_id
+from ocr_core.report import THUMB_HEIGHT
 from pipelines import build_dataset, cli, evaluate
 from tests import images
 from tests.conftest import PYTHON, REPO
@@ -158,7 +159,7 @@ def test_html_report_shows_worst_mistakes_escaped(crops, tmp_path, capsys):
     assert "Character confusions" in page and '<mark class="s">B</mark>' in page
     thumbs = data_uris(page)
     assert len(thumbs) == 2  # gone.png does not exist: its card says "no image"
-    assert all(t.shape[0] == evaluate.THUMB_HEIGHT for t in thumbs)
+    assert all(t.shape[0] == THUMB_HEIGHT for t in thumbs)
     assert "no image" in page
 
 
@@ -203,7 +204,7 @@ def test_dataset_labels_join_on_record_id(dataset, tmp_path, capsys):
     assert c["insertions"] == [{"char": "r", "count": 1}] and c["deletions"] == []
     thumbs = data_uris((report / "index.html").read_text())
     h, w = records[0].image.shape  # the stored 32 x 128 pixels, scaled to the report height
-    assert [t.shape for t in thumbs] == [(evaluate.THUMB_HEIGHT, w * evaluate.THUMB_HEIGHT // h)] * 2
+    assert [t.shape for t in thumbs] == [(THUMB_HEIGHT, w * THUMB_HEIGHT // h)] * 2
 
 
 @pytest.mark.slow
