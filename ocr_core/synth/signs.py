@@ -8,7 +8,6 @@ and the shares are in docs/signs.md.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -18,176 +17,18 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ocr_core.synth import scene
 from ocr_core.synth.fontset import FontInfo, load_font
+from ocr_core.synth.relief import RELIEFS, _relief, apply_relief  # noqa: F401 (RELIEFS: the shares, here too)
 from ocr_core.synth.render import _background, _colour
-
-# Families by look, picked from the installed pool by eye on a rendered specimen sheet (docs/signs.md);
-# `style_problem` still checks every file by rendering. Families not installed are skipped.
-STYLE_FAMILIES = {
-    "script": (
-        "Dancing Script", "Kaushan Script", "Pacifico", "Lobster Two", "Leckerli One",
-        "Romande ADF Script Std", "TeX Gyre Chorus", "Z003", "Chancery Uralic", "Isabella", "Rufscript"),
-    "brush": (
-        "FFF Tusj", "Cherry Bomb", "DkgHandwriting", "Johnny Mac Scrawl BRK", "Mad's Scrawl BRK",
-        "Comic Neue", "Humor Sans", "Fatboy Slim BLTC BRK", "Cabin Sketch", "Klee One",
-        "Reggae One", "RocknRoll One"),
-    "display": (
-        "Yanone Kaffeesatz", "League Spartan", "Averia GWF", "Comfortaa", "Lemonada", "StayPuft", "Engadget",
-        "Century Catalogue", "Walkway", "Caviar Dreams", "Le Murmure", "National Park", "Blankenburg_UNZ1A",
-        "Gothic Uralic", "Zainer", "Linden Hill", "Goudy Bookletter", "Old Standard TT", "MPH 2B Damase",
-        "Millimetre", "Hamlet", "Caliban", "Kaliber Solid BRK", "Jasper Solid BRK",
-        "Gaposis Solid BRK", "Enthuse Solid BRK", "Galvanize BRK", "Roadgeek Series D", "Tiresias Signfont",
-        "Jessen", "Klaudia", "Berenika", "Bebas Neue", "Lobster", "Mekanus ADF Titling Std", "Summersby"),
-}
-_PROBE_TEXT = "Hamburg Cafe 2931 QxyR"  # no i or j: every character is one connected shape in a normal face
-_PROBE_SIZE = 64  # large, as on signs: display cuts' hairlines break at 40 px
-MAX_PIECES_PER_CHAR = 1.4  # dotted (Abecedario_punteada: 18) and stencil faces break their strokes
-MIN_PIECES_PER_CHAR = 0.4  # letters fused into one shape: embossing tape, outlined blocks (Bevel BRK: 0.26)
-MAX_HOLLOW = 0.45  # share of a glyph's filled outline that is not ink: outline-only faces
-# Fonts that map Greek letters onto Latin code points (Ellhnikh, Alfa-beta draw "a" as alpha): the glyph of
-# each Latin letter is compared with a reference font's Latin letter and its Greek look-alike.
-_GREEK_PAIRS = "aα bβ dδ gγ hη lλ mμ nν pπ rρ uυ wω xξ yψ fφ"
-MAX_GREEK_SHARE = 0.75  # Ellhnikh and Alfa-beta: 0.87-1.0; italic and script Latin faces: up to 0.6
-_REFERENCE_FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-                    "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
-                    "/usr/share/fonts/truetype/freefont/FreeSans.ttf")
-
-
-def _mask(font: ImageFont.FreeTypeFont, text: str) -> np.ndarray:
-    """The text's ink as a uint8 array, tight around it."""
-    mask = font.getmask(text)
-    return np.asarray(mask, np.uint8).reshape(mask.size[1], mask.size[0])
-
-
-def _shape(font: ImageFont.FreeTypeFont, ch: str) -> np.ndarray | None:
-    """A glyph cropped to its ink and scaled to 16x16, zero-mean and unit-norm (None if it has no ink)."""
-    g = _mask(font, ch)
-    if g.size == 0 or not g.any():
-        return None
-    x, y, w, h = cv2.boundingRect((g > 100).astype(np.uint8))
-    v = cv2.resize(g[y:y + h, x:x + w].astype(np.float32), (16, 16), interpolation=cv2.INTER_AREA).ravel()
-    v -= v.mean()
-    return v / (np.linalg.norm(v) + 1e-6)
-
-
-@functools.lru_cache(maxsize=1)
-def _reference_font() -> ImageFont.FreeTypeFont | None:
-    for path in _REFERENCE_FONTS:
-        try:
-            return ImageFont.truetype(path, _PROBE_SIZE)
-        except OSError:
-            continue
-    return None
-
-
-def greek_share(path: str) -> float:
-    """Share of the probed Latin letters whose glyph looks more like the Greek look-alike than the Latin
-    letter (in a reference font with both); 0 when no reference font is installed."""
-    ref = _reference_font()
-    if ref is None:
-        return 0.0
-    font = ImageFont.truetype(path, _PROBE_SIZE)
-    votes = []
-    for latin, greek in _GREEK_PAIRS.split():
-        g, lat, grk = _shape(font, latin), _shape(ref, latin), _shape(ref, greek)
-        if g is None or lat is None or grk is None:
-            continue
-        votes.append(float(g @ grk) > float(g @ lat))
-    return float(np.mean(votes)) if votes else 0.0
-
-
-def caps_only(path: str) -> bool:
-    """Whether the font draws lower case as (small) capitals: such a face would show "Cafe" as CAFE."""
-    font = ImageFont.truetype(path, _PROBE_SIZE)
-    sims = [float(a @ b) for a, b in ((_shape(font, c), _shape(font, c.upper())) for c in "aegnrt")
-            if a is not None and b is not None]
-    # Lower case as tall as the capitals (Humor Sans, Amatic), or shaped like them (small capitals).
-    x_top, cap_top = font.getbbox("aenr", anchor="ls")[1], font.getbbox("HENR", anchor="ls")[1]
-    return x_top <= 0.9 * cap_top or (bool(sims) and float(np.mean(sims)) > 0.85)
-
-
-@functools.lru_cache(maxsize=4096)
-def style_problem(path: str) -> str | None:
-    """Why a font cannot draw sign text as plain Latin letters, found by rendering; None when it can.
-
-    Reasons: "no Latin letters" (a glyph is missing), "Greek letters on Latin code points", "broken strokes"
-    (dotted or stencil), "fused letters" (tape or block faces) and "outline only or hairline".
-    """
-    try:
-        font = ImageFont.truetype(path, _PROBE_SIZE)
-    except OSError:
-        return "no Latin letters"
-    ink = _mask(font, _PROBE_TEXT)
-    if ink.size == 0 or not ink.any():
-        return "no Latin letters"
-    if greek_share(path) > MAX_GREEK_SHARE:
-        return "Greek letters on Latin code points"
-    binary = (ink > 100).astype(np.uint8)
-    pieces = (cv2.connectedComponents(binary)[0] - 1) / len(_PROBE_TEXT.replace(" ", ""))
-    if pieces > MAX_PIECES_PER_CHAR:
-        return "broken strokes (dotted or stencil)"
-    if pieces < MIN_PIECES_PER_CHAR:
-        return "fused letters"
-    # Hollow share: holes (background not reachable from the border) against the filled outline.
-    padded = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    outside = padded.copy()
-    cv2.floodFill(outside, None, (0, 0), 2)
-    holes = float((outside == 0).sum())
-    if holes / (holes + float(binary.sum())) > MAX_HOLLOW:
-        return "outline only or hairline"
-    return None
-
-
-def novelty_face(font: FontInfo) -> bool:
-    """One of Aenigma's ~250 "BRK" novelty faces (fonts-aenigma: shattered, striped, maze and 3-D gimmicks;
-    the few plain ones are in STYLE_FAMILIES)."""
-    return font.family.endswith(" BRK")
-
-
-def misdraws_letters(font: FontInfo) -> bool:
-    """Whether a font draws other letters than the text (Greek on Latin code points) or letters broken into
-    dots or stencil pieces: never right for a labelled image, at any size (version 5 skips them everywhere;
-    thin and outline faces stay for ordinary crops)."""
-    problem = style_problem(font.path)
-    return problem is not None and problem.startswith(("Greek", "broken"))
-
-
-def plain_letters(font: FontInfo) -> bool:
-    """Whether a font of the general pool may draw a sign crop: no novelty face, no `style_problem`."""
-    return not novelty_face(font) and style_problem(font.path) is None
-
-
-@dataclass(frozen=True)
-class StylePool:
-    """The fonts of a split that version 5 draws sign text with, by look; `caps` are capitals-only faces."""
-
-    by_style: dict[str, tuple[FontInfo, ...]]
-    caps: frozenset[str]
-
-    def pick(self, rng: np.random.Generator, text: str) -> FontInfo | None:
-        """A font of a random look that can draw `text` as labelled (no caps-only face for lower case)."""
-        styles = [s for s in sorted(self.by_style) if self.by_style[s]]
-        if not styles:
-            return None
-        style = styles[int(rng.integers(len(styles)))]
-        fonts = self.by_style[style]
-        if any(c.islower() for c in text):
-            fonts = tuple(f for f in fonts if f.path not in self.caps) or fonts
-        families = sorted({f.family for f in fonts})
-        family = families[int(rng.integers(len(families)))]
-        files = [f for f in fonts if f.family == family]
-        return files[int(rng.integers(len(files)))]
-
-
-def style_pool(font_list: tuple[FontInfo, ...]) -> StylePool:
-    """The curated STYLE_FAMILIES among `font_list` (so held-out families stay held out), each file checked
-    by `style_problem`."""
-    by_style = {}
-    for style, families in STYLE_FAMILIES.items():
-        wanted = set(families)
-        by_style[style] = tuple(f for f in font_list if f.family in wanted and style_problem(f.path) is None)
-    caps = frozenset(f.path for fonts in by_style.values() for f in fonts if caps_only(f.path))
-    return StylePool(by_style, caps)
-
+from ocr_core.synth.sign_fonts import (  # noqa: F401 (the faces' API, here too)
+    STYLE_FAMILIES,
+    StylePool,
+    caps_only,
+    misdraws_letters,
+    novelty_face,
+    plain_letters,
+    style_pool,
+    style_problem,
+)
 
 # ---------------------------------------------------------------------------------------------------------
 # Layout: the word straight or along an arc, and the ornaments around it, as coverage masks on one canvas.
@@ -197,8 +38,6 @@ ORNAMENT_SHARE = 0.45  # rules, borders or stars around the text
 # of the straight words without ornaments (~10 % of sign crops, as in the real ones): a slice of another line
 NEIGHBOUR_SHARE = 0.25
 # The looks of the letters and their shares (the rest flat); docs/signs.md says why.
-RELIEFS = (("emboss", 0.12), ("engrave", 0.1), ("chisel", 0.1), ("metal", 0.14), ("extrude", 0.14),
-           ("glow", 0.06))
 
 
 @dataclass
@@ -405,134 +244,6 @@ def _neighbour_line(rng: np.random.Generator, fill: np.ndarray, box: list[float]
     region = fill[ys:ye, xs:xe]
     np.maximum(region, line[ys - top:ye - top, xs - left:xe - left], out=region)
     neighbours[side] = gap
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Relief: how the letters' material catches the light. Each takes the letter coverage and the background and
-# returns the RGB image; `size` (em px) scales edges and depths.
-
-def _shade(height: np.ndarray, angle: float, strength: float) -> np.ndarray:
-    """Lambert light on a height field from direction `angle` (radians, on screen), 0 where it is flat."""
-    gy, gx = np.gradient(height)
-    lx, ly, lz = math.cos(angle), math.sin(angle), 1.0
-    norm = np.sqrt(gx * gx + gy * gy + 1.0)
-    return ((-gx * lx - gy * ly) * strength + lz) / norm - lz
-
-
-def _light_angle(rng: np.random.Generator) -> float:
-    return rng.uniform(-math.pi, 0.0)  # from above, as most lamps and the sky: (dx, dy) points up on screen
-
-
-def emboss(fill: np.ndarray, bg: np.ndarray, size: int, rng: np.random.Generator,
-           engraved: bool = False) -> np.ndarray:
-    """Letters pressed out of (or cut into) the surface itself: the face has the background's colour, a bit
-    lighter (or darker), and only the lit and shaded edges draw the word."""
-    sigma = max(0.8, size * rng.uniform(0.02, 0.05))
-    height = cv2.GaussianBlur(fill, (0, 0), sigma) * size * 0.12 * (-1 if engraved else 1)
-    light = _shade(height, _light_angle(rng), 1.0)[..., None]
-    tone = rng.uniform(0.0, 0.18) * (-1 if engraved else 1)
-    img = bg * (1 + tone * fill[..., None])
-    return img + light * rng.uniform(180, 320) + light * img * 0.3
-
-
-def chisel(fill: np.ndarray, bg: np.ndarray, rgb: np.ndarray, size: int,
-           rng: np.random.Generator) -> np.ndarray:
-    """Bevelled letters (V-cut in stone, chiselled gilt, bevelled acrylic): facets from a distance-transform
-    ridge, lit from one side."""
-    binary = (fill > 0.5).astype(np.uint8)
-    depth = max(1.5, size * rng.uniform(0.04, 0.09))
-    dist = cv2.distanceTransform(binary, cv2.DIST_L2, 3)
-    height = np.minimum(dist, depth) * (1 if rng.random() < 0.6 else -1)
-    height = cv2.GaussianBlur(height.astype(np.float32), (0, 0), 0.7)
-    light = _shade(height, _light_angle(rng), 1.5)[..., None]
-    face = rgb[None, None, :] * (1 + 0.9 * light)
-    return bg * (1 - fill[..., None]) + face * fill[..., None]
-
-
-_METALS = ((212, 175, 55), (192, 192, 200), (184, 115, 51), (205, 127, 50), (230, 230, 235), (170, 150, 90))
-
-
-def metal(fill: np.ndarray, bg: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Gold, silver, brass, copper or chrome letters: bands of reflected sky and ground across the face, a
-    bevelled rim and a specular glint."""
-    h, w = fill.shape
-    base = np.asarray(_METALS[int(rng.integers(len(_METALS)))], np.float32) * rng.uniform(0.8, 1.1)
-    yy = np.linspace(0, 1, h, dtype=np.float32)[:, None]
-    t = yy + 0.15 * scene.ramp(h, w, rng.uniform(0, math.pi))
-    freq = rng.uniform(1.5, 5.0)
-    bands = 0.5 + 0.5 * np.sin(2 * math.pi * freq * t + rng.uniform(0, 2 * math.pi))
-    tone = rng.uniform(0.45, 0.75) + rng.uniform(0.4, 0.8) * bands
-    binary = (fill > 0.5).astype(np.uint8)
-    dist = cv2.distanceTransform(binary, cv2.DIST_L2, 3)
-    height = cv2.GaussianBlur(np.minimum(dist, max(1.0, size * 0.05)).astype(np.float32), (0, 0), 0.8)
-    light = _shade(height, _light_angle(rng), 2.0)
-    face = base * (tone + 0.8 * light)[..., None]
-    face = face + 255 * np.clip(light, 0, None)[..., None] ** 2 * rng.uniform(0.5, 1.5)  # glint
-    img = bg * (1 - fill[..., None]) + face * fill[..., None]
-    if rng.random() < 0.5:  # a thin dark line where the rim meets the wall
-        rim = np.clip(cv2.GaussianBlur(fill, (0, 0), max(0.7, size * 0.015)) - fill, 0, 1)[..., None]
-        img = img * (1 - 0.8 * rim)
-    return img
-
-
-def extrude(fill: np.ndarray, bg: np.ndarray, rgb: np.ndarray, side_rgb: np.ndarray, size: int,
-            rng: np.random.Generator) -> np.ndarray:
-    """3-D letters (channel letters, block titles): the face over its sides, swept back along one direction
-    and darkening with depth."""
-    depth = size * rng.uniform(0.05, 0.22)
-    angle = rng.uniform(0, 2 * math.pi) if rng.random() < 0.3 else rng.uniform(0.2, 1.37) + (
-        0 if rng.random() < 0.5 else math.pi / 2)
-    dx, dy = math.cos(angle), math.sin(angle)
-    steps = max(2, int(depth))
-    h, w = fill.shape
-    img = bg.copy()
-    for k in range(steps, 0, -1):
-        m = np.float32([[1, 0, dx * k], [0, 1, dy * k]])
-        layer = cv2.warpAffine(fill, m, (w, h))[..., None]
-        shade = 1.0 - 0.45 * k / steps
-        img = img * (1 - layer) + side_rgb * shade * layer
-    if rng.random() < 0.3:  # a contour line between the face and its sides
-        edge = np.clip(cv2.dilate(fill, np.ones((3, 3), np.uint8)) - fill, 0, 1)[..., None]
-        img = img * (1 - edge) + side_rgb * 0.4 * edge
-    return img * (1 - fill[..., None]) + rgb * fill[..., None]
-
-
-def glow(fill: np.ndarray, bg: np.ndarray, rgb: np.ndarray, size: int,
-         rng: np.random.Generator) -> np.ndarray:
-    """Backlit and neon letters on a dark ground: a bright, nearly white core with a halo of its colour."""
-    halo = cv2.GaussianBlur(fill, (0, 0), size * rng.uniform(0.06, 0.2))[..., None]
-    bright = np.clip(rgb * 1.4 + 60, 0, 255)
-    img = bg * 0.35 + bright * halo * rng.uniform(0.6, 1.2)
-    core = np.clip(bright + rng.uniform(40, 120), 0, 255)
-    return img * (1 - fill[..., None]) + core * fill[..., None]
-
-
-def _relief(rng: np.random.Generator) -> str:
-    u, acc = rng.random(), 0.0
-    for name, share in RELIEFS:
-        acc += share
-        if u < acc:
-            return name
-    return "flat"
-
-
-def apply_relief(kind: str, fill: np.ndarray, bg: np.ndarray, rgb: np.ndarray, size: int,
-                 rng: np.random.Generator) -> np.ndarray:
-    """The letters of coverage `fill` drawn onto `bg` (float RGB) in colour `rgb` with the look `kind` (one of
-    RELIEFS' names or "flat"); float RGB out, same shape as `bg`."""
-    if kind in ("emboss", "engrave"):
-        return emboss(fill, bg, size, rng, engraved=kind == "engrave")
-    if kind == "chisel":
-        return chisel(fill, bg, rgb, size, rng)
-    if kind == "metal":
-        return metal(fill, bg, size, rng)
-    if kind == "extrude":
-        side = _colour(rng, float(np.clip(rgb @ np.float32([0.299, 0.587, 0.114]) * rng.uniform(0.3, 0.7)
-                                          if rng.random() < 0.7 else rng.uniform(0, 255), 0, 255)))
-        return extrude(fill, bg, rgb, side, size, rng)
-    if kind == "glow":
-        return glow(fill, bg, rgb, size, rng)
-    return bg * (1 - fill[..., None]) + rgb * fill[..., None]
 
 
 # ---------------------------------------------------------------------------------------------------------
