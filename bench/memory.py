@@ -245,10 +245,7 @@ def main(argv=None):
                           f"tree/{sizes[0]}", "goal", "verdict", "wall s"], rows))
     name = args.name or (("memory" if sizes[-1] >= 200000 else "memory-quick")
                          + ("-where" if args.where else ""))
-    path = fixtures.RESULTS / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {path}")
+    print(f"wrote {fixtures.write_results(name, results)}")
 
 
 if __name__ == "__main__":
