@@ -34,6 +34,9 @@ def parse_args(argv):
                    help="(version 3) folders of background pictures, repeatable (default: Debian's "
                         "/usr/share/backgrounds and /usr/share/wallpapers; `make synth-assets` installs "
                         "them)")
+    p.add_argument("--lines", action="store_true",
+                   help="text lines of 2-7 words, numbers and punctuation (all labelled, up to 80 characters) "
+                        "instead of words, for a dynamic-width model (docs/lines.md); tsv layout only")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     return p.parse_args(argv)
@@ -53,7 +56,7 @@ def run(argv=None) -> int:
             args.out, args.count, seed=args.seed, layout=args.layout, workers=args.workers,
             font_split=args.fonts, progress=not args.no_progress, image_format=args.format,
             font_dir=args.font_dir, words_path=args.words, overwrite=args.overwrite, version=args.version,
-            background_dirs=tuple(args.backgrounds or synth.BACKGROUND_DIRS))
+            background_dirs=tuple(args.backgrounds or synth.BACKGROUND_DIRS), lines=args.lines)
     except FileExistsError as e:
         print(f"ocr synth: {e}; pass --overwrite to replace it", file=sys.stderr)
         return 2

@@ -136,7 +136,10 @@ def initial_weights(path: str, cfg) -> dict[str, list]:
     weights or keep the bundle's function: model.width and model.dynamic_width (no weight depends on them:
     convolutions, BiLSTMs and the per-step classifier only see more or fewer time steps) and more
     model.residual_blocks (each new block starts as an identity, so the grown model first computes what the
-    bundle computes).
+    bundle computes). `cfg`'s charset may also add characters to the bundle's (a word model grown into a line
+    model: the space, punctuation): each known character keeps its classifier column, and a new one starts
+    with a zero kernel and a bias well below every known character's, so the grown model first reads what the
+    bundle reads.
     """
     from ocr_core.bundle import SHIPPED_MODEL, load_bundle
 
@@ -146,12 +149,29 @@ def initial_weights(path: str, cfg) -> dict[str, list]:
     m = cfg.model
     fits = dataclasses.replace(bundle.config.model, width=m.width, residual_blocks=want,
                                dynamic_width=m.dynamic_width, min_width=m.min_width) == m
-    if not (fits and grows) or bundle.charset.characters != cfg.charset:
+    grown = bundle.charset.characters != cfg.charset
+    if not (fits and grows) or (grown and not set(bundle.charset.characters) <= set(cfg.charset)):
         raise ValueError(f"--init-from {path}: its architecture/charset (config {bundle.config.name!r}) "
                          f"differ from config {cfg.name!r}; fine-tune with the bundle's own config "
                          f"(`--config {path}/config.yaml` keeps its architecture; model.width may differ, "
-                         f"and model.residual_blocks may add blocks)")
-    return {layer.name: layer.get_weights() for layer in bundle.model.layers if layer.weights}
+                         f"and model.residual_blocks may add blocks, the charset may add characters)")
+    weights = {layer.name: layer.get_weights() for layer in bundle.model.layers if layer.weights}
+    if grown:
+        weights["probs"] = grown_classifier(*weights["probs"], bundle.charset.characters, cfg.charset)
+    return weights
+
+
+def grown_classifier(kernel, bias, have: str, want: str) -> list:
+    """The softmax layer's [kernel, bias] for charset `want` from one trained on `have` (a subset of it):
+    the blank (column 0) and every known character keep their columns; a new character gets a zero kernel
+    and a bias 4 below the lowest known one, so it starts out (almost) never read."""
+    import numpy as np
+
+    new_kernel = np.zeros((kernel.shape[0], len(want) + 1), kernel.dtype)
+    new_bias = np.full(len(want) + 1, bias[1:].min() - 4.0, bias.dtype)
+    cols = [0] + [want.index(c) + 1 for c in have]
+    new_kernel[:, cols], new_bias[cols] = kernel, bias
+    return [new_kernel, new_bias]
 
 
 def run(argv=None) -> int:

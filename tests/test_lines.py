@@ -238,8 +238,39 @@ def test_the_shipped_word_model_can_start_a_dynamic_width_model_of_its_charset()
     from ocr_core.training import set_weights_by_name
 
     set_weights_by_name(build_crnn(cfg.model, len(cfg.charset) + 1), weights)
+
+
+def test_a_word_model_grows_into_a_line_model_that_first_reads_what_it_read():
+    """--init-from with a charset that adds characters (lines.yaml: the space, punctuation): known characters
+    keep their classifier columns, new ones start (almost) never read, so the grown model reads the words the
+    shipped one reads; a charset that drops a character is still refused."""
+    import dataclasses
+
+    from ocr_core.bundle import SHIPPED_MODEL, load_bundle
+    from ocr_core.charset import Charset
+    from ocr_core.config import load_config
+    from ocr_core.ctc import greedy_decode
+    from ocr_core.model import build_crnn
+    from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
+    from ocr_core.training import set_weights_by_name
+    from pipelines.train import initial_weights
+
+    cfg = load_config("lines")
+    grown = build_crnn(cfg.model, len(cfg.charset) + 1)
+    set_weights_by_name(grown, initial_weights("shipped", cfg))
+    shipped = load_bundle(str(SHIPPED_MODEL))
+    fixed, dynamic = PreprocessSpec(32, 128), PreprocessSpec(32, 1024, dynamic_width=True)
+    for word in ("Hello", "STATION", "coffee"):
+        data = images.encode(images.word_image(word))
+        before = shipped.charset.decode(greedy_decode(shipped.model.predict(
+            preprocess_word_image(data, fixed)[0][None, ..., None], verbose=0))[0][0])
+        probs = grown.predict(preprocess_word_image(data, dynamic)[0][None, ..., None], verbose=0)
+        after = Charset(cfg.charset).decode(greedy_decode(probs)[0][0])
+        assert before == word and after.lower() == word.lower()
+        assert probs[0, :, len(shipped.charset.characters) + 1:].max() < 0.05  # the new classes stay quiet
+    narrower = dataclasses.replace(cfg, charset=cfg.charset.replace("z", ""))
     with pytest.raises(ValueError, match="architecture/charset"):
-        initial_weights("shipped", load_config("lines"))  # the space and punctuation are new classes
+        initial_weights("shipped", narrower)
 
 
 @pytest.mark.slow

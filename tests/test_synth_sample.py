@@ -58,3 +58,28 @@ def test_version_4_draws_punctuation_its_labels_leave_out():
     a, b = [v3(i) for i in range(40)], [v4(i) for i in range(40)]
     assert [(s.label, s.font) for s in a] == [(s.label, s.font) for s in b]
     assert all(s.label.isalnum() for s in b) and sum(x.data != y.data for x, y in zip(a, b)) == 40
+
+
+def test_lines_are_whole_labelled_text_lines_a_line_model_can_emit(tmp_path):
+    """`ocr synth --lines`: 2-7 words and numbers with spaces and punctuation, every mark in the label and in
+    configs/lines.yaml's charset, up to 80 characters, wide images; the same seed gives the same bytes; the
+    mjsynth layout (the label in a file name) is refused."""
+    import cv2
+    import numpy as np
+
+    from ocr_core.config import load_config
+    from ocr_core.synth.text import MAX_LINE_LEN
+
+    charset = set(load_config("lines").charset)
+    maker = synth.SampleMaker(9, FONTS, version=4, lines=True)
+    samples = [maker(i) for i in range(12)]
+    for s in samples:
+        words = s.label.split(" ")
+        assert 2 <= len(words) and all(words) and len(s.label) <= MAX_LINE_LEN, s.label
+        assert set(s.label) <= charset, s.label
+        h, w = cv2.imdecode(np.frombuffer(s.data, np.uint8), cv2.IMREAD_GRAYSCALE).shape
+        assert w > 2 * h, (s.label, h, w)
+    assert any(not c.isalnum() and c != " " for s in samples for c in s.label)  # punctuation is labelled
+    assert [synth.SampleMaker(9, FONTS, version=4, lines=True)(i) for i in range(12)] == samples
+    with pytest.raises(ValueError, match="tsv layout"):
+        synth.generate(tmp_path / "x", 2, layout="mjsynth", lines=True, progress=False)

@@ -168,8 +168,12 @@ def _draw_text(rng: np.random.Generator, text: str, path: str, size: int, stroke
                    gaps[0] if left else -1.0, gaps[1] if right else -1.0)
 
 
-def _warp(rng: np.random.Generator, stack: np.ndarray, size: int, version: int = 2) -> np.ndarray:
-    """Arc, rotation, shear and perspective of the stacked masks; the canvas grows to keep every pixel."""
+def _warp(rng: np.random.Generator, stack: np.ndarray, size: int, version: int = 2,
+          line: bool = False) -> np.ndarray:
+    """Arc, rotation, shear and perspective of the stacked masks; the canvas grows to keep every pixel.
+
+    A `line` turns by at most the angle that moves its ends half a letter height up or down: a long line
+    photographed at a slant is cut into words by a detector, not handed over as one crop."""
     h, w = stack.shape[:2]
     if rng.random() < (0.12 if version < 3 else 0.18):  # text along an arc
         amp = rng.uniform(-0.25, 0.25) * size
@@ -185,6 +189,9 @@ def _warp(rng: np.random.Generator, stack: np.ndarray, size: int, version: int =
         # v3: as the real crops, mostly a few degrees, sometimes up to 15 (incidental text)
         spread, limit = (2.5, 7) if version < 3 else (5.0, 15)
         angle = np.deg2rad(float(np.clip(rng.normal(0, spread), -limit, limit)))
+        if line:
+            most = math.atan(0.5 * size / max(w, 1))
+            angle = float(np.clip(angle, -most, most))
         c, s = np.cos(angle), np.sin(angle)
         centre = np.float32([w / 2, h / 2])
         dst = (dst - centre) @ np.float32([[c, s], [-s, c]]) + centre
@@ -205,7 +212,8 @@ def _warp(rng: np.random.Generator, stack: np.ndarray, size: int, version: int =
 
 
 def render_word(text: str, font: FontInfo, rng: np.random.Generator, left: str = "",
-                right: str = "", version: int = 2, backgrounds: tuple[str, ...] = ()) -> np.ndarray:
+                right: str = "", version: int = 2, backgrounds: tuple[str, ...] = (),
+                line: bool = False) -> np.ndarray:
     """One MJSynth-like crop of `text`, RGB uint8, 20-80 px high and as wide as the text needs.
 
     Args:
@@ -216,6 +224,7 @@ def render_word(text: str, font: FontInfo, rng: np.random.Generator, left: str =
         right: the same after the word.
         version: synth version; 3 adds the looks of `scene` (versions 1 and 2 draw the same).
         backgrounds: (version 3) picture files to crop natural backgrounds from.
+        line: `text` is a line of words: its slant is kept small (see `_warp`).
 
     Returns:
         The image (H, W, 3), RGB.
@@ -237,7 +246,7 @@ def render_word(text: str, font: FontInfo, rng: np.random.Generator, left: str =
     reach_y = int(0.5 * size)
     ys, xs = slice(max(0, y - reach_y), y + bh + reach_y), slice(max(0, x - reach_x[0]), x + bw + reach_x[1])
     planes = [layout.fill[ys, xs], layout.box[ys, xs]] + ([layout.outer[ys, xs]] if stroke else [])
-    stack = _warp(rng, np.dstack(planes), size, version)
+    stack = _warp(rng, np.dstack(planes), size, version, line)
     x, y, bw, bh = cv2.boundingRect(stack[..., 1])
     pad_t, pad_b = (int(rng.uniform(0.0, 0.22) * bh) for _ in range(2))
     pads = []

@@ -56,11 +56,13 @@ class SampleMaker:
         words_path: the dictionary.
         version: synth version (see SYNTH_VERSIONS).
         backgrounds: (version 3) picture files for natural backgrounds.
+        lines: every image is a text line (`TextSampler.line`, punctuation labelled) drawn with the version's
+            looks instead of a word; no neighbouring fragments, no sign crops.
     """
 
     def __init__(self, seed: int, font_list: tuple[FontInfo, ...], image_format: str = "jpg",
                  words_path: str = DEFAULT_WORDS, version: int = SYNTH_VERSION,
-                 backgrounds: tuple[str, ...] = ()):
+                 backgrounds: tuple[str, ...] = (), lines: bool = False):
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         if not font_list:
@@ -71,7 +73,7 @@ class SampleMaker:
         if version not in SYNTH_VERSIONS:
             raise ValueError(f"synth version {version} is not one of {SYNTH_VERSIONS}")
         self.image_format, self.words_path = image_format, words_path
-        self.version, self.backgrounds = version, tuple(backgrounds)
+        self.version, self.backgrounds, self.lines = version, tuple(backgrounds), lines
         self._tree = _font_tree(font_list)
         # version 5's sign crops: no novelty faces (the rest of `plain_letters` is checked per pick)
         self._sign_tree = _font_tree(tuple(f for f in font_list if not novelty_face(f))) or self._tree
@@ -95,6 +97,8 @@ class SampleMaker:
 
     def __call__(self, index: int) -> Sample:
         rng = np.random.default_rng([self.seed, index])
+        if self.lines:
+            return self._line(index, rng)
         if self.version >= 5 and rng.random() < SIGN_SHARE:
             return self._sign(index, rng)
         label = self.sampler.sample(rng, upper_share=0.35 if self.version >= 3 else None)
@@ -120,4 +124,15 @@ class SampleMaker:
                 break
             font = self.pick_font(rng, self._sign_tree)
         rgb = render_sign(shown, font, rng, self.backgrounds)
+        return Sample(index, label, font, encode_image(rgb, self.image_format, rng, self.version))
+
+    def _line(self, index: int, rng: np.random.Generator) -> Sample:
+        """A text line: its words, numbers and punctuation all in the label."""
+        label = self.sampler.line(rng)
+        font = self.pick_font(rng)
+        for _ in range(8):  # a face that draws every letter and mark of the line as itself
+            if not misdraws_letters(font):
+                break
+            font = self.pick_font(rng)
+        rgb = render_word(label, font, rng, version=self.version, backgrounds=self.backgrounds, line=True)
         return Sample(index, label, font, encode_image(rgb, self.image_format, rng, self.version))

@@ -12,6 +12,9 @@ from ocr_core.charset import DEFAULT_CHARACTERS, Charset, ctc_min_steps
 DEFAULT_WORDS = "/usr/share/dict/words"
 MAX_LABEL_LEN = 24
 MAX_CTC_STEPS = 31  # the CRNN emits 32 frames for a 128-wide input; keep one spare
+LINE_CHARACTERS = " .,'-!?:;()&/\""  # what a line adds to the word charset (configs/lines.yaml)
+LINE_WORDS = (2, 8)  # a line holds 2..7 words or numbers
+MAX_LINE_LEN = 80
 
 # The most frequent English words plus common sign/label words, in rough frequency order (Zipf-weighted).
 COMMON_WORDS = tuple("""
@@ -151,6 +154,26 @@ class TextSampler:
             if fits_ctc(text, self.charset):
                 return text
 
+    def line(self, rng: np.random.Generator) -> str:
+        """A text line (`ocr synth --lines`): LINE_WORDS words, numbers and codes separated by single spaces,
+        in sentence case, Title Case or capitals, with the punctuation of running text labelled as drawn
+        (commas, a final stop, a colon, a dash, brackets, quotes, &, a slash, an apostrophe); at most
+        MAX_LINE_LEN characters, all of them in the word charset or LINE_CHARACTERS."""
+        while True:
+            n = int(rng.integers(*LINE_WORDS))
+            tokens = [self.word(rng) if rng.random() < 0.8 else self._synthetic(rng) for _ in range(n)]
+            case = rng.random()
+            if case < 0.15:
+                tokens = [t.upper() for t in tokens]
+            elif case < 0.35:
+                tokens = [t[:1].upper() + t[1:] for t in tokens]
+            elif case < 0.85:
+                tokens[0] = tokens[0][:1].upper() + tokens[0][1:]
+            text = _line_punctuation(tokens, rng)
+            allowed = set(self.charset.characters) | set(LINE_CHARACTERS)
+            if len(text) <= MAX_LINE_LEN and set(text) <= allowed:
+                return text
+
     def sample(self, rng: np.random.Generator, upper_share: float | None = None) -> str:
         """One label: 70% words, 30% numbers/codes/strings; always fits the charset and MAX_CTC_STEPS.
 
@@ -180,6 +203,43 @@ class TextSampler:
 # percentages, as on real signs.
 _NUMBER_MARKS = ("$$$$#+-(~", "%%%.,)!:-+*", ".....,,//:-")
 _WORD_MARKS = ('"\'(#@*-&', '.,!?:;)"\'-*', "-'.&/.")
+
+
+def _line_punctuation(tokens: list[str], rng: np.random.Generator) -> str:
+    """Tokens joined by spaces with the punctuation of running text, every mark part of the label."""
+    out = []
+    for i, t in enumerate(tokens):
+        if not t:  # joined to the token before it by a slash
+            continue
+        last = i == len(tokens) - 1
+        u = rng.random()
+        if u < 0.04 and t.isalpha() and len(t) > 1:
+            t = t + "'s"
+        elif u < 0.07:
+            t = f"({t})"
+        elif u < 0.10:
+            t = f'"{t}"'
+        if not last:
+            v = rng.random()
+            if v < 0.12:
+                t += ","
+            elif v < 0.15:
+                t += ":"
+            elif v < 0.17:
+                t += ";"
+            elif v < 0.21:
+                t += " -" if rng.random() < 0.5 else " &"
+            elif v < 0.23:
+                t += "/" + tokens[i + 1]
+                tokens[i + 1] = ""
+        out.append(t)
+    text = " ".join(t for t in out if t)
+    end = rng.random()
+    if end < 0.35:
+        text += "."
+    elif end < 0.40:
+        text += "!" if rng.random() < 0.5 else "?"
+    return text
 
 
 def _mark(rng: np.random.Generator, marks: str) -> str:

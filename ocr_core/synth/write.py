@@ -82,7 +82,8 @@ def labels_file(out_dir: str | os.PathLike, layout: str) -> Path:
 def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str = "tsv", workers: int = 2,
              font_split: str = "train", progress: bool = True, image_format: str = "jpg",
              font_dir: str | None = None, words_path: str = DEFAULT_WORDS, overwrite: bool = False,
-             version: int = SYNTH_VERSION, background_dirs: tuple[str, ...] = scene.BACKGROUND_DIRS) -> Path:
+             version: int = SYNTH_VERSION, background_dirs: tuple[str, ...] = scene.BACKGROUND_DIRS,
+             lines: bool = False) -> Path:
     """Writes `count` synthetic word images and their labels; the same seed gives byte-identical files.
 
     Layouts:
@@ -106,12 +107,15 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str 
         version: synth version; 2 reproduces the pinned held-out benchmark images.
         background_dirs: (version 3) where to find background pictures; without any, version 3 draws the
             procedural backgrounds only (synth.json lists the pictures used).
+        lines: text lines instead of words (labels with spaces and punctuation; tsv layout only).
 
     Returns:
         The labels file (labels.tsv or annotation.txt).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    if lines and layout != "tsv":
+        raise ValueError("text lines need the tsv layout: an mjsynth file name cannot hold a line's label")
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
     out = Path(out_dir)
@@ -122,7 +126,7 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str 
         _clear_previous(out)
     font_list = fonts(font_split, font_dir)
     backgrounds = scene.background_files(tuple(background_dirs)) if version >= 3 else ()
-    maker = SampleMaker(seed, font_list, image_format, words_path, version, backgrounds)
+    maker = SampleMaker(seed, font_list, image_format, words_path, version, backgrounds, lines)
     out.mkdir(parents=True, exist_ok=True)
 
     from tqdm import tqdm
@@ -159,7 +163,7 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str 
     if layout == "mjsynth":
         (out / "lexicon.txt").write_text("".join(f"{w}\n" for w in lexicon))
     meta = {
-        "synth_version": version, "count": count, "seed": seed, "layout": layout,
+        "synth_version": version, "lines": lines, "count": count, "seed": seed, "layout": layout,
         "image_format": image_format, "font_split": font_split, "font_dirs": list(DEFAULT_FONT_DIRS) + (
             [str(font_dir)] if font_dir else []),
         "words": {"path": str(words_path), "usable": len(maker.sampler.words)},
