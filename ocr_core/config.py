@@ -134,13 +134,25 @@ def config_from_dict(data: dict, where: str = "config") -> OcrConfig:
     return cfg
 
 
+SHIPPED = "shipped"  # the config of the shipped model (ocr_core/assets/default_model)
+
+
 def load_config(name_or_path: str) -> OcrConfig:
-    """Loads `configs/NAME.yaml` by name, or a YAML file by path."""
+    """Loads `configs/NAME.yaml` by name, a YAML file by path, or the config a model bundle was trained with:
+    "shipped" (the shipped model's), a bundle directory or its config.yaml."""
     path = Path(name_or_path)
+    if name_or_path == SHIPPED and not path.exists():
+        path = Path(__file__).resolve().parent / "assets" / "default_model"
     if not path.exists() and (CONFIG_DIR / f"{name_or_path}.yaml").exists():
         path = CONFIG_DIR / f"{name_or_path}.yaml"
-    if not path.exists():
+    if path.is_dir() and (path / "config.yaml").exists():
+        path = path / "config.yaml"
+    if not path.is_file():
         choices = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-        raise FileNotFoundError(f"config {name_or_path!r} not found (a YAML path, or one of: {choices})")
+        raise FileNotFoundError(f"config {name_or_path!r} not found (a YAML path, a model bundle, "
+                                f"{SHIPPED!r} or one of: {choices})")
     with open(path) as fh:
-        return config_from_dict(yaml.safe_load(fh), str(path))
+        data = yaml.safe_load(fh)
+    if isinstance(data, dict) and "bundle_format" in data and isinstance(data.get("config"), dict):
+        data = data["config"]  # a bundle's config.yaml: the training config is its `config` block
+    return config_from_dict(data, str(path))

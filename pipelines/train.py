@@ -153,7 +153,7 @@ def initial_weights(path: str, cfg) -> dict[str, list]:
     if not (fits and grows) or (grown and not set(bundle.charset.characters) <= set(cfg.charset)):
         raise ValueError(f"--init-from {path}: its architecture/charset (config {bundle.config.name!r}) "
                          f"differ from config {cfg.name!r}; fine-tune with the bundle's own config "
-                         f"(`--config {path}/config.yaml` keeps its architecture; model.width may differ, "
+                         f"(`--config {path}` keeps its architecture; model.width may differ, "
                          f"and model.residual_blocks may add blocks, the charset may add characters)")
     weights = {layer.name: layer.get_weights() for layer in bundle.model.layers if layer.weights}
     if grown:

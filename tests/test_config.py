@@ -48,6 +48,20 @@ def test_unknown_keys_are_named_with_the_known_ones(tmp_path):
 
 
 def test_an_unknown_name_lists_the_shipped_configs():
-    with pytest.raises(FileNotFoundError, match=re.escape(f"config 'nope' not found (a YAML path, or one of: "
-                                                          f"{', '.join(SHIPPED)})")):
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"config 'nope' not found (a YAML path, a model bundle, 'shipped' or one of: {', '.join(SHIPPED)})")):
         load_config("nope")
+
+
+def test_a_bundle_gives_the_config_it_was_trained_with(tmp_path):
+    """`--config shipped`, `--config BUNDLE` and `--config BUNDLE/config.yaml` (what `--init-from`'s error
+    advises) all load the bundle's training config, so a fine-tune keeps its architecture and charset."""
+    from ocr_core.bundle import SHIPPED_MODEL
+
+    bundle = yaml.safe_load((SHIPPED_MODEL / "config.yaml").read_text())
+    want = config_from_dict(bundle["config"])
+    assert load_config("shipped") == load_config(str(SHIPPED_MODEL)) == want
+    assert load_config(str(SHIPPED_MODEL / "config.yaml")) == want
+    (tmp_path / "config.yaml").write_text("bundle_format: 1\nconfig: {name: x, modle: {}}\n")
+    with pytest.raises(ValueError, match="unknown keys"):
+        load_config(str(tmp_path))
