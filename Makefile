@@ -41,7 +41,7 @@ SCENE_DEBS := gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers \
 TRDG   := trdg==1.8.0
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint system-deps synth-assets install clean bench default-model stage13
+.PHONY: demo test lint system-deps synth-assets install clean bench default-model stage13 stage14
 
 $(STAMP): setup.py pyproject.toml
 	$(MAKE) system-deps
@@ -207,6 +207,33 @@ $(RECIPE)/real13.model: $(RECIPE)/mix12.model $(MIX_DEPS)
 	  --epochs 2 --max-steps-per-epoch 80 --seed 23
 	touch $@
 stage13: $(RECIPE)/real13.model
+
+# Stage 14: the stage-11 word model grown into a line model (`configs/lines.yaml`: the same network with a dynamic
+# input width and the space and punctuation added to the charset; `--init-from` keeps every trained weight and
+# starts the new characters quiet), fine-tuned on synthetic text lines (`ocr synth --lines`), synth-v3 words, the
+# teacher-checked v5 sign crops of stage 12 and the real train crops, 3:1:1:2, every dataset built under the
+# line contract (`--for-config lines`); best epoch by CTC loss on the real dev crops (docs/lines.md, docs/model.md).
+LINES := $(OCR) build-dataset --for-config lines --overwrite
+$(RECIPE)/lines14.ds: synth-assets $(RECIPE)/v5checked.ds
+	$(call synth,synthlines24k,24000,61,train,4) --lines
+	$(call synth,synthwords24k,24000,33,train,3)
+	$(LINES) --input $(RECIPE)/synthlines24k/labels.tsv --output $(RECIPE)/dslines24k --val-fraction 0.02 --shards 8
+	$(LINES) --input $(RECIPE)/synthwords24k/labels.tsv --output $(RECIPE)/dswords24k --val-fraction 0.01 --shards 8
+	$(LINES) $(foreach s,$(REAL_SETS),--input $(REALWORDS)/$(s)/train.tsv) --output $(RECIPE)/dslinesrealtrain \
+	  --val-fraction 0 --shards 4 --oov drop
+	$(LINES) $(foreach s,$(REAL_SETS),--input $(REALWORDS)/$(s)/dev.tsv) --output $(RECIPE)/dslinesrealdev \
+	  --split val --shards 2 --oov drop
+	$(LINES) --input $(RECIPE)/v5checked/labels.tsv --output $(RECIPE)/dslinesv5checked --val-fraction 0.01 \
+	  --shards 4 --oov drop
+	touch $@
+$(RECIPE)/lines14.model: $(RECIPE)/default.model $(RECIPE)/lines14.ds
+	$(call done,lines14) $(OCR) train --config lines --init-from $(RECIPE)/models/default \
+	  --data $(RECIPE)/dslines24k --data $(RECIPE)/dswords24k --data $(RECIPE)/dslinesrealtrain \
+	  --data $(RECIPE)/dslinesv5checked --data-weights 3,1,2,1 --val-data $(RECIPE)/dslinesrealdev \
+	  --learning-rate 0.0005 --epochs 40 --max-steps-per-epoch 100 --batch-size 32 --seed 14 \
+	  --output $(RECIPE)/models/lines14
+	touch $@
+stage14: $(RECIPE)/lines14.model
 
 $(RECIPE)/heldout5k.synth: $(STAMP)
 	@mkdir -p $(RECIPE)
