@@ -48,8 +48,9 @@ def test_unknown_keys_are_named_with_the_known_ones(tmp_path):
 
 
 def test_an_unknown_name_lists_the_shipped_configs():
+    names = ", ".join(SHIPPED)
     with pytest.raises(FileNotFoundError, match=re.escape(
-            f"config 'nope' not found (a YAML path, a model bundle, 'shipped' or one of: {', '.join(SHIPPED)})")):
+            f"config 'nope' not found (a YAML path, a model bundle, 'shipped' or one of: {names})")):
         load_config("nope")
 
 
