@@ -17,6 +17,13 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 
+def shipped_model_name(folder: str = "default_model") -> str:
+    """The `model` column of rows read by the shipped bundle (its config's name @ the folder it is in)."""
+    from ocr_core.bundle import SHIPPED_MODEL, read_bundle_meta
+
+    return f"{read_bundle_meta(str(SHIPPED_MODEL))[0].name}@{folder}"
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

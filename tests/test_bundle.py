@@ -64,7 +64,8 @@ def test_a_bundle_saved_with_a_looser_limit_gets_this_ocrs_limit(tmp_path):
     assert "max_pixels: 40000000" in config
     (tmp_path / "config.yaml").write_text(config.replace("max_pixels: 40000000", "max_pixels: 400000000"))
     (tmp_path / "model.keras").write_bytes(b"")  # read_bundle_meta does not load the model
-    assert read_bundle_meta(str(tmp_path))[2] == PreprocessSpec()
+    assert read_bundle_meta(str(tmp_path))[2] == read_bundle_meta(str(SHIPPED_MODEL))[2]
+    assert read_bundle_meta(str(tmp_path))[2].max_pixels == PreprocessSpec().max_pixels
 
 
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="needs onnxruntime")

@@ -24,6 +24,7 @@ from ocr_core.model import build_crnn  # noqa: E402
 from ocr_core.preprocess import PreprocessSpec, preprocess_word_image  # noqa: E402
 from pipelines import export, predict  # noqa: E402
 from tests import images  # noqa: E402
+from tests.conftest import shipped_model_name  # noqa: E402
 
 IN_MEMORY = ["--workers", "1"]
 N_IMAGES = 200
@@ -74,7 +75,7 @@ def test_predict_with_the_onnx_engine_gives_the_tf_engines_rows(heldout, tmp_pat
     onnx, tf = tables["onnx"], tables["tf"]
     assert len(onnx) == N_IMAGES and onnx.keys() == tf.keys()
     assert {r["engine"] for r in onnx.values()} == {"onnx"} and {r["engine"] for r in tf.values()} == {"tf"}
-    assert {r["model"] for r in onnx.values()} == {f"default@{SHIPPED_MODEL.name}"}
+    assert {r["model"] for r in onnx.values()} == {shipped_model_name()}
     assert {i: r["text"] for i, r in onnx.items()} == {i: r["text"] for i, r in tf.items()}
     assert max(abs(onnx[i]["confidence"] - tf[i]["confidence"]) for i in onnx) < 1e-4
 

@@ -223,8 +223,8 @@ def test_shipped_model_is_the_default_and_reads_heldout_fonts(tmp_path):
     real-crop stages' scores (stage 5, synthetic only: 0.975; stage 9: 0.892; stage 11: 0.883): the
     real-photo skill costs some synthetic skill; the real crops are the yardstick (bench/real_accuracy.py)."""
     from ocr_core import synth
-    from ocr_core.bundle import SHIPPED_MODEL
     from ocr_core.metrics import summarize
+    from tests.conftest import shipped_model_name
 
     labels = synth.generate(tmp_path / "heldout", count=120, seed=99, font_split="heldout", workers=1,
                             progress=False, version=2)
@@ -232,7 +232,7 @@ def test_shipped_model_is_the_default_and_reads_heldout_fonts(tmp_path):
     assert predict.run(["--input", str(labels), "--output", str(out), *IN_MEMORY]).state == PipelineState.DONE
     rows = read_table(out)
     assert len(rows) == 120 and not [r for r in rows if r["error"]]
-    assert {r["model"] for r in rows} == {f"default@{SHIPPED_MODEL.name}"}
+    assert {r["model"] for r in rows} == {shipped_model_name()}
     accuracy = summarize((r["label"], r["text"]) for r in rows)["word_accuracy_alnum"]
     print(f"shipped model, 120 held-out-font images: {accuracy:.3f}")
     assert accuracy >= 0.85

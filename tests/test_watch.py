@@ -20,7 +20,7 @@ import pytest
 from ocr_core import predictions, watch
 from ocr_core.bundle import SHIPPED_MODEL
 from tests import images
-from tests.conftest import PYTHON, REPO
+from tests.conftest import PYTHON, REPO, shipped_model_name
 
 # --- ocr_core.watch ---------------------------------------------------------------------------------
 
@@ -216,15 +216,15 @@ def test_a_model_published_mid_run_takes_over_at_a_window_boundary(tmp_path):
     staging = models / ".v2-publishing"  # publish: copy next to the folder, then one rename
     shutil.copytree(SHIPPED_MODEL, staging, ignore=shutil.ignore_patterns("saved_model"))
     staging.rename(models / "v2")
-    swap = f"model default@{SHIPPED_MODEL.name} -> default@v2"
+    swap = f"model {shipped_model_name()} -> {shipped_model_name('v2')}"
     while swap not in (line := job.stdout.readline()):  # the next window boundary swaps it
         assert line, "the job ended without taking the new model"
     after = burst(inbox, "b", ["gamma", "delta"])
     committed(out, after, job)
     finish(job)
     by_source = {r["source"]: r for r in rows(out)}
-    assert {by_source[s]["model"] for s in before} == {f"default@{SHIPPED_MODEL.name}"}
-    assert {by_source[s]["model"] for s in after} == {"default@v2"}
+    assert {by_source[s]["model"] for s in before} == {shipped_model_name()}
+    assert {by_source[s]["model"] for s in after} == {shipped_model_name("v2")}
     assert all(by_source[s]["text"] and by_source[s]["engine"] == "onnx" for s in after)
 
 
