@@ -57,7 +57,8 @@ from ocr_core.metrics import summarize  # noqa: E402
 REPO = fixtures.REPO
 DEFAULT_MODEL = REPO / "ocr_core" / "assets" / "default_model"
 DEFAULT_N = 1000
-SYNTH = ("--lines", "--fonts", "heldout", "--seed", "7", "--version", "4")
+SYNTH = ("--lines", "--fonts", "heldout", "--seed", "7")
+LOOKS = {4: "scene", 2: "plain"}  # --synth-version: 4 photographic looks (default), 2 plain backgrounds
 LINE_LENGTHS = ((1, 20), (21, 40), (41, None))  # label characters
 TESSERACT = "tesseract-line"
 
@@ -74,7 +75,7 @@ def squash(text: str | None) -> str:
 # --- the lines ----------------------------------------------------------------------------------------------
 
 
-def line_set(images: Path, n: int) -> tuple[list, Path | None, dict]:
+def line_set(images: Path, n: int, version: int = 4) -> tuple[list, Path | None, dict]:
     """(the first n lines of images/labels.tsv as LabelEntry (id, source, label), rendering the set first if
     there is none; the labels.tsv when it is all of them, else None; the set's synth.json facts)."""
     import json
@@ -86,8 +87,9 @@ def line_set(images: Path, n: int) -> tuple[list, Path | None, dict]:
         if images.exists() and any(images.iterdir()):
             sys.exit(f"{images} has files but no labels.tsv (still being rendered?): wait, or pass another "
                      "--images")
-        say(f"rendering {n} lines into {images}: ocr synth {' '.join(SYNTH)} --count {n} ...")
-        seconds = fixtures.run_ocr("synth", *SYNTH, "--count", str(n), "--out", images, "--no-progress",
+        options = [*SYNTH, "--version", str(version), "--count", str(n)]
+        say(f"rendering {n} lines into {images}: ocr synth {' '.join(options)} ...")
+        seconds = fixtures.run_ocr("synth", *options, "--out", images, "--no-progress",
                                    log=fixtures.CACHE / "logs" / f"{images.name}.log")
         say(f"  done in {seconds:.0f} s")
     labels = read_labels(str(tsv), "all")
@@ -216,6 +218,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=Path, help="a line set with labels.tsv, or where to render one (default "
                     f"{fixtures.CACHE}/lines-heldout-s7-v4-nN)")
+    ap.add_argument("--synth-version", type=int, choices=sorted(LOOKS), default=4,
+                    help="looks of a line set rendered here: 4 photographic (default), 2 plain; the results "
+                         "file of 2 ends in -plain")
     ap.add_argument("--n", type=int, default=DEFAULT_N, help=f"first N lines (default {DEFAULT_N})")
     ap.add_argument("--model", action="append", metavar="DIR_OR_NAME",
                     help="model bundle or pp-ocrv6 (repeatable; default "
@@ -240,8 +245,9 @@ def main(argv=None) -> int:
     if unknown := sorted(set(peers) - set(fixtures.LINE_PEERS)):
         ap.error(f"unknown peer(s) {', '.join(unknown)}; choose from {', '.join(fixtures.LINE_PEERS)}")
 
-    images = (args.images or fixtures.CACHE / f"lines-heldout-s7-v4-n{args.n}").resolve()
-    entries, tsv, synth = line_set(images, args.n)
+    v = args.synth_version
+    images = (args.images or fixtures.CACHE / f"lines-heldout-s7-v{v}-n{args.n}").resolve()
+    entries, tsv, synth = line_set(images, args.n, v)
     say(f"{len(entries)} lines from {images}; load average {fixtures.loadavg()}")
     tmp = Path(tempfile.mkdtemp(prefix="lines-accuracy-"))
     rows, skipped = [], {}
@@ -267,8 +273,9 @@ def main(argv=None) -> int:
                "rows": rows, "goals": verdicts, "skipped": skipped, "caption": caption,
                "table_markdown": table,
                "machine": fixtures.machine(), "command": " ".join([Path(sys.executable).name, *sys.argv])}
-    out = fixtures.write_results("lines_accuracy" if args.n == DEFAULT_N else f"lines_accuracy-n{args.n}",
-                                 results)
+    stem = "lines_accuracy" if args.n == DEFAULT_N else f"lines_accuracy-n{args.n}"
+    plain = (synth or {}).get("synth_version") == 2
+    out = fixtures.write_results(stem + ("-plain" if plain else ""), results)
     print(f"{caption}\n\n{table}\n\nBy label length (line accuracy, CER):\n\n{length_markdown(rows)}\n")
     print(goal_text(rows[0]["name"], verdicts))
     for peer, why in skipped.items():

@@ -240,6 +240,51 @@ def markdown(rows: list[dict], folders: dict) -> str:
     return "\n".join(lines)
 
 
+HEIGHTS = ((0, 31, "< 32 px"), (32, 63, "32-63 px"), (64, None, ">= 64 px"))  # crop height groups
+
+
+def breakdowns(rows: list[dict], folders: dict) -> dict:
+    """Pooled scene-text accuracy of every row by label length (`ocr_core.metrics.length_group` of the
+    normalised label: issue 21's 12+ words) and by crop height (issue 19's >= 64 px crops):
+    {"length": {group: {"n": n, row name: accuracy}}, "height": {...}}."""
+    from PIL import Image
+
+    from ocr_core.metrics import LENGTH_GROUPS, length_group
+
+    crops = [e for es in folders.values() for e in es]
+    heights = []
+    for e in crops:
+        with Image.open(e.source) as im:
+            heights.append(im.size[1])
+    keys = {"length": [length_group(len(scene_text_normalize(e.label))) for e in crops],
+            "height": [next(name for lo, hi, name in HEIGHTS if h >= lo and (hi is None or h <= hi))
+                       for h in heights]}
+    order = {"length": [length_group(lo) for lo, _ in LENGTH_GROUPS], "height": [n for _, _, n in HEIGHTS]}
+    out = {}
+    for kind, groups in keys.items():
+        table = {g: {"n": groups.count(g)} for g in order[kind]}
+        for r in rows:
+            correct = "".join(r["folders"][f]["correct"] for f in folders)
+            for g in order[kind]:
+                idx = [i for i, k in enumerate(groups) if k == g]
+                table[g][r["name"]] = sum(correct[i] == "1" for i in idx) / len(idx) if idx else None
+        out[kind] = table
+    return out
+
+
+def breakdown_markdown(tables: dict, rows: list[dict]) -> str:
+    parts = []
+    for kind, table in tables.items():
+        head = [f"by {kind}", *(f"{g} ({v['n']})" for g, v in table.items())]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rows:
+            cells = [r["name"]] + ["—" if v[r["name"]] is None else f"{100 * v[r['name']]:.1f}"
+                                   for v in table.values()]
+            lines.append("| " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", metavar="DIR",
@@ -292,6 +337,7 @@ def main(argv=None) -> int:
 
     table = markdown(rows, folders)
     comparisons = paired(rows, folders)
+    groups = breakdowns(rows, folders)
     caption = (f"Word accuracy (%), scene-text protocol (case-sensitive in brackets), CER; images/s on "
                f"{os.cpu_count()} cores, start-up included (a model: its `ocr predict` runs, one per folder; "
                "a peer: its worker command, models loaded once), and a peer's rate after its model load.")
@@ -300,7 +346,8 @@ def main(argv=None) -> int:
                "protocol": "word_accuracy_alnum: lowercase, 0-9a-z only (ocr_core.metrics."
                            "scene_text_normalize); word_accuracy: exact, case-sensitive; "
                            "cer: edit distance / label length, labels as written",
-               "rows": rows, "paired": comparisons, "skipped": skipped, "caption": caption,
+               "rows": rows, "paired": comparisons, "breakdowns": groups, "skipped": skipped,
+               "caption": caption,
                "table_markdown": table,
                "machine": fixtures.machine(),
                "command": " ".join([Path(sys.executable).name, *sys.argv])}
@@ -310,6 +357,8 @@ def main(argv=None) -> int:
     if comparisons:
         print("\nPaired on the same crops: +crops only the model reads, −crops only the other reads, exact "
               f"McNemar p-value (p < 0.05: unlikely to be chance)\n\n{paired_markdown(comparisons, folders)}")
+    print("\nPooled accuracy by normalised label length and by crop height:\n\n"
+          f"{breakdown_markdown(groups, rows)}")
     for peer, why in skipped.items():
         print(f"\n{peer} skipped: {why}")
     say(f"\nwrote {out} (scratch: {tmp})")

@@ -106,7 +106,7 @@ def run(argv=None) -> int:
     times["synth"] += seconds
     made(seconds, f"{args.lines} text lines in held-out fonts: {text_lines / 'labels.tsv'}")
 
-    say("2/5 build-dataset: validated, split, sharded TFRecords (Apache Beam, DirectRunner), stored under the "
+    say("2/5 build-dataset: validated, split, sharded TFRecords (Apache Beam, DirectRunner), under the "
         "shipped model's input contract")
     times["build"], _ = ocr("build-dataset", "--input", str(synth / "labels.tsv"), "--output", str(dataset),
                             "--for-config", "shipped",
@@ -124,8 +124,8 @@ def run(argv=None) -> int:
                             "--no-saved-model", "--overwrite", "--output", str(model))
     made(times["train"], f"model bundle {model} (model.keras, model.onnx, charset.json, history.csv)")
 
-    say("4/5 predict: the test split with both models, the text lines with the shipped one (Beam RunInference "
-        "-> Parquet)")
+    say("4/5 predict: the test split with both models, the text lines with the shipped one "
+        "(Beam RunInference -> Parquet)")
     times["predict"] = 0.0
     for name, table in predictions.items():
         # No --model: the shipped model (ocr_core/assets/default_model).

@@ -35,8 +35,9 @@ def parse_args(argv):
                         "/usr/share/backgrounds and /usr/share/wallpapers; `make synth-assets` installs "
                         "them)")
     p.add_argument("--lines", action="store_true",
-                   help="text lines of 2-7 words, numbers and punctuation (all labelled, up to 80 characters) "
-                        "instead of words, for a dynamic-width model (docs/lines.md); tsv layout only")
+                   help="text lines of 2-7 words, numbers and punctuation (all labelled, up to 80 "
+                        "characters) instead of words, for a dynamic-width model (docs/lines.md); tsv "
+                        "layout only")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     return p.parse_args(argv)

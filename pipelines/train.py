@@ -34,7 +34,9 @@ def parse_args(argv):
     p.add_argument("--val-data", action="append", metavar="DIR",
                    help="validate (and keep the best epoch) on the val split of these datasets instead of "
                         "the --data ones; repeatable")
-    p.add_argument("--config", default="small", help="configs/NAME.yaml name or a YAML path (default: small)")
+    p.add_argument("--config",
+                   help="configs/NAME.yaml name, a YAML path, or a bundle ('shipped' or a directory: the "
+                        "config it was trained with); default: the --init-from bundle's config, else small")
     p.add_argument("--output", required=True,
                    help="model bundle directory to write: local, or on any filesystem TensorFlow reads "
                         "(gs://bucket/models/x)")
@@ -47,7 +49,8 @@ def parse_args(argv):
                    help="split the CPU into N logical devices (to exercise MirroredStrategy without GPUs)")
     p.add_argument("--init-from", metavar="BUNDLE",
                    help="start from a trained bundle's weights instead of a random init (fine-tuning); "
-                        "'shipped' is the pretrained model; architecture and charset must match --config")
+                        "'shipped' is the pretrained model; architecture and charset must match --config "
+                        "(the charset may add characters)")
     p.add_argument("--progress-seconds", type=float, default=10.0, metavar="S",
                    help="within an epoch, print a progress line at most every S seconds (0: every step)")
     p.add_argument("--seed", type=int, default=0)
@@ -85,6 +88,17 @@ def dataset_locations(data: list[str]) -> list[str]:
     from ocr_core import fs
 
     return [d if fs.is_remote(d) else os.path.abspath(d) for d in data]
+
+
+def training_config(config: str | None, init_from: str | None):
+    """The config to train: --config; without it the --init-from bundle's own (a fine-tune keeps the
+    architecture, charset and input contract it starts from), else `small`."""
+    from ocr_core.bundle import SHIPPED_MODEL, read_bundle_meta
+    from ocr_core.config import load_config
+
+    if config or not init_from:
+        return load_config(config or "small")
+    return read_bundle_meta(str(SHIPPED_MODEL) if init_from == "shipped" else init_from)[0]
 
 
 def check_recipe(cfg, args) -> None:
@@ -148,7 +162,8 @@ def initial_weights(path: str, cfg) -> dict[str, list]:
     grows = all(want.get(i, 0) >= n for i, n in have.items())
     m = cfg.model
     fits = dataclasses.replace(bundle.config.model, width=m.width, residual_blocks=want,
-                               dynamic_width=m.dynamic_width, min_width=m.min_width) == m
+                               dynamic_width=m.dynamic_width, min_width=m.min_width,
+                               stretch_width=m.stretch_width) == m
     grown = bundle.charset.characters != cfg.charset
     if not (fits and grows) or (grown and not set(bundle.charset.characters) <= set(cfg.charset)):
         raise ValueError(f"--init-from {path}: its architecture/charset (config {bundle.config.name!r}) "
@@ -178,13 +193,12 @@ def run(argv=None) -> int:
     args = parse_args(argv)
     from ocr_core import fs
     from ocr_core.bundle import ONNX_FILE, onnx_export_missing, save_bundle
-    from ocr_core.config import load_config
     from ocr_core.data import DataMix, DatasetError, DatasetInfo
     from ocr_core.preprocess import PreprocessSpec
     from ocr_core.training import BACKUP_DIR, check_compatible, current_task, finish, is_chief, train
 
     try:
-        cfg = load_config(args.config)
+        cfg = training_config(args.config, args.init_from)
         for field, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
                              ("learning_rate", args.learning_rate),
                              ("max_steps_per_epoch", args.max_steps_per_epoch)):

@@ -307,3 +307,16 @@ def test_progress_lines_within_an_epoch(small_words, tmp_path):
         assert re.fullmatch(pattern, line), line
     assert "\r" not in p.stdout
     assert len((out / "history.csv").read_text().splitlines()) == 2  # header + the epoch: no progress rows
+
+
+def test_a_fine_tune_without_config_keeps_the_config_of_the_bundle_it_starts_from():
+    """`ocr train --init-from B` without --config trains B's own config (its architecture, charset and input
+    contract); an explicit --config wins; neither: `small`."""
+    from ocr_core.bundle import SHIPPED_MODEL, read_bundle_meta
+    from ocr_core.config import load_config
+    from pipelines.train import training_config
+
+    shipped = read_bundle_meta(str(SHIPPED_MODEL))[0]
+    assert training_config(None, "shipped") == shipped == training_config(None, str(SHIPPED_MODEL))
+    assert training_config("seed", "shipped") == load_config("seed")
+    assert training_config(None, None) == load_config("small")
