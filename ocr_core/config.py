@@ -32,8 +32,8 @@ class ModelConfig:
     dynamic_width: bool = False
     min_width: int = 16
     # With dynamic_width: a picture narrower than this once scaled to `height` is stretched to it, as every
-    # word is in a fixed-width model (a word model's crops keep their look); wider ones keep their aspect
-    # ratio. 0: never stretched. A multiple of the stride.
+    # word is in a fixed-width model (a word model's crops keep their look); wider ones keep their aspect ratio.
+    # 0: never stretched. A multiple of the stride.
     stretch_width: int = 0
     convs: list[int] = field(default_factory=lambda: [64, 128, 256, 256, 512, 512])  # 3x3, same, ReLU
     batchnorm_after: list[int] = field(default_factory=lambda: [5, 6])  # 1-based conv numbers

@@ -62,8 +62,7 @@ class PreprocessSpec:
                                    or not 0 <= self.stretch_width <= self.width):
             raise ValueError(f"dynamic-width preprocessing: width (the maximum, {self.width}), min_width "
                              f"({self.min_width}) and stretch_width ({self.stretch_width}) must be multiples "
-                             f"of stride {self.stride}, with 0 < min_width <= width and stretch_width <= "
-                             "width")
+                             f"of stride {self.stride}, with 0 < min_width <= width and stretch_width <= width")
 
     @property
     def max_width(self) -> int:

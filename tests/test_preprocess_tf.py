@@ -52,8 +52,7 @@ def test_stretched_dynamic_width_gives_the_same_pixels_in_the_graph_and_stretche
     word = _encode(np.full((40, 90), 200, np.uint8))  # 72 px wide at height 32
     line = _encode(np.full((40, 400), 200, np.uint8))
     assert preprocess_word_image(word, stretched)[0].shape == (32, 128)
-    np.testing.assert_array_equal(preprocess_word_image(word, stretched)[0],
-                                  preprocess_word_image(word, fixed)[0])
+    np.testing.assert_array_equal(preprocess_word_image(word, stretched)[0], preprocess_word_image(word, fixed)[0])
     assert preprocess_word_image(line, stretched)[0].shape == (32, 320)
     for kind, data in _images() + [("word", word), ("line", line)]:
         want, cw = preprocess_word_image(data, stretched)
