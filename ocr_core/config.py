@@ -31,10 +31,6 @@ class ModelConfig:
     # input (height, None, 1)); images narrower than min_width are padded to it.
     dynamic_width: bool = False
     min_width: int = 16
-    # With dynamic_width: a picture narrower than this once scaled to `height` is stretched to it, as every
-    # word is in a fixed-width model (a word model's crops keep their look); wider ones keep their aspect ratio.
-    # 0: never stretched. A multiple of the stride.
-    stretch_width: int = 0
     convs: list[int] = field(default_factory=lambda: [64, 128, 256, 256, 512, 512])  # 3x3, same, ReLU
     batchnorm_after: list[int] = field(default_factory=lambda: [5, 6])  # 1-based conv numbers
     # Keras' 0.99 leaves ~0.99**steps of the initial variance in the moving statistics: short CPU runs
@@ -105,15 +101,13 @@ class OcrConfig:
         if not self.model.dynamic_width:  # fixed-width configs (and bundles) read exactly as before
             for key in DYNAMIC_MODEL_KEYS:
                 d["model"].pop(key)
-        if not self.model.stretch_width:  # configs from before stretching read as before
-            d["model"].pop("stretch_width", None)
         return d
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
 
-DYNAMIC_MODEL_KEYS = ("dynamic_width", "min_width", "stretch_width")
+DYNAMIC_MODEL_KEYS = ("dynamic_width", "min_width")
 
 
 def _build(cls, data: dict, where: str):

@@ -46,9 +46,6 @@ class PreprocessSpec:
     # Dynamic width (text lines): `width` is then the maximum; each image is `image_width` wide.
     dynamic_width: bool = False
     min_width: int = 16  # a multiple of `stride`
-    # A picture narrower than this once scaled to `height` is stretched to it (a word keeps the look a
-    # fixed-width model gives it); 0: never. A multiple of `stride`, <= width.
-    stretch_width: int = 0
     stride: int = 4  # input columns per CTC time step of the model (the product of its pools' widths)
     margin: int = 0  # columns added after each image before `padded_width` rounds up its batch canvas
     # Height / width above this is a word written top to bottom (refused as vertical_text): a single narrow
@@ -57,12 +54,10 @@ class PreprocessSpec:
 
     def __post_init__(self):
         if self.dynamic_width and (self.width % self.stride or self.min_width % self.stride
-                                   or self.stretch_width % self.stride
-                                   or not 0 < self.min_width <= self.width
-                                   or not 0 <= self.stretch_width <= self.width):
-            raise ValueError(f"dynamic-width preprocessing: width (the maximum, {self.width}), min_width "
-                             f"({self.min_width}) and stretch_width ({self.stretch_width}) must be multiples "
-                             f"of stride {self.stride}, with 0 < min_width <= width and stretch_width <= width")
+                                   or not 0 < self.min_width <= self.width):
+            raise ValueError(f"dynamic-width preprocessing: width (the maximum, {self.width}) and min_width "
+                             f"({self.min_width}) must be multiples of stride {self.stride}, "
+                             "with 0 < min_width <= width")
 
     @property
     def max_width(self) -> int:
@@ -73,8 +68,6 @@ class PreprocessSpec:
         if not self.dynamic_width:  # a fixed-width contract reads exactly as before dynamic width existed
             for key in DYNAMIC_KEYS:
                 d.pop(key)
-        if not self.stretch_width:  # and a dynamic one without stretching as before stretching existed
-            d.pop("stretch_width", None)
         return {**d, "version": PREPROCESS_VERSION, "gray_weights_rgb": list(GRAY_WEIGHTS),
                 "resize": "area", "pad": "median_of_border", "normalisation": "inside the model (x / 255)"}
 
@@ -91,10 +84,10 @@ def spec_for_model(model) -> PreprocessSpec:
     if not model.dynamic_width:
         return PreprocessSpec(model.height, model.width)
     return PreprocessSpec(model.height, model.width, dynamic_width=True, min_width=model.min_width,
-                          stride=model.stride, stretch_width=model.stretch_width)
+                          stride=model.stride)
 
 
-DYNAMIC_KEYS = ("dynamic_width", "min_width", "stride", "margin", "max_tall_ratio", "stretch_width")
+DYNAMIC_KEYS = ("dynamic_width", "min_width", "stride", "margin", "max_tall_ratio")
 
 
 _MAGIC = (
@@ -277,10 +270,9 @@ def decode_bgr(data: bytes, spec=PreprocessSpec()) -> np.ndarray:
 
 
 def target_width(width: int, height: int, spec: PreprocessSpec = PreprocessSpec()) -> int:
-    """Width after aspect-preserving scaling to spec.height, rounded half up, at least spec.stretch_width
-    (a narrower picture is stretched) and clamped to [1, W]."""
+    """Width after aspect-preserving scaling to spec.height, rounded half up and clamped to [1, W]."""
     w = (2 * width * spec.height + height) // (2 * height)
-    return int(min(max(w, 1, spec.stretch_width), spec.width))
+    return int(min(max(w, 1), spec.width))
 
 
 def area_weights(n_in: int, n_out: int) -> np.ndarray:

@@ -78,7 +78,7 @@ def preprocess_image_bytes(data, spec: PreprocessSpec = PreprocessSpec()):
     gray = _gray(img)
     h0, w0 = tf.shape(gray)[0], tf.shape(gray)[1]
     cw = (2 * w0 * spec.height + h0) // (2 * h0)
-    cw = tf.clip_by_value(cw, max(1, spec.stretch_width), spec.width)
+    cw = tf.clip_by_value(cw, 1, spec.width)
     ry = _area_weights(h0, spec.height)
     rx = _area_weights(w0, cw)
     small = tf.matmul(tf.matmul(ry, gray), rx, transpose_b=True)

@@ -66,12 +66,10 @@ def check_compatible(cfg: OcrConfig, data: DatasetInfo | DataMix) -> None:
         raise DatasetError(f"dataset images are {data.image_shape} but config {cfg.name!r} expects "
                            f"{(cfg.model.height, cfg.model.width)}")
     spec, m = data.spec, cfg.model
-    if (spec.dynamic_width, spec.dynamic_width and (spec.min_width, spec.stride, spec.stretch_width)) != \
-            (m.dynamic_width, m.dynamic_width and (m.min_width, m.stride, m.stretch_width)):
-        want = f"dynamic width (min {m.min_width}, stride {m.stride}, stretched to {m.stretch_width})" \
-            if m.dynamic_width else "fixed width"
-        have = f"dynamic width (min {spec.min_width}, stride {spec.stride}, stretched to " \
-               f"{spec.stretch_width})" if spec.dynamic_width else \
+    if (spec.dynamic_width, spec.dynamic_width and (spec.min_width, spec.stride)) != \
+            (m.dynamic_width, m.dynamic_width and (m.min_width, m.stride)):
+        want = f"dynamic width (min {m.min_width}, stride {m.stride})" if m.dynamic_width else "fixed width"
+        have = f"dynamic width (min {spec.min_width}, stride {spec.stride})" if spec.dynamic_width else \
             "fixed width"
         raise DatasetError(f"dataset {data.root} has {have} images but config {cfg.name!r} expects {want}; "
                            "build the dataset with the config's contract (docs/lines.md)")

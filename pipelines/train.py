@@ -162,8 +162,7 @@ def initial_weights(path: str, cfg) -> dict[str, list]:
     grows = all(want.get(i, 0) >= n for i, n in have.items())
     m = cfg.model
     fits = dataclasses.replace(bundle.config.model, width=m.width, residual_blocks=want,
-                               dynamic_width=m.dynamic_width, min_width=m.min_width,
-                               stretch_width=m.stretch_width) == m
+                               dynamic_width=m.dynamic_width, min_width=m.min_width) == m
     grown = bundle.charset.characters != cfg.charset
     if not (fits and grows) or (grown and not set(bundle.charset.characters) <= set(cfg.charset)):
         raise ValueError(f"--init-from {path}: its architecture/charset (config {bundle.config.name!r}) "

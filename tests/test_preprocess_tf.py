@@ -41,23 +41,3 @@ def test_dynamic_width_serving_graph_gives_the_same_pixels_and_canvas_as_numpy()
         np.testing.assert_array_equal(got, want, err_msg=kind)
         np.testing.assert_array_equal(pad_to_canvas_tf(tf.constant(want), LINES, table).numpy(),
                                       pad_to_canvas(want, LINES), err_msg=kind)
-
-
-def test_stretched_dynamic_width_gives_the_same_pixels_in_the_graph_and_stretches_only_short_crops():
-    """`stretch_width` (the shipped line model's contract): a crop narrower than 128 px at height 32 is
-    stretched to 128, as a fixed-width word model reads it; a wider one keeps its aspect ratio; graph and
-    NumPy agree."""
-    stretched = PreprocessSpec(32, 1024, dynamic_width=True, stretch_width=128)
-    fixed = PreprocessSpec(32, 128)
-    word = _encode(np.full((40, 90), 200, np.uint8))  # 72 px wide at height 32
-    line = _encode(np.full((40, 400), 200, np.uint8))
-    assert preprocess_word_image(word, stretched)[0].shape == (32, 128)
-    np.testing.assert_array_equal(preprocess_word_image(word, stretched)[0], preprocess_word_image(word, fixed)[0])
-    assert preprocess_word_image(line, stretched)[0].shape == (32, 320)
-    for kind, data in _images() + [("word", word), ("line", line)]:
-        want, cw = preprocess_word_image(data, stretched)
-        assert cw >= 128, kind
-        got = preprocess_image_bytes(tf.constant(data), stretched).numpy()
-        np.testing.assert_array_equal(got, want, err_msg=kind)
-    assert PreprocessSpec.from_dict(stretched.to_dict()) == stretched
-    assert "stretch_width" not in PreprocessSpec(32, 1024, dynamic_width=True).to_dict()  # as before
