@@ -143,7 +143,8 @@ def paired_markdown(comparisons: list[dict], folders: dict) -> str:
 # --- our models: `ocr predict` ---------------------------------------------------------------------------
 
 
-def predict_folder(model: str, entries: list, tsv: Path | None, out: Path, decoder: str) -> tuple[list, dict]:
+def predict_folder(model: str, entries: list, tsv: Path | None, out: Path, decoder: str,
+                   engine: str = "auto") -> tuple[list, dict]:
     """`ocr predict` on one folder's crops, its dev.tsv as the input (None: a manifest of `entries`, for --n):
     (texts in entry order, run facts)."""
     from pipelines.evaluate import read_predictions, source_key
@@ -152,7 +153,7 @@ def predict_folder(model: str, entries: list, tsv: Path | None, out: Path, decod
         tsv = out.parent / f"{out.name}.tsv"
         tsv.write_text("".join(f"{e.source}\t{e.label}\n" for e in entries), encoding="utf-8")
     seconds = fixtures.run_ocr("predict", "--model", model, "--input", tsv, "--output", out, "--workers", "2",
-                               "--decoder", decoder, log=out.parent / f"{out.name}.log")
+                               "--decoder", decoder, "--engine", engine, log=out.parent / f"{out.name}.log")
     rows = {source_key(r["source"]): r for r in read_predictions(str(out))}
     missing = [e.source for e in entries if source_key(e.source) not in rows]
     if missing:
@@ -174,13 +175,13 @@ def api_disagreements(model: str, entries: list, texts: list, decoder: str) -> l
 
 
 def model_row(name: str, model: str, folders: dict, inputs: dict, tmp: Path, decoder: str,
-              api_check: bool = False) -> dict:
+              api_check: bool = False, engine: str = "auto") -> dict:
     """Scores of one bundle; `inputs`: folder -> the manifest `ocr predict` reads (None: write one)."""
-    row = {"name": name, "kind": "model", "model": model, "decoder": decoder, "folders": {}}
+    row = {"name": name, "kind": "model", "model": model, "decoder": decoder, "engine": engine, "folders": {}}
     tag = "".join(c if c.isalnum() else "_" for c in name)
     for folder, entries in folders.items():
         say(f"{name}: ocr predict on {folder} ({len(entries)} crops) ...")
-        texts, facts = predict_folder(model, entries, inputs[folder], tmp / f"{tag}-{folder}", decoder)
+        texts, facts = predict_folder(model, entries, inputs[folder], tmp / f"{tag}-{folder}", decoder, engine)
         row["folders"][folder] = {**score(entries, texts), **facts}
         if api_check:
             differ = api_disagreements(model, entries, texts, decoder)
@@ -299,6 +300,8 @@ def main(argv=None) -> int:
                     default=str(DEFAULT_EASYOCR_PYTHON) if DEFAULT_EASYOCR_PYTHON.exists() else None,
                     help=f"python of the EasyOCR venv (default {DEFAULT_EASYOCR_PYTHON} if it exists)")
     ap.add_argument("--decoder", choices=("greedy", "beam"), default="greedy", help="ocr predict --decoder")
+    ap.add_argument("--engine", choices=("auto", "tf", "onnx", "onnx-int8"), default="auto",
+                    help="ocr predict --engine for every --model (onnx-int8: a bundle's model.int8.onnx)")
     ap.add_argument("--procs", type=int, default=2, help="peer worker processes")
     ap.add_argument("--api-check", action="store_true",
                     help="also read every crop with the Python API (ocr_core.Recognizer) and count the crops "
@@ -326,7 +329,7 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="real-accuracy-"))
     rows, skipped = [], {}
     for name, model in zip(names, models):
-        rows.append(model_row(name, model, folders, inputs, tmp, args.decoder, args.api_check))
+        rows.append(model_row(name, model, folders, inputs, tmp, args.decoder, args.api_check, args.engine))
     for peer in peers:
         python, why = fixtures.peer_python(peer, args.easyocr_python if peer == "easyocr" else None)
         if python is None:
