@@ -181,7 +181,8 @@ def model_row(name: str, model: str, folders: dict, inputs: dict, tmp: Path, dec
     tag = "".join(c if c.isalnum() else "_" for c in name)
     for folder, entries in folders.items():
         say(f"{name}: ocr predict on {folder} ({len(entries)} crops) ...")
-        texts, facts = predict_folder(model, entries, inputs[folder], tmp / f"{tag}-{folder}", decoder, engine)
+        out = tmp / f"{tag}-{folder}"
+        texts, facts = predict_folder(model, entries, inputs[folder], out, decoder, engine)
         row["folders"][folder] = {**score(entries, texts), **facts}
         if api_check:
             differ = api_disagreements(model, entries, texts, decoder)
