@@ -41,7 +41,7 @@ SCENE_DEBS := gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers \
 TRDG   := trdg==1.8.0
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint system-deps synth-assets install clean bench default-model stage13 stage14
+.PHONY: demo test lint system-deps synth-assets install clean bench default-model stage13 stage14 stage17
 
 $(STAMP): setup.py pyproject.toml
 	$(MAKE) system-deps
@@ -233,7 +233,29 @@ $(RECIPE)/lines14.model: $(RECIPE)/default.model $(RECIPE)/lines14.ds
 	  --learning-rate 0.0005 --epochs 40 --max-steps-per-epoch 100 --batch-size 32 --seed 14 \
 	  --output $(RECIPE)/models/lines14
 	touch $@
+# Stages 15-17: real-crop-heavy fine-tunes of the line model at lower learning rates (as stages 7, 9 and 11 follow
+# their mixes), best epoch on the real dev crops each time; stage 17 is the shipped model (docs/model.md).
+$(RECIPE)/lines15.model: $(RECIPE)/lines14.model
+	$(call done,lines15) $(OCR) train --config lines --init-from $(RECIPE)/models/lines14 \
+	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslines24k --data $(RECIPE)/dslinesv5checked \
+	  --data-weights 3,1,1 --val-data $(RECIPE)/dslinesrealdev --learning-rate 0.0001 --epochs 5 \
+	  --max-steps-per-epoch 80 --batch-size 32 --seed 15 --output $(RECIPE)/models/lines15
+	touch $@
+$(RECIPE)/lines16.model: $(RECIPE)/lines15.model
+	$(call done,lines16) $(OCR) train --config lines --init-from $(RECIPE)/models/lines15 \
+	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslines24k --data $(RECIPE)/dslinesv5checked \
+	  --data $(RECIPE)/dswords24k --data-weights 4,1,1,1 --val-data $(RECIPE)/dslinesrealdev \
+	  --learning-rate 0.0001 --epochs 12 --max-steps-per-epoch 80 --batch-size 32 --seed 16 \
+	  --output $(RECIPE)/models/lines16
+	touch $@
+$(RECIPE)/lines17.model: $(RECIPE)/lines16.model
+	$(call done,lines17) $(OCR) train --config lines --init-from $(RECIPE)/models/lines16 \
+	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslines24k --data-weights 6,1 \
+	  --val-data $(RECIPE)/dslinesrealdev --learning-rate 0.00005 --epochs 4 --max-steps-per-epoch 80 \
+	  --batch-size 32 --seed 17 --output $(RECIPE)/models/lines17
+	touch $@
 stage14: $(RECIPE)/lines14.model
+stage17: $(RECIPE)/lines17.model
 
 $(RECIPE)/heldout5k.synth: $(STAMP)
 	@mkdir -p $(RECIPE)
