@@ -41,7 +41,7 @@ SCENE_DEBS := gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers \
 TRDG   := trdg==1.8.0
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint system-deps synth-assets install clean bench default-model stage13 stage14 stage17
+.PHONY: demo test lint system-deps synth-assets install clean bench default-model stage13 stage14 stage18
 
 $(STAMP): setup.py pyproject.toml
 	$(MAKE) system-deps
@@ -85,8 +85,8 @@ bench: $(STAMP)
 # `make default-model`: the shipped model's whole recipe (about 11 h on 2 cores), then the held-out-font and
 # real-crop benchmarks and its int8 file. Stages 1-11 make the word model: 1-5 train on synthetic images only
 # (synth versions 1-2); stages 6, 8 and 10 mix synth-v3/v4 images with the real train crops of $(REALWORDS),
-# stages 7, 9 and 11 are short real-crop fine-tunes. Stages 14-17 grow it into the line model that ships
-# (stage 17; 12-13 were an experiment); every stage from 6 on selects its best epoch on the dev crops. Each step
+# stages 7, 9 and 11 are short real-crop fine-tunes. Stages 14-18 grow it into the line model that ships
+# (stage 18; 12-13 were an experiment); every stage from 6 on selects its best epoch on the dev crops. Each step
 # leaves a stamp in $(RECIPE), so a stopped run starts again at the first unfinished step, and an interrupted
 # `ocr train` resumes from its last epoch checkpoint (OUTPUT/_backup).
 RECIPE    := recipe
@@ -94,7 +94,7 @@ OCR       := $(VENV)/bin/ocr
 REALWORDS ?= ../shared/realwords
 REAL_SETS := iiit5k_train ic15_train svt_train
 
-SHIPPED := lines17
+SHIPPED := lines18
 default-model: $(RECIPE)/heldout_accuracy.json $(RECIPE)/real_accuracy.json $(RECIPE)/shipped.int8
 	@echo "model: $(RECIPE)/models/$(SHIPPED); results: $^"
 
@@ -235,8 +235,8 @@ $(RECIPE)/lines14.model: $(RECIPE)/default.model $(RECIPE)/lines14.ds
 	  --learning-rate 0.0005 --epochs 40 --max-steps-per-epoch 100 --batch-size 32 --seed 14 \
 	  --output $(RECIPE)/models/lines14
 	touch $@
-# Stages 15-17: real-crop-heavy fine-tunes of the line model at lower learning rates (as stages 7, 9 and 11 follow
-# their mixes), best epoch on the real dev crops each time; stage 17 is the shipped model (docs/model.md).
+# Stages 15-18: real-crop-heavy fine-tunes of the line model at lower learning rates (as stages 7, 9 and 11 follow
+# their mixes), best epoch on the real dev crops each time; stage 18 is the shipped model (docs/model.md).
 $(RECIPE)/lines15.model: $(RECIPE)/lines14.model
 	$(call done,lines15) $(OCR) train --config lines --init-from $(RECIPE)/models/lines14 \
 	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslines24k --data $(RECIPE)/dslinesv5checked \
@@ -256,8 +256,15 @@ $(RECIPE)/lines17.model: $(RECIPE)/lines16.model
 	  --val-data $(RECIPE)/dslinesrealdev --learning-rate 0.00005 --epochs 4 --max-steps-per-epoch 80 \
 	  --batch-size 32 --seed 17 --output $(RECIPE)/models/lines17
 	touch $@
+$(RECIPE)/lines18.model: $(RECIPE)/lines17.model
+	$(call done,lines18) $(OCR) train --config lines --init-from $(RECIPE)/models/lines17 \
+	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslines24k --data $(RECIPE)/dslinesv5checked \
+	  --data $(RECIPE)/dswords24k --data-weights 4,1,1,1 --val-data $(RECIPE)/dslinesrealdev \
+	  --learning-rate 0.0001 --epochs 20 --max-steps-per-epoch 80 --batch-size 32 --seed 18 \
+	  --output $(RECIPE)/models/lines18
+	touch $@
 stage14: $(RECIPE)/lines14.model
-stage17: $(RECIPE)/lines17.model
+stage18: $(RECIPE)/lines18.model
 
 $(RECIPE)/heldout5k.synth: $(STAMP)
 	@mkdir -p $(RECIPE)
