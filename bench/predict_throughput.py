@@ -139,21 +139,29 @@ def default_engine(bundle: str) -> str:
 # --- (a) the raw model, and the per-image costs of the other stages -----------------------------------------
 
 
-def preprocess(files: list[str]) -> tuple:
-    """The preprocessed images [N, H, W, 1] uint8, and CPU seconds per image and images/s of one process."""
+def preprocess(files: list[str], bundle_dir: str) -> tuple:
+    """The images preprocessed under the bundle's contract: [N, H, W, 1] uint8 for a fixed-width bundle, a
+    list of [H, W_i] for a dynamic-width (line) one; and CPU seconds per image and images/s of one process."""
     import numpy as np
 
-    from ocr_core.preprocess import PreprocessSpec, preprocess_word_image
+    from ocr_core.bundle import read_bundle_meta
+    from ocr_core.errors import InputError
+    from ocr_core.preprocess import preprocess_word_image
 
-    spec = PreprocessSpec()
+    spec = read_bundle_meta(bundle_dir)[2]
     c0, t0 = time.process_time(), time.perf_counter()
-    pixels = []
+    pixels, kept = [], []
     for f in files:
         with open(f, "rb") as fh:
-            pixels.append(preprocess_word_image(fh.read(), spec)[0])
+            try:
+                pixels.append(preprocess_word_image(fh.read(), spec)[0])
+            except InputError:  # e.g. a line model's vertical_text: an error row in ocr predict
+                continue
+        kept.append(f)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
-    return np.stack(pixels)[..., None], {"preprocess_cpu_seconds_per_image": cpu / len(files),
-                                         "preprocess_images_per_second_one_process": len(files) / wall}
+    facts = {"preprocess_cpu_seconds_per_image": cpu / len(files),
+             "preprocess_images_per_second_one_process": len(files) / wall, "refused": len(files) - len(kept)}
+    return (pixels if spec.dynamic_width else np.stack(pixels)[..., None]), facts, kept
 
 
 def tf_forward(bundle_dir: str):
@@ -194,14 +202,34 @@ def onnx_forward(bundle_dir: str, threads: int, file: str = "model.onnx"):
         "model": f"{cfg.name}@{Path(bundle_dir).name}"}
 
 
+def engine_forward(engine: str, bundle_dir: str):
+    """(list of crops -> per-crop probabilities, charset, facts): `ocr_core.engine`'s forward function, which
+    groups a dynamic-width batch by canvas width as `ocr predict` does."""
+    started = time.perf_counter()
+    from ocr_core.charset import Charset
+    from ocr_core.engine import open_model
+
+    ref = open_model(bundle_dir, engine)
+    import_seconds = time.perf_counter() - started
+    t0 = time.perf_counter()
+    threads = ONNX_FORWARD_THREADS if engine in ONNX_FILES else 0
+    run = ref.load(threads)
+    return run, Charset(ref.characters), {
+        "framework": f"ocr_core.engine ({engine}), batches grouped by width", "threads": threads or "default",
+        "framework_import_seconds": import_seconds, "model_load_seconds": time.perf_counter() - t0,
+        "model": ref.name}
+
+
 def forward(engine: str, bundle_dir: str, x, files: list[str], batch: int, windows: int,
             labels: dict[str, str]) -> tuple[dict, list]:
     """Raw forward pass images/s of one engine (median of `windows` passes over all of x), CPU seconds per
     image, and the greedy-decoded texts' accuracy; also returns the probabilities of the last pass."""
-    import numpy as np
 
-    run, charset, facts = (onnx_forward(bundle_dir, ONNX_FORWARD_THREADS, ONNX_FILES[engine])
-                           if engine in ONNX_FILES else tf_forward(bundle_dir))
+    if isinstance(x, list):  # a line model: the engines' own width grouping (ocr_core.engine), as in predict
+        run, charset, facts = engine_forward(engine, bundle_dir)
+    else:
+        run, charset, facts = (onnx_forward(bundle_dir, ONNX_FORWARD_THREADS, ONNX_FILES[engine])
+                               if engine in ONNX_FILES else tf_forward(bundle_dir))
     batches = [x[i:i + batch] for i in range(0, len(x), batch)]
     t0 = time.perf_counter()
     run(batches[0])
@@ -216,7 +244,7 @@ def forward(engine: str, bundle_dir: str, x, files: list[str], batch: int, windo
         rates.append(len(x) / wall)
         cpu_per_image.append(cpu / len(x))
         probs = out
-    texts, decode_cpu = greedy_texts(np.concatenate(probs), charset)
+    texts, decode_cpu = greedy_texts([p for batch_probs in probs for p in batch_probs], charset)
     acc = accuracy(labels, {key(f): t for f, t in zip(files, texts)})
     return {"engine": engine, "images_per_second": fixtures.median(rates), "windows": rates,
             "batch_size": batch, "n": len(x), "forward_cpu_seconds_per_image": fixtures.median(cpu_per_image),
@@ -552,10 +580,10 @@ def main(argv=None) -> int:
     # (a)
     say(f"(a) in-process on the first {forward_n} images: preprocess, then per engine the raw forward pass "
         "and greedy decode ...")
-    x, pre = preprocess(files[:forward_n])
+    x, pre, kept = preprocess(files[:forward_n], bundle)
     a = {}
     for e in engines:
-        a[e], _ = forward(e, bundle, x, files[:forward_n], args.batch_size, args.windows, labels)
+        a[e], _ = forward(e, bundle, x, kept, args.batch_size, args.windows, labels)
         say(f"    {e}: {a[e]['images_per_second']:.0f} img/s forward; "
             f"accuracy {a[e]['accuracy']['word_accuracy_alnum']:.3f}")
     del x
