@@ -262,15 +262,14 @@ def breakdowns(rows: list[dict], folders: dict) -> dict:
             "height": [next(name for lo, hi, name in HEIGHTS if h >= lo and (hi is None or h <= hi))
                        for h in heights]}
     order = {"length": [length_group(lo) for lo, _ in LENGTH_GROUPS], "height": [n for _, _, n in HEIGHTS]}
+    correct = {r["name"]: "".join(r["folders"][f]["correct"] for f in folders) for r in rows}
     out = {}
     for kind, groups in keys.items():
-        table = {g: {"n": groups.count(g)} for g in order[kind]}
-        for r in rows:
-            correct = "".join(r["folders"][f]["correct"] for f in folders)
-            for g in order[kind]:
-                idx = [i for i, k in enumerate(groups) if k == g]
-                table[g][r["name"]] = sum(correct[i] == "1" for i in idx) / len(idx) if idx else None
-        out[kind] = table
+        out[kind] = {}
+        for g in order[kind]:
+            idx = [i for i, k in enumerate(groups) if k == g]
+            out[kind][g] = {"n": len(idx), **{name: sum(c[i] == "1" for i in idx) / len(idx) if idx else None
+                                              for name, c in correct.items()}}
     return out
 
 

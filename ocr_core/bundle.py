@@ -25,7 +25,7 @@ import yaml
 
 from ocr_core import fs
 from ocr_core.charset import Charset
-from ocr_core.config import OcrConfig, config_from_dict
+from ocr_core.config import SHIPPED_MODEL, OcrConfig, config_from_dict  # noqa: F401 (SHIPPED_MODEL: re-exported)
 from ocr_core.preprocess import PreprocessSpec
 
 BUNDLE_FILES = ("model.keras", "charset.json", "config.yaml")
@@ -54,7 +54,6 @@ class Bundle:
 
 
 # The pretrained model shipped inside the package (configs/default.yaml; see docs/model.md).
-SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "default_model"
 
 
 def check_bundle_dir(path: str) -> None:

@@ -134,7 +134,8 @@ def config_from_dict(data: dict, where: str = "config") -> OcrConfig:
     return cfg
 
 
-SHIPPED = "shipped"  # the config of the shipped model (ocr_core/assets/default_model)
+SHIPPED = "shipped"  # the name of the shipped model where a bundle is taken
+SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "default_model"  # its bundle
 
 
 def load_config(name_or_path: str) -> OcrConfig:
@@ -142,7 +143,7 @@ def load_config(name_or_path: str) -> OcrConfig:
     "shipped" (the shipped model's), a bundle directory or its config.yaml."""
     path = Path(name_or_path)
     if name_or_path == SHIPPED and not path.exists():
-        path = Path(__file__).resolve().parent / "assets" / "default_model"
+        path = SHIPPED_MODEL
     if not path.exists() and (CONFIG_DIR / f"{name_or_path}.yaml").exists():
         path = CONFIG_DIR / f"{name_or_path}.yaml"
     if path.is_dir() and (path / "config.yaml").exists():

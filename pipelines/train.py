@@ -90,15 +90,22 @@ def dataset_locations(data: list[str]) -> list[str]:
     return [d if fs.is_remote(d) else os.path.abspath(d) for d in data]
 
 
+def init_bundle(init_from: str) -> str:
+    """The bundle directory an --init-from names ('shipped': the shipped model's)."""
+    from ocr_core.config import SHIPPED, SHIPPED_MODEL
+
+    return str(SHIPPED_MODEL) if init_from == SHIPPED else init_from
+
+
 def training_config(config: str | None, init_from: str | None):
     """The config to train: --config; without it the --init-from bundle's own (a fine-tune keeps the
     architecture, charset and input contract it starts from), else `small`."""
-    from ocr_core.bundle import SHIPPED_MODEL, read_bundle_meta
+    from ocr_core.bundle import read_bundle_meta
     from ocr_core.config import load_config
 
     if config or not init_from:
         return load_config(config or "small")
-    return read_bundle_meta(str(SHIPPED_MODEL) if init_from == "shipped" else init_from)[0]
+    return read_bundle_meta(init_bundle(init_from))[0]
 
 
 def check_recipe(cfg, args) -> None:
@@ -155,9 +162,9 @@ def initial_weights(path: str, cfg) -> dict[str, list]:
     with a zero kernel and a bias well below every known character's, so the grown model first reads what the
     bundle reads.
     """
-    from ocr_core.bundle import SHIPPED_MODEL, load_bundle
+    from ocr_core.bundle import load_bundle
 
-    bundle = load_bundle(str(SHIPPED_MODEL) if path == "shipped" else path)
+    bundle = load_bundle(init_bundle(path))
     have, want = bundle.config.model.residual_blocks, cfg.model.residual_blocks
     grows = all(want.get(i, 0) >= n for i, n in have.items())
     m = cfg.model
