@@ -190,8 +190,10 @@ class WorkerWatch:
     After a death the runner's shutdown can also wait forever: it joins the thread of every other worker, and
     a surviving worker does not always leave when its control channel closes (1 run in 5 on 2 cores). So if
     `verdict` has not been reached `grace` seconds after a death, the surviving workers (`worker_processes`)
-    are ended: SIGTERM, then SIGKILL `grace` seconds later. The job has failed by then; those workers could
-    only finish bundles nobody will publish.
+    are ended: SIGTERM, then SIGKILL `grace` seconds later, and after that the main thread is interrupted
+    again every `grace` seconds (at most 12 times) until `verdict` is reached (CI once saw a run hang past
+    the first interrupt). The job has failed by then; those workers could only finish bundles nobody will
+    publish.
     """
 
     def __init__(self, grace: float = 5.0, marker: bytes = _WORKER_MODULE):
@@ -230,6 +232,12 @@ class WorkerWatch:
                     os.kill(pid, sig)
                 except OSError:  # it left meanwhile
                     pass
+        # Still no verdict: the first interrupt reached the main thread where it was swallowed (a wait that
+        # catches it, or a native call). Interrupt it again until the run's `finally` calls `verdict`.
+        for _ in range(12):  # a minute at the default grace, then give up: never an endless signal loop
+            if self._ended.wait(self._grace):
+                return
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     def verdict(self, failed: bool) -> None:
         """Ends the watch. Raises WorkerDied when a worker died (after a failed run, the dead worker's thread
