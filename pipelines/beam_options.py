@@ -190,10 +190,8 @@ class WorkerWatch:
     After a death the runner's shutdown can also wait forever: it joins the thread of every other worker, and
     a surviving worker does not always leave when its control channel closes (1 run in 5 on 2 cores). So if
     `verdict` has not been reached `grace` seconds after a death, the surviving workers (`worker_processes`)
-    are ended: SIGTERM, then SIGKILL `grace` seconds later, and after that the main thread is interrupted
-    again every `grace` seconds (at most 12 times) until `verdict` is reached (CI once saw a run hang past
-    the first interrupt). The job has failed by then; those workers could only finish bundles nobody will
-    publish.
+    are ended: SIGTERM, then SIGKILL `grace` seconds later. The job has failed by then; those workers could
+    only finish bundles nobody will publish.
     """
 
     def __init__(self, grace: float = 5.0, marker: bytes = _WORKER_MODULE):
@@ -208,6 +206,13 @@ class WorkerWatch:
         threading.excepthook = self._hook
         for name in _CHANNEL_LOGGERS:
             logging.getLogger(name).setLevel(logging.CRITICAL)
+        # A process started in the background by a shell without job control (`cmd &` in a script, as CI
+        # runners do) inherits SIGINT ignored, and the interrupt `_hook` sends would then do nothing: the run
+        # hung after a worker died. For the run, SIGINT raises KeyboardInterrupt again.
+        self._sigint = None
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+            self._sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def _hook(self, args) -> None:
         found = _WORKER_EXIT.search(str(args.exc_value))
@@ -232,12 +237,6 @@ class WorkerWatch:
                     os.kill(pid, sig)
                 except OSError:  # it left meanwhile
                     pass
-        # Still no verdict: the first interrupt reached the main thread where it was swallowed (a wait that
-        # catches it, or a native call). Interrupt it again until the run's `finally` calls `verdict`.
-        for _ in range(12):  # a minute at the default grace, then give up: never an endless signal loop
-            if self._ended.wait(self._grace):
-                return
-            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     def verdict(self, failed: bool) -> None:
         """Ends the watch. Raises WorkerDied when a worker died (after a failed run, the dead worker's thread
@@ -249,6 +248,8 @@ class WorkerWatch:
         while failed and not self.codes and time.monotonic() < deadline:
             time.sleep(0.05)
         threading.excepthook = self._previous
+        if self._sigint is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._sigint)
         for name, level in self._levels.items():
             logging.getLogger(name).setLevel(level)
         if self.codes:

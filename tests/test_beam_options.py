@@ -93,20 +93,23 @@ def _is_beam_worker(pid: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("after", [0.3, 1.0])
-def test_a_killed_worker_ends_predict_with_one_line_and_exit_1(tmp_path, after):
+@pytest.mark.parametrize("after, sigint_ignored", [(0.3, False), (1.0, False), (0.3, True)])
+def test_a_killed_worker_ends_predict_with_one_line_and_exit_1(tmp_path, after, sigint_ignored):
     """A worker killed mid-run (as the out-of-memory killer would) fails the job: exit 1, one line naming the
     signal, nothing published. Beam alone prints pages of gRPC tracebacks and never says which signal.
 
     Killed 0.3 s after it started (before its first bundle), the runner's shutdown waited forever for the
-    other worker, which never left: the watch now ends the survivors."""
+    other worker, which never left: the watch now ends the survivors. Started with SIGINT ignored (`cmd &`
+    in a script without job control, as CI runs it), the watch's interrupt did nothing and the job hung."""
     for i, word in enumerate(["north", "south", "east", "west"]):
         images.write_word(tmp_path / "raw" / f"{i}.png", word)
     (tmp_path / "raw" / "many.tsv").write_text("".join(f"{i % 4}.png\tw\n" for i in range(6000)))
     out = tmp_path / "out"
+    ignore_sigint = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "predict", "--input",
                              str(tmp_path / "raw" / "many.tsv"), "--output", str(out)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ignore_sigint)
     deadline = time.time() + 300
     workers = []
     while not workers and proc.poll() is None and time.time() < deadline:
