@@ -134,9 +134,10 @@ def fits_its_width(labels, steps):
 
 
 def bucket_by_width(ds, batch_size: int, drop_remainder: bool):
-    """(image, labels, steps) elements -> batches of one canvas width each (tf.data's group_by_window)."""
+    """(image, labels, steps[, target]) elements -> batches of one canvas width each (tf.data's
+    group_by_window)."""
     return ds.group_by_window(
-        key_func=lambda image, labels, steps: tf.cast(tf.shape(image)[1], tf.int64),
+        key_func=lambda image, *_: tf.cast(tf.shape(image)[1], tf.int64),
         reduce_func=lambda _, window: window.batch(batch_size, drop_remainder=drop_remainder),
         window_size=batch_size)
 
@@ -290,7 +291,7 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
                  input_context: tf.distribute.InputContext | None = None, drop_remainder: bool | None = None,
                  pad_forever: bool = False, groups: list[tuple[list[str], float]] | None = None,
                  geometry: bool = False, camera: bool = False, weather: bool = False,
-                 spec: PreprocessSpec | None = None):
+                 spec: PreprocessSpec | None = None, teacher=None):
     """Builds the tf.data pipeline over TFRecord shard files.
 
     Args:
@@ -315,9 +316,12 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
         spec: the dataset's preprocessing; a dynamic-width one gives (images, labels, logit_length) batches
             bucketed by canvas width (`height`/`width` unused), leaving out records whose label needs more
             time steps than their image has.
+        teacher: (training) an `ocr_core.distill.TargetTable`: every batch gets one more element, the
+            teacher's target of each record (float32 [B, C]; all zeros: none).
 
     Returns:
-        A `tf.data.Dataset` of (images, labels), or (images, labels, logit_length) for a dynamic spec.
+        A `tf.data.Dataset` of (images, labels), or (images, labels, logit_length) for a dynamic spec, then
+        the targets when `teacher` is given.
     """
     opts = tf.data.Options()
     opts.deterministic = deterministic
@@ -336,15 +340,23 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
         from ocr_core.preprocess_tf import canvas_table
 
         canvases = canvas_table(spec)
-        ds = ds.map(lambda s: parse_line(s, spec, max_label_len, canvases),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-        ds = bucket_by_width(ds.filter(lambda image, labels, steps: fits_its_width(labels, steps)),
+        if teacher is None:
+            ds = ds.map(lambda s: parse_line(s, spec, max_label_len, canvases),
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+        else:
+            ds = ds.map(lambda s: (*parse_line(s, spec, max_label_len, canvases), teacher.of_serialized(s)),
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+        ds = bucket_by_width(ds.filter(lambda image, labels, steps, *_: fits_its_width(labels, steps)),
                              batch_size, drop)
     else:
         ds = ds.batch(batch_size, drop_remainder=drop, num_parallel_calls=tf.data.AUTOTUNE,
                       deterministic=deterministic)
-        ds = ds.map(lambda s: parse_batch(s, height, width, max_label_len),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+        if teacher is None:
+            ds = ds.map(lambda s: parse_batch(s, height, width, max_label_len),
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+        else:
+            ds = ds.map(lambda s: (*parse_batch(s, height, width, max_label_len), teacher.of_serialized(s)),
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if training and augment:
         base = tf.constant(seed or 0, tf.int64)
         def augment(i, xy):

@@ -23,6 +23,7 @@ from ocr_core.charset import Charset
 from ocr_core.config import OcrConfig
 from ocr_core.ctc import ctc_loss, greedy_decode_tf
 from ocr_core.data import DataMix, DatasetError, DatasetInfo, make_dataset
+from ocr_core.distill import distill_loss
 from ocr_core.model import build_crnn
 
 BACKUP_DIR = "_backup"
@@ -152,7 +153,8 @@ def _make_optimizer(cfg: OcrConfig, steps_per_epoch: int):
 
 def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf.distribute.Strategy,
           seed: int = 0, log=print, init_weights: dict[str, list] | None = None,
-          progress_seconds: float = 10.0) -> tuple[keras.Model, TrainState]:
+          progress_seconds: float = 10.0, teacher=None,
+          distill_weight: float = 1.0) -> tuple[keras.Model, TrainState]:
     """Trains `cfg` on `data`, checkpointing into `output/_backup` every epoch and resuming from it.
 
     Args:
@@ -196,7 +198,8 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
                             max_label_len=t_steps, training=True, augment=cfg.train.augment,
                             shuffle_buffer=cfg.train.shuffle_buffer, seed=seed, input_context=ctx,
                             groups=groups, geometry=cfg.train.augment_geometry,
-                            camera=cfg.train.augment_camera, weather=cfg.train.augment_weather, spec=spec)
+                            camera=cfg.train.augment_camera, weather=cfg.train.augment_weather, spec=spec,
+                            teacher=teacher)
 
     # Validation runs a fixed number of full global batches on every worker (collectives need the same
     # count everywhere); the datasets pad the tail, and padding rows are not counted.
@@ -246,16 +249,19 @@ def train(cfg: OcrConfig, data: DatasetInfo | DataMix, output: str, strategy: tf
 
     @tf.function
     def train_step(iterator):
-        def step(images, labels, logit_length=None):
+        def step(images, labels, *rest):  # rest: [logit_length (dynamic width)] [teacher targets]
+            logit_length = rest[0] if spec.dynamic_width else None
             with tf.GradientTape() as tape:
                 probs = model(images, training=True)
                 per_example = ctc_loss(labels, probs, logit_length)
+                if teacher is not None:
+                    per_example += distill_weight * distill_loss(probs, rest[-1], logit_length)
                 loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             grads = tape.gradient(loss, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             return loss
 
-        per_replica = strategy.run(step, args=tuple(next(iterator)))  # (images, labels[, logit_length])
+        per_replica = strategy.run(step, args=tuple(next(iterator)))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
     @tf.function(reduce_retracing=True)  # dynamic width: one trace for every batch width

@@ -53,6 +53,15 @@ def parse_args(argv):
                         "(the charset may add characters)")
     p.add_argument("--progress-seconds", type=float, default=10.0, metavar="S",
                    help="within an epoch, print a progress line at most every S seconds (0: every step)")
+    p.add_argument("--teacher", choices=["pp-ocrv6"],
+                   help="distil from a teacher recogniser beside CTC: PP-OCRv6 small (the rapidocr wheel) "
+                        "reads every train record once (cached, see --teacher-cache) and each example's "
+                        "loss adds --distill-weight x KL to the teacher's characters (ocr_core/distill.py)")
+    p.add_argument("--distill-weight", type=float, default=1.0, metavar="W",
+                   help="with --teacher: weight of the distillation term (default 1)")
+    p.add_argument("--teacher-cache", metavar="DIR",
+                   help="with --teacher: where the teacher's readings of each dataset are kept "
+                        "(default ~/.cache/ocr/teacher)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace a finished model in --output")
     p.add_argument("--no-saved-model", action="store_true", help="skip the SavedModel serving export")
@@ -106,6 +115,29 @@ def training_config(config: str | None, init_from: str | None):
     if config or not init_from:
         return load_config(config or "small")
     return read_bundle_meta(init_bundle(init_from))[0]
+
+
+def teacher_table(args, cfg, data):
+    """The teacher's targets of every train record (`ocr_core.distill`), read from the cache or computed."""
+    import numpy as np
+
+    from ocr_core.charset import Charset
+    from ocr_core.data import DataMix
+    from ocr_core.distill import TargetTable, dataset_targets, default_cache_dir
+
+    sets = [t for t, w in zip(data.train_sets, data.weights) if w > 0] if isinstance(data, DataMix) \
+        else [data]
+    cache = args.teacher_cache or default_cache_dir()
+    ids, rows = [], []
+    for d in sets:
+        i, t = dataset_targets(d, args.teacher, Charset(cfg.charset), cache,
+                               log=lambda s: print(s, flush=True))
+        ids += i
+        rows.append(t)
+    table = np.concatenate(rows)
+    kept = int((table.sum(axis=1) > 0).sum())
+    print(f"ocr train: teacher {args.teacher}: targets for {kept} of {len(ids)} train records", flush=True)
+    return TargetTable(ids, table)
 
 
 def check_recipe(cfg, args) -> None:
@@ -223,6 +255,9 @@ def run(argv=None) -> int:
             data = DataMix.load(args.data, weights, args.val_data)
         check_compatible(cfg, data)  # before anything is written to --output
         init_weights = initial_weights(args.init_from, cfg) if args.init_from else None
+        if args.teacher and not args.distill_weight > 0:
+            raise ValueError(f"--distill-weight must be > 0, got {args.distill_weight}")
+        teacher = teacher_table(args, cfg, data) if args.teacher else None
     except (FileNotFoundError, ValueError) as e:
         raise TrainError(str(e)) from None
     output = args.output
@@ -239,7 +274,8 @@ def run(argv=None) -> int:
     try:
         model, state = train(cfg, data, output, strategy, seed=args.seed,
                              log=lambda s: print(s, flush=True), init_weights=init_weights,
-                             progress_seconds=args.progress_seconds)
+                             progress_seconds=args.progress_seconds, teacher=teacher,
+                             distill_weight=args.distill_weight)
     except DatasetError as e:
         raise TrainError(str(e)) from None
     if not chief:
@@ -248,6 +284,7 @@ def run(argv=None) -> int:
                "dataset": ",".join(dataset_locations(args.data)),
                "data_weights": data.weights if isinstance(data, DataMix) else None,
                "val_data": args.val_data, "init_from": args.init_from,
+               "teacher": args.teacher and {"name": args.teacher, "distill_weight": args.distill_weight},
                "best_epoch": state.best_epoch,
                "best": state.best, "epochs_run": state.epochs_run + state.start_epoch,
                "stopped_early": state.stopped_early, "train_images_per_second": state.images_per_second,
