@@ -35,8 +35,9 @@ from ocr_core.publish import PublishConflict
 from ocr_core.split import SplitPlan
 from pipelines.beam_options import DASK_RUNNER, pipeline_options, runner_name
 from pipelines.build_options import BuildError, config_contract, parse_args, resolve_options
+from pipelines.transforms.build_runs import BuildFromRuns
 from pipelines.transforms.dedup import DedupByImage
-from pipelines.transforms.labels import ValidateLabels
+from pipelines.transforms.labels import ValidateLabel, ValidateLabels
 from pipelines.transforms.read_inputs import ReadInputs
 from pipelines.transforms.shards import AssignSplitAndShard, GroupByShard
 from pipelines.transforms.write import (
@@ -69,18 +70,26 @@ def build_pipeline(p, inputs: list[InputSpec], out_dir: str, plan: SplitPlan, ch
     files (appends); `spill`: entries reach their image's group and their shard, and written ids and rejects
     their files, through run files in `out_dir` rather than a GroupByKey (`DedupByImage`, `GroupByShard`,
     `WriteFiles`; every runner but Dask)."""
+    files = max(1, plan.train_shards // 8)
+    validate = ValidateLabel(charset.characters, oov, max_time_steps(spec))
+    if spill:
+        input_counts, shards, rejects, index_runs = p | "Build" >> BuildFromRuns(
+            inputs, parts, validate, known, out_dir, spec, plan, files)
+        reject_files = rejects | "WriteRejects" >> WriteRejects(out_dir, files, spill)
+        index_files = index_runs | "WriteIndex" >> WriteIndex(out_dir, files, spill, prespilled=True)
+        return ((input_counts, shards, reject_files, index_files)
+                | "WriteBuildSummary" >> WriteBuildSummary(out_dir))
     entries, read_rejects, input_counts = p | "ReadInputs" >> ReadInputs(inputs, parts)
-    valid, label_rejects = entries | "ValidateLabels" >> ValidateLabels(charset, oov, max_time_steps(spec))
-    unique, duplicates = valid | "DedupByImage" >> DedupByImage(known, out_dir if spill else None)
+    valid, label_rejects = entries | "ValidateLabels" >> ValidateLabels(validate)
+    unique, duplicates = valid | "DedupByImage" >> DedupByImage(known)
     shards, image_rejects, written = (unique
                                       | "AssignSplitAndShard" >> AssignSplitAndShard(plan)
-                                      | "GroupByShard" >> GroupByShard(plan, out_dir if spill else None)
+                                      | "GroupByShard" >> GroupByShard(plan)
                                       | "WriteShards" >> WriteShards(out_dir, spec, plan))
-    files = max(1, plan.train_shards // 8)
     reject_files = ((read_rejects, label_rejects, duplicates, image_rejects)
                     | "AllRejects" >> beam.Flatten()
-                    | "WriteRejects" >> WriteRejects(out_dir, files, spill))
-    index_files = written | "WriteIndex" >> WriteIndex(out_dir, files, spill)
+                    | "WriteRejects" >> WriteRejects(out_dir, files))
+    index_files = written | "WriteIndex" >> WriteIndex(out_dir, files)
     return ((input_counts, shards, reject_files, index_files)
             | "WriteBuildSummary" >> WriteBuildSummary(out_dir))
 

@@ -50,6 +50,22 @@ class TFRecordEncoder:
         return n
 
 
+class ConcatEncoder:
+    """(file path, its element count) pairs -> the files' bytes one after the other (TFRecord files, whose
+    frames concatenate); returns the sum of the counts."""
+
+    BLOCK = 8 * 1024 * 1024
+
+    def write(self, fh, elements: Iterable[tuple[str, int]]) -> int:
+        n = 0
+        for path, count in elements:
+            with fs.open_binary(path) as src:
+                while block := src.read(self.BLOCK):
+                    fh.write(block)
+            n += count
+        return n
+
+
 class JsonLinesEncoder:
     """Elements -> one UTF-8 line each: `to_line(element)` (default: JSON with sorted keys)."""
 
@@ -151,15 +167,21 @@ class _SpillRuns(beam.DoFn):
             yield GlobalWindows.windowed_value(pair)
 
     def _spill(self):
-        if not self._items:
-            return
-        items = sorted(self._items, key=lambda ne: (ne[0], self.order(ne[1])))
-        self._items = []
-        path = fs.join(self.directory, RUNS_DIR, f"run-{uuid.uuid4().hex}.pickle")
-        with fs.create_binary(path) as fh:  # its path is emitted only once it is complete
-            fh.write(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
-        for name in sorted({name for name, _ in items}):
-            yield name, path
+        items, self._items = self._items, []
+        yield from spill_run(self.directory, items, self.order)
+
+
+def spill_run(directory: str, items: list[tuple[str, Any]], order: Callable) -> list[tuple[str, str]]:
+    """(file name, element) pairs -> one run file in `directory`/_runs (the pairs pickled, sorted by (file
+    name, order)); returns a (file name, run path) pair per file the run holds: what `WriteFiles(...,
+    prespilled=True)` takes. Nothing for no items."""
+    if not items:
+        return []
+    items = sorted(items, key=lambda ne: (ne[0], order(ne[1])))
+    path = fs.join(directory, RUNS_DIR, f"run-{uuid.uuid4().hex}.pickle")
+    with fs.create_binary(path) as fh:  # its path is emitted only once it is complete
+        fh.write(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
+    return [(name, path) for name in sorted({name for name, _ in items})]
 
 
 class _WriteFileFromRuns(_WriteFile):
@@ -185,18 +207,23 @@ class WriteFiles(beam.PTransform):
             pairs cross the shuffle: on the DirectRunner whatever crosses one is held by the launcher
             (issue 23). None: group the elements themselves (Dask, which drops `finish_bundle` output).
         run_elements: elements per run.
+        prespilled: (with spill_dir) the input is already (file name, run path) pairs (`spill_run`),
+            spilled by the step that made the elements.
     """
 
     def __init__(self, sink: ShardSink, name_of: Callable, order: Callable,
                  describe: Callable | None = None, names: Iterable[str] = (), spill_dir: str | None = None,
-                 run_elements: int = RUN_ELEMENTS):
+                 run_elements: int = RUN_ELEMENTS, prespilled: bool = False):
         super().__init__()
         self.sink, self.name_of, self.order, self.describe = sink, name_of, order, describe
         self.names = sorted(names)
-        self.spill_dir, self.run_elements = spill_dir, run_elements
+        self.spill_dir, self.run_elements, self.prespilled = spill_dir, run_elements, prespilled
 
     def expand(self, elements):
-        if self.spill_dir is None:
+        if self.prespilled:
+            keyed = elements
+            write = _WriteFileFromRuns(self.sink, self.order, self.describe)
+        elif self.spill_dir is None:
             keyed = elements | "KeyByFile" >> beam.Map(lambda e, name_of: (name_of(e), e), self.name_of)
             write = _WriteFile(self.sink, self.order, self.describe)
         else:

@@ -85,6 +85,18 @@ def test_direct_and_dask_build_byte_identical_datasets(corpus, direct, tmp_path)
     assert len([n for n in files(tmp_path / "dask") if n.endswith(".tfrecord")]) == 3 + 1 + 1
 
 
+def test_entries_spilled_in_runs_of_two_build_the_same_files(corpus, direct, tmp_path, monkeypatch):
+    """Every runner but Dask hands entries from step to step in run files (`build_runs`): many small runs per
+    read task, bucket and shard give the same dataset as one run each."""
+    from pipelines.transforms import build_runs
+
+    direct_dir, direct = direct
+    monkeypatch.setattr(build_runs, "RUN_ENTRIES", 2)
+    small = build(corpus, tmp_path / "small", "--workers", "1")
+    assert comparable(small) == comparable(direct)
+    assert files(tmp_path / "small") == files(direct_dir)
+
+
 @pytest.mark.slow
 def test_dask_runner_starts_its_own_local_cluster(corpus, direct, tmp_path):
     direct_dir, direct = direct

@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import apache_beam as beam
-import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from ocr_core.charset import Charset
 from ocr_core.inputs import Entry, InputSpec, Reject
 from ocr_core.records import record_id
 from ocr_core.split import SplitPlan, stable_hash, stable_shard
 from pipelines.transforms.dask_safe import WithEveryShard, only
 from pipelines.transforms.dedup import DedupByImage
-from pipelines.transforms.labels import ValidateLabels
+from pipelines.transforms.labels import ValidateLabel, ValidateLabels
 from pipelines.transforms.read_inputs import ReadInputs
 from pipelines.transforms.recognise import Decoding, Item, item_of
 from pipelines.transforms.shards import AssignSplitAndShard, GroupByShard
@@ -26,21 +24,20 @@ def entry(source: str, label: str, n: int, id_: str = "") -> Entry:
 def test_validate_labels_keeps_good_labels_and_rejects_bad_ones():
     entries = [entry("/a.png", "ab", 1), entry("/b.png", "", 2), entry("/c.png", "a-b", 3)]
     with test_pipeline.TestPipeline() as p:
-        valid, rejects = p | beam.Create(entries) | ValidateLabels(Charset("ab"), "reject", 31)
+        valid, rejects = p | beam.Create(entries) | ValidateLabels(ValidateLabel("ab", "reject", 31))
         assert_that(valid | "Ids" >> beam.Map(lambda e: (e.source, e.id, e.label_ids)),
                     equal_to([("/a.png", record_id("/a.png", "ab"), (1, 2))]), label="valid")
         assert_that(rejects | "Reasons" >> beam.Map(lambda r: (r.source, r.reason)),
                     equal_to([("/b.png", "empty_label"), ("/c.png", "oov_characters")]), label="rejects")
 
 
-@pytest.mark.parametrize("spill", [False, True])
-def test_dedup_keeps_the_first_of_duplicates_and_none_of_a_conflict(spill, tmp_path):
-    """Grouped by a GroupByKey (Dask), or spilled as runs per image bucket and grouped from the runs."""
+def test_dedup_keeps_the_first_of_duplicates_and_none_of_a_conflict():
+    """The Dask path's dedup (a GroupByKey by image); the spilled one is `build_runs`, tested beside."""
     entries = [entry("/a.png", "x", 2), entry("/a.png", "x", 1), entry("/b.png", "x", 3),
                entry("/b.png", "y", 4), entry("/c.png", "z", 5)]
     with test_pipeline.TestPipeline() as p:
         unique, rejects = (p | beam.Create(entries, reshuffle=True)
-                           | DedupByImage(spill_dir=str(tmp_path) if spill else None))
+                           | DedupByImage())
         assert_that(unique | "Kept" >> beam.Map(lambda e: e.origin),
                     equal_to(["labels.tsv:1", "labels.tsv:5"]), label="unique")
         assert_that(rejects | "Why" >> beam.Map(lambda r: (r.origin, r.reason)),
@@ -48,15 +45,12 @@ def test_dedup_keeps_the_first_of_duplicates_and_none_of_a_conflict(spill, tmp_p
                               ("labels.tsv:4", "conflicting_label")]), label="rejects")
 
 
-@pytest.mark.parametrize("spill", [False, True])
-def test_split_and_shard_give_every_planned_shard_and_follow_the_stable_hash(spill, tmp_path):
-    """Grouped by a GroupByKey (Dask), or spilled as runs of 2 entries and read back per shard."""
+def test_split_and_shard_give_every_planned_shard_and_follow_the_stable_hash():
     plan = SplitPlan(val_fraction=0.5, train_shards=3)
     entries = [entry(f"/img/{i}.png", "w", i) for i in range(6)]
-    spill_dir = str(tmp_path) if spill else None
     with test_pipeline.TestPipeline() as p:
         grouped = (p | beam.Create(entries) | AssignSplitAndShard(plan)
-                   | GroupByShard(plan, spill_dir, run_entries=2)
+                   | GroupByShard(plan)
                    | beam.MapTuple(lambda key, es: (key, sorted(e.source for e in es if e is not None))))
         want = {key: [] for key in plan.every_shard()}
         for e in entries:

@@ -18,7 +18,6 @@ from ocr_core.inputs import Entry, Reject, reject_entry
 from ocr_core.records import WordRecord, iter_tfrecords
 from pipelines.transforms.dask_safe import only, shard_of
 
-IMAGE_BUCKETS = 64  # spilled dedup: entries are grouped by image within each of this many buckets
 RUN_ENTRIES = 20000  # entries a worker holds before it spills them
 RUNS_DIR = "_runs"  # in the build's staging folder; never published
 
@@ -112,7 +111,7 @@ class SpillByImage(beam.DoFn):
     the launcher holds whatever does); a retried bundle's runs are never read. Needs `finish_bundle` output,
     which Beam 2.77's DaskRunner drops."""
 
-    def __init__(self, directory: str, buckets: int = IMAGE_BUCKETS, run_entries: int = RUN_ENTRIES):
+    def __init__(self, directory: str, buckets: int, run_entries: int = RUN_ENTRIES):
         self.directory, self.buckets, self.run_entries = directory, buckets, run_entries
 
     def start_bundle(self):
@@ -149,19 +148,21 @@ class KeepOnePerImageFromRuns(KeepOnePerImage):
                 for item in pickle.loads(fh.read()):
                     by_image[item.source].append(item)
         for source in sorted(by_image):
-            yield from super().process((source, by_image.pop(source)))
+            items = by_image.pop(source)
+            if len(items) == 1 and isinstance(items[0], Entry):
+                yield items[0]  # what KeepOnePerImage keeps of one entry, without its checks
+            else:
+                yield from super().process((source, items))
 
 
 class DedupByImage(beam.PTransform):
-    """entries -> (at most one entry per image, `duplicate` and `conflicting_label` rejects). Only light
-    entries are grouped. `known`: the (file, version, kind) to read an earlier version's records from.
-    `spill_dir`: entries reach their image's group through run files there (`SpillByImage`), only run paths
-    are shuffled; None: a GroupByKey by image (Dask)."""
+    """entries -> (at most one entry per image, `duplicate` and `conflicting_label` rejects), by a GroupByKey
+    of the light entries by image (the Dask path; every other runner spills them, see `build_runs`).
+    `known`: the (file, version, kind) to read an earlier version's records from."""
 
-    def __init__(self, known: list[tuple[str, int, str]] = (), spill_dir: str | None = None):
+    def __init__(self, known: list[tuple[str, int, str]] = ()):
         super().__init__()
         self.known = list(known)
-        self.spill_dir = spill_dir
 
     def expand(self, entries):
         sources = [entries]
@@ -169,17 +170,10 @@ class DedupByImage(beam.PTransform):
             sources.append(entries.pipeline
                            | "ListEarlierVersions" >> beam.Create(self.known)
                            | "ReadEarlierRecords" >> beam.ParDo(ReadKnown()))
-        if self.spill_dir is None:
-            grouped = (sources | "WithEarlierRecords" >> beam.Flatten()
-                       | "KeyByImage" >> beam.Map(lambda e: (e.source, e))
-                       | "GroupByImage" >> beam.GroupByKey())
-            keep = KeepOnePerImage()
-        else:  # each source spilled on its own: a Flatten of the entries would pass through the launcher
-            runs = [src | f"SpillByImage{i}" >> beam.ParDo(SpillByImage(self.spill_dir))
-                    for i, src in enumerate(sources)]
-            grouped = (runs | "AllRuns" >> beam.Flatten()
-                       | "GroupByBucket" >> beam.GroupByKey())
-            keep = KeepOnePerImageFromRuns()
+        grouped = (sources | "WithEarlierRecords" >> beam.Flatten()
+                   | "KeyByImage" >> beam.Map(lambda e: (e.source, e))
+                   | "GroupByImage" >> beam.GroupByKey())
+        keep = KeepOnePerImage()
         out = grouped | "KeepOnePerImage" >> beam.ParDo(keep).with_outputs(
             KeepOnePerImage.REJECTS, main="unique")
         return (out.unique | "OnlyEntries" >> only(Entry),

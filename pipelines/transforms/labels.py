@@ -24,21 +24,25 @@ class ValidateLabel(beam.DoFn):
         self.charset = Charset(self.characters)
 
     def process(self, entry: Entry):
+        checked = self.check(entry)
+        yield checked if isinstance(checked, Entry) else beam.pvalue.TaggedOutput(self.REJECTS, checked)
+
+    def check(self, entry: Entry) -> Entry | Reject:
+        """The entry with its final label, ids and record id, or its dead letter (after `setup`)."""
         try:
             label, ids = validate_label(Charset.normalize(entry.label), self.charset, self.oov,
                                         self.max_steps)
         except InputError as e:
-            yield beam.pvalue.TaggedOutput(self.REJECTS, reject_entry(entry, e))
-            return
-        yield entry._replace(id=record_id(entry.source, label), label=label, label_ids=tuple(ids))
+            return reject_entry(entry, e)
+        return entry._replace(id=record_id(entry.source, label), label=label, label_ids=tuple(ids))
 
 
 class ValidateLabels(beam.PTransform):
     """entries -> (entries with label ids and record ids, rejects)."""
 
-    def __init__(self, charset: Charset, oov: str, max_steps: int):
+    def __init__(self, validate: ValidateLabel):
         super().__init__()
-        self.fn = ValidateLabel(charset.characters, oov, max_steps)
+        self.fn = validate
 
     def expand(self, entries):
         out = entries | "CheckLabel" >> beam.ParDo(self.fn).with_outputs(ValidateLabel.REJECTS, main="valid")

@@ -36,20 +36,28 @@ class ParseInput(beam.DoFn):
         self.inputs = Metrics.counter(METRICS_NAMESPACE, "inputs")
 
     def process(self, task):
-        if isinstance(task[0], InputSpec):
-            spec, part, parts = task
-            items = read_input(spec, part, parts, self.labelled)
-        else:
-            (_, part), [(spec, r, first_line_no)] = task
-            items = read_range(spec, r, first_line_no)
+        spec, part, items = task_items(task, self.labelled)
         n = 0
         for item in items:
             n += 1
             inline = self.rejects_inline or not isinstance(item, Reject)
             yield item if inline else beam.pvalue.TaggedOutput(self.REJECTS, item)
         self.inputs.inc(n)
-        yield beam.pvalue.TaggedOutput(self.SUMMARY, {"kind": "input", "index": spec.index,
-                                                      "input": spec.given, "part": part, "entries": n})
+        yield beam.pvalue.TaggedOutput(self.SUMMARY, input_summary(spec, part, n))
+
+
+def task_items(task, labelled: bool = True):
+    """A read task of `ReadTasks` -> (its InputSpec, its part number, its Entry and Reject items)."""
+    if isinstance(task[0], InputSpec):
+        spec, part, parts = task
+        return spec, part, read_input(spec, part, parts, labelled)
+    (_, part), [(spec, r, first_line_no)] = task
+    return spec, part, read_range(spec, r, first_line_no)
+
+
+def input_summary(spec: InputSpec, part: int, entries: int) -> dict:
+    """The build summary's line for one read task: how many inputs it read."""
+    return {"kind": "input", "index": spec.index, "input": spec.given, "part": part, "entries": entries}
 
 
 def count_lines(task: tuple[InputSpec, ByteRange]):
@@ -68,22 +76,19 @@ def number_ranges(keyed):
         line_no += lines
 
 
-class ReadInputs(beam.PTransform):
-    """PBegin -> (entries, rejects, input counts) of --input values.
+class ReadTasks(beam.PTransform):
+    """PBegin -> the read tasks of --input values, spread over the workers: (InputSpec, part, parts) per
+    share of a glob or folder listing, and ((index, range), [(InputSpec, ByteRange, first line number)])
+    per byte range of a manifest (`task_items` reads one).
 
     Args:
         inputs: the resolved --input values.
         parts: how many workers share each input.
-        labelled: False for predict: a glob's or folder's files carry no label.
         range_bytes: the largest byte range of a manifest one worker reads.
-        rejects_inline: malformed lines stay among the entries (the rejects output is then empty), so a job
-            that treats both alike needs no Flatten, which the FnApiRunner materialises in its launcher.
     """
 
-    def __init__(self, inputs: list[InputSpec], parts: int = 1, labelled: bool = True,
-                 range_bytes: int = RANGE_BYTES, rejects_inline: bool = False):
+    def __init__(self, inputs: list[InputSpec], parts: int = 1, range_bytes: int = RANGE_BYTES):
         super().__init__()
-        self.labelled, self.rejects_inline = labelled, rejects_inline
         self.listings = [(spec, part, parts) for spec in inputs if spec.kind in ("glob", "dir")
                          for part in range(parts)]
         self.ranges = [(spec, r) for spec in inputs if spec.kind not in ("glob", "dir")
@@ -100,8 +105,29 @@ class ReadInputs(beam.PTransform):
                          | "GroupByManifest" >> beam.GroupByKey()
                          | "NumberLines" >> beam.FlatMap(number_ranges)
                          | "SpreadRanges" >> beam.GroupByKey())
-        out = (tasks
-               | "AllParts" >> beam.Flatten()
+        return tasks | "AllParts" >> beam.Flatten()
+
+
+class ReadInputs(beam.PTransform):
+    """PBegin -> (entries, rejects, input counts) of --input values.
+
+    Args:
+        inputs: the resolved --input values.
+        parts: how many workers share each input.
+        labelled: False for predict: a glob's or folder's files carry no label.
+        range_bytes: the largest byte range of a manifest one worker reads.
+        rejects_inline: malformed lines stay among the entries (the rejects output is then empty), so a job
+            that treats both alike needs no Flatten, which the FnApiRunner materialises in its launcher.
+    """
+
+    def __init__(self, inputs: list[InputSpec], parts: int = 1, labelled: bool = True,
+                 range_bytes: int = RANGE_BYTES, rejects_inline: bool = False):
+        super().__init__()
+        self.labelled, self.rejects_inline = labelled, rejects_inline
+        self.tasks = ReadTasks(inputs, parts, range_bytes)
+
+    def expand(self, pbegin):
+        out = (self.tasks.expand(pbegin)  # its steps under this transform's name, as before it was split
                | "ParseLines" >> beam.ParDo(ParseInput(self.labelled, self.rejects_inline)).with_outputs(
                    ParseInput.REJECTS, ParseInput.SUMMARY, main="entries"))
         return (out.entries | "OnlyEntries" >> (only(Entry, Reject) if self.rejects_inline else only(Entry)),

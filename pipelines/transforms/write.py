@@ -50,6 +50,25 @@ class WriteRecordShard(beam.DoFn):
 
     def process(self, keyed):
         (split, shard), entries = keyed
+        summary, rejects, written_ids = self.write_shard(split, shard, entries)
+        for r in rejects:
+            yield beam.pvalue.TaggedOutput(self.REJECTS, r)
+        for i in written_ids:
+            yield beam.pvalue.TaggedOutput(self.INDEX, i)
+        yield summary
+
+    def write_shard(self, split: str, shard: int, entries) -> tuple[dict, list[Reject], list[IndexEntry]]:
+        """Writes the shard of `entries` (None markers skipped); (its summary, image rejects, written)."""
+        n_shards = self.num_shards[split]
+        name = shard_name(split, shard, n_shards)
+        written, rejects, written_ids, lengths = self.write_records(self.sink, name, entries)
+        self.written[split].inc(written["count"])
+        return ({"kind": "shard", "split": split, "shard": shard, "num_shards": n_shards, **written,
+                 "label_lengths": {str(k): v for k, v in sorted(lengths.items())}}, rejects, written_ids)
+
+    def write_records(self, sink: ShardSink, name: str, entries):
+        """`entries` (None markers skipped) as the records of file `name` of `sink`, in id order; (the sink's
+        summary, image rejects, the written records' index entries, a Counter of label lengths)."""
         entries = sorted((e for e in entries if e is not None), key=lambda e: e.id)
         rejects, written_ids, lengths = [], [], Counter()
 
@@ -65,15 +84,7 @@ class WriteRecordShard(beam.DoFn):
                 written_ids.append(IndexEntry(e.id, e.source))
                 yield WordRecord(e.id, e.source, image, content_width, e.label, list(e.label_ids)).encode()
 
-        n_shards = self.num_shards[split]
-        written = self.sink.write(shard_name(split, shard, n_shards), records())
-        for r in rejects:
-            yield beam.pvalue.TaggedOutput(self.REJECTS, r)
-        for i in written_ids:
-            yield beam.pvalue.TaggedOutput(self.INDEX, i)
-        self.written[split].inc(written["count"])
-        yield {"kind": "shard", "split": split, "shard": shard, "num_shards": n_shards, **written,
-               "label_lengths": {str(k): v for k, v in sorted(lengths.items())}}
+        return sink.write(name, records()), rejects, written_ids, lengths
 
 
 def reject_order(r: Reject) -> tuple:
@@ -139,11 +150,11 @@ class WriteIndex(beam.PTransform):
     """written records -> summaries of DIR/index-*.jsonl files (`[id, source]` lines sorted by id), what a
     later --append reads to know which images the dataset holds."""
 
-    def __init__(self, out_dir: str, num_files: int, spill: bool = False):
+    def __init__(self, out_dir: str, num_files: int, spill: bool = False, prespilled: bool = False):
         super().__init__()
         self.files = WriteFiles(ShardSink(out_dir, JsonLinesEncoder(IndexEntry.to_json)),
                                 IndexFileOf(num_files), index_order, index_summary,
-                                spill_dir=out_dir if spill else None)
+                                spill_dir=out_dir if spill else None, prespilled=prespilled)
 
     def expand(self, written):
         return written | "WriteJsonLines" >> self.files
