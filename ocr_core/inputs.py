@@ -217,14 +217,15 @@ def file_entry(spec: InputSpec, path: str, n: int, labelled: bool = True) -> Ent
     return reject_entry(entry, err)
 
 
-def line_entry(spec: InputSpec, line: str, origin: str, order: tuple) -> Entry | Reject:
-    """The Entry of one counted manifest line (image path resolved against the manifest's folder), or a
-    malformed_line Reject."""
+def line_entry(spec: InputSpec, line: str, origin: str, order: tuple,
+               base_dir: str | None = None) -> Entry | Reject:
+    """The Entry of one counted manifest line (image path resolved against the manifest's folder, `base_dir`
+    when the caller has it), or a malformed_line Reject."""
     try:
         path, label = parse_line(spec.kind, line)
     except ValueError as e:
         return _line_reject(origin, order, f"{e} (a line of {len(line)} characters)")
-    base_dir = input_dir(spec.uri, spec.kind)
+    base_dir = base_dir if base_dir is not None else input_dir(spec.uri, spec.kind)
     source = resolve_path(base_dir, path)
     return Entry("", source, label, (), origin, order, location_key(source, spec.root or base_dir))
 
@@ -244,17 +245,6 @@ def _is_skipped(kind: str, line: str | None) -> bool:
     byte range, which does not know which line that is, applies the same rule as a reader of the whole file:
     only an image literally named `path` with the label `label` would be lost."""
     return line is not None and (not line.strip() or line.lstrip().startswith("#") or _is_header(kind, line))
-
-
-def _manifest_item(spec: InputSpec, raw: bytes, at_start: bool, origin: str,
-                   order: tuple) -> Entry | Reject | None:
-    """The Entry or Reject of one raw manifest line; None for a line that is not an input."""
-    line, bad_at = _decode(raw, at_start)
-    if _is_skipped(spec.kind, line):
-        return None
-    if line is None:
-        return _line_reject(origin, order, f"line is not UTF-8 (invalid byte at position {bad_at})")
-    return line_entry(spec, line, origin, order)
 
 
 def image_file_patterns(folder: str) -> list[str]:
@@ -291,12 +281,18 @@ def _manifest_items(spec: InputSpec, lines, first_line_no: int, keep=None):
     """Entries and Rejects of raw manifest `lines` numbered from `first_line_no`; `keep(n)` filters the n-th
     counted input."""
     counted = 0
+    base_dir = input_dir(spec.uri, spec.kind)
     for line_no, raw in enumerate(lines, first_line_no):
-        if _is_skipped(spec.kind, _decode(raw, line_no == 1)[0]):
+        line, bad_at = _decode(raw, line_no == 1)
+        if _is_skipped(spec.kind, line):
             continue
         n, counted = counted, counted + 1
         if keep is None or keep(n):
-            yield _manifest_item(spec, raw, line_no == 1, f"{spec.given}:{line_no}", (spec.index, line_no))
+            origin, order = f"{spec.given}:{line_no}", (spec.index, line_no)
+            if line is None:
+                yield _line_reject(origin, order, f"line is not UTF-8 (invalid byte at position {bad_at})")
+            else:
+                yield line_entry(spec, line, origin, order, base_dir)
 
 
 def count_range(spec: InputSpec, r: ByteRange) -> int:
