@@ -340,23 +340,15 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
         from ocr_core.preprocess_tf import canvas_table
 
         canvases = canvas_table(spec)
-        if teacher is None:
-            ds = ds.map(lambda s: parse_line(s, spec, max_label_len, canvases),
-                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-        else:
-            ds = ds.map(lambda s: (*parse_line(s, spec, max_label_len, canvases), teacher.of_serialized(s)),
-                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+        ds = ds.map(_with_targets(lambda s: parse_line(s, spec, max_label_len, canvases), teacher),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
         ds = bucket_by_width(ds.filter(lambda image, labels, steps, *_: fits_its_width(labels, steps)),
                              batch_size, drop)
     else:
         ds = ds.batch(batch_size, drop_remainder=drop, num_parallel_calls=tf.data.AUTOTUNE,
                       deterministic=deterministic)
-        if teacher is None:
-            ds = ds.map(lambda s: parse_batch(s, height, width, max_label_len),
-                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-        else:
-            ds = ds.map(lambda s: (*parse_batch(s, height, width, max_label_len), teacher.of_serialized(s)),
-                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+        ds = ds.map(_with_targets(lambda s: parse_batch(s, height, width, max_label_len), teacher),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if training and augment:
         base = tf.constant(seed or 0, tf.int64)
         def augment(i, xy):
@@ -385,6 +377,13 @@ def make_dataset(files: list[str], batch_size: int, *, height: int = 32, width: 
                                                 tf.zeros([batch_size, max_label_len], tf.int32)))
         ds = ds.map(pad_rows).concatenate(padding.repeat())
     return ds.with_options(opts).prefetch(tf.data.AUTOTUNE)
+
+
+def _with_targets(parse, teacher):
+    """`parse` (serialized -> a tuple), or, with a teacher, the same tuple and the teacher's targets."""
+    if teacher is None:
+        return parse
+    return lambda serialized: (*parse(serialized), teacher.of_serialized(serialized))
 
 
 def _pad_forever_lines(ds, batch_size: int, spec: PreprocessSpec, max_label_len: int):

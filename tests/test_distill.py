@@ -92,3 +92,36 @@ def test_train_with_the_teacher_on_text_lines(tmp_path, monkeypatch):
     assert train.run([*common, "--output", str(tmp_path / "again"), "--teacher", "pp-ocrv6",
                       "--teacher-cache", str(cache)]) == 0
     assert cached.stat().st_mtime_ns == stamp and len(list(cache.glob("*.npz"))) == 1
+
+
+@pytest.mark.slow
+def test_train_with_the_teacher_on_fixed_width_words(tmp_path):
+    """The fixed-width input (batches parsed whole) carries the targets too."""
+    from pipelines import train
+    from tests.test_train import make_word_dataset
+
+    data = make_word_dataset(tmp_path, 120, val_fraction=0.25)
+    common = ["--data", str(data), "--config", "demo", "--epochs", "1", "--max-steps-per-epoch", "3",
+              "--batch-size", "8", "--no-saved-model", "--seed", "5",
+              "--teacher-cache", str(tmp_path / "cache")]
+    assert train.run([*common, "--output", str(tmp_path / "plain")]) == 0
+    assert train.run([*common, "--output", str(tmp_path / "taught"), "--teacher", "pp-ocrv6",
+                      "--distill-weight", "2"]) == 0
+    losses = []
+    for run in ("plain", "taught"):
+        with open(tmp_path / run / "history.csv") as fh:
+            losses.append(float(next(csv.DictReader(fh))["loss"]))
+    assert losses[0] != losses[1]
+    assert json.loads((tmp_path / "taught" / "metrics.json").read_text())["teacher"]["distill_weight"] == 2.0
+
+
+def test_a_distill_weight_that_cannot_work_is_a_one_line_error(tmp_path):
+    from ocr_core.errors import UsageError
+    from pipelines import train
+    from tests.test_train import make_word_dataset
+
+    data = make_word_dataset(tmp_path, 24, val_fraction=0.25)
+    with pytest.raises(UsageError, match=r"^--distill-weight must be > 0, got 0.0$"):
+        train.run(["--data", str(data), "--config", "demo", "--output", str(tmp_path / "m"), "--teacher",
+                   "pp-ocrv6", "--distill-weight", "0"])
+    assert not (tmp_path / "m").exists()
