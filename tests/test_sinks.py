@@ -155,3 +155,26 @@ def test_table_parts_cut_from_spilled_runs_equal_grouped_parts_byte_for_byte(tmp
     assert len(files["spilled"]) == shards and files["spilled"] == files["grouped"]
     table = pa.concat_tables([pq.read_table(io.BytesIO(b)) for b in files["spilled"].values()])
     assert sorted(table.column("source").to_pylist()) == sorted(r["source"] for r in rows)
+
+
+@pytest.mark.parametrize("where", ["local", "mem"])
+def test_the_concat_encoder_joins_files_in_order(where, tmp_path):
+    """Local files are joined in the kernel (copy_file_range), others in blocks: the same bytes and counts."""
+    from ocr_core import fs
+    from pipelines.sinks import ConcatEncoder
+
+    base = str(tmp_path) if where == "local" else f"mem://concat-{tmp_path.name}"
+    if where == "mem":
+        import memfs  # noqa: F401  (registers mem://)
+    parts = [(b"abc" * 1000, 2), (b"", 0), (bytes(range(256)) * 50, 3)]
+    paths = []
+    for i, (data, _) in enumerate(parts):
+        paths.append(fs.join(base, "chunks", f"c{i}"))
+        with fs.create_binary(paths[-1]) as fh:
+            fh.write(data)
+    summary = ShardSink(fs.join(base, "out"), ConcatEncoder()).write(
+        "joined", [(p, n) for p, (_, n) in zip(paths, parts)])
+    want = b"".join(d for d, _ in parts)
+    assert summary == {"path": "joined", "count": 5, "bytes": len(want)}
+    with fs.open_binary(fs.join(base, "out", "joined")) as fh:
+        assert fh.read() == want
