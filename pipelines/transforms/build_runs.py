@@ -44,8 +44,6 @@ from pipelines.transforms.write import IndexFileOf, WriteRecordShard, index_orde
 
 RUN_ENTRIES = 20000  # entries a task holds before it spills them
 CHUNKS = 4  # pieces of every shard, preprocessed in parallel (one worker per shard left a long tail)
-
-
 BUCKET_ENTRIES = 50_000  # at most about this many entries in one dedup bucket (~25 MB held by its worker)
 MIN_LINE_BYTES = 16  # the shortest likely manifest line ("a/1.png\tword\n"): estimates at most the entries
 
@@ -75,8 +73,8 @@ def read_runs(paths) -> list:
 
 
 class ReadValidateSpill(beam.DoFn):
-    """A read task -> its valid entries as runs by image bucket ((bucket, run path), what `DedupByImage`'s
-    spilled grouping reads); malformed lines and bad labels as dead letters; the task's input count."""
+    """A read task -> its valid entries as runs by image bucket ((bucket, run path) pairs for
+    `DedupAssignSpill`); malformed lines and bad labels as dead letters; the task's input count."""
 
     REJECTS = "rejects"
     SUMMARY = "summary"
