@@ -165,7 +165,7 @@ def test_the_concat_encoder_joins_files_in_order(where, tmp_path):
 
     base = str(tmp_path) if where == "local" else f"mem://concat-{tmp_path.name}"
     if where == "mem":
-        import memfs  # noqa: F401  (registers mem://)
+        from tests import memfs  # noqa: F401  (registers mem://)
     parts = [(b"abc" * 1000, 2), (b"", 0), (bytes(range(256)) * 50, 3)]
     paths = []
     for i, (data, _) in enumerate(parts):
