@@ -53,9 +53,6 @@ class Bundle:
         return f"{self.config.name}@{fs.basename(self.path)}"
 
 
-# The pretrained model shipped inside the package (configs/default.yaml; see docs/model.md).
-
-
 def check_bundle_dir(path: str) -> None:
     """Raises BundleError unless `path` holds every file of a bundle (local paths: no TensorFlow)."""
     if not fs.isdir(path):

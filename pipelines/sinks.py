@@ -205,19 +205,32 @@ def spill_run(directory: str, items: list[tuple[str, Any]], order: Callable) -> 
     if not items:
         return []
     items = sorted(items, key=lambda ne: (ne[0], order(ne[1])))
-    path = fs.join(directory, RUNS_DIR, f"run-{uuid.uuid4().hex}.pickle")
-    with fs.create_binary(path) as fh:  # its path is emitted only once it is complete
-        fh.write(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
+    path = write_run(directory, "run", items)
     return [(name, path) for name in sorted({name for name, _ in items})]
+
+
+def write_run(directory: str, kind: str, items: list) -> str:
+    """Pickles `items` into a new run file `directory`/_runs/<kind>-<uuid>.pickle; returns its path (a run's
+    path is handed on only once the file is complete, and a retried step writes new names)."""
+    path = fs.join(directory, RUNS_DIR, f"{kind}-{uuid.uuid4().hex}.pickle")
+    with fs.create_binary(path) as fh:
+        fh.write(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
+    return path
+
+
+def read_runs(paths: Iterable[str | None]) -> list:
+    """The items of run files (`write_run`; None markers skipped), in the order of their sorted paths."""
+    items = []
+    for path in sorted(p for p in paths if p is not None):
+        with fs.open_binary(path) as fh:
+            items.extend(pickle.loads(fh.read()))
+    return items
 
 
 class _WriteFileFromRuns(_WriteFile):
     def process(self, keyed):
         name, paths = keyed
-        elements = []
-        for path in sorted({p for p in paths if p is not None}):
-            with fs.open_binary(path) as fh:
-                elements.extend(e for n, e in pickle.loads(fh.read()) if n == name)
+        elements = [e for n, e in read_runs(set(paths)) if n == name]
         yield from super().process((name, elements))
 
 

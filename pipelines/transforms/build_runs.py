@@ -19,7 +19,6 @@ attempt's paths are read.
 """
 from __future__ import annotations
 
-import pickle
 import uuid
 from collections import Counter, defaultdict
 
@@ -29,10 +28,17 @@ from apache_beam.metrics import Metrics
 from ocr_core import fs
 from ocr_core.inputs import Entry, InputSpec, Reject
 from ocr_core.split import SplitPlan, shard_name
-from pipelines.sinks import ConcatEncoder, ShardSink, TFRecordEncoder, spill_run
+from pipelines.sinks import (
+    RUNS_DIR,
+    ConcatEncoder,
+    ShardSink,
+    TFRecordEncoder,
+    read_runs,
+    spill_run,
+    write_run,
+)
 from pipelines.transforms.dask_safe import WithEveryShard, only, shard_of
 from pipelines.transforms.dedup import (
-    RUNS_DIR,
     KeepOnePerImageFromRuns,
     ReadKnown,
     SpillByImage,
@@ -53,23 +59,6 @@ def image_buckets(parts: int, manifest_bytes: int) -> int:
     estimate of their lines), so one bucket never holds more than about BUCKET_ENTRIES entries; few enough
     to keep the run files few."""
     return max(16, 8 * parts, -(-manifest_bytes // (MIN_LINE_BYTES * BUCKET_ENTRIES)))
-
-
-def write_run(directory: str, kind: str, items: list) -> str:
-    """Pickles `items` into a new run file of the staging folder; returns its path."""
-    path = fs.join(directory, RUNS_DIR, f"{kind}-{uuid.uuid4().hex}.pickle")
-    with fs.create_binary(path) as fh:  # its path is emitted only once it is complete
-        fh.write(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
-    return path
-
-
-def read_runs(paths) -> list:
-    """The items of run files (None markers skipped), in the order of their sorted paths."""
-    items = []
-    for path in sorted(p for p in paths if p is not None):
-        with fs.open_binary(path) as fh:
-            items.extend(pickle.loads(fh.read()))
-    return items
 
 
 class ReadValidateSpill(beam.DoFn):
@@ -107,9 +96,8 @@ class ReadValidateSpill(beam.DoFn):
         yield beam.pvalue.TaggedOutput(self.SUMMARY, input_summary(spec, part, n))
 
     def _spill(self, by_bucket):
-        name = uuid.uuid4().hex
         for bucket, items in sorted(by_bucket.items()):
-            yield bucket, write_run(self.directory, f"image-{name}-{bucket:03d}", items)
+            yield bucket, write_run(self.directory, f"image-{bucket:03d}", items)
 
 
 class DedupAssignSpill(KeepOnePerImageFromRuns):
@@ -179,12 +167,9 @@ class ConcatShard(WriteRecordShard):
     def process(self, keyed):
         (split, shard), chunks = keyed
         chunks = sorted((c for c in chunks if c is not None), key=lambda c: c[0])
-        n_shards = self.num_shards[split]
-        written = self.sink.write(shard_name(split, shard, n_shards), [(path, n) for _, path, n, _ in chunks])
-        self.written[split].inc(written["count"])
-        lengths = sum((Counter(c[3]) for c in chunks), Counter())
-        yield {"kind": "shard", "split": split, "shard": shard, "num_shards": n_shards, **written,
-               "label_lengths": {str(k): v for k, v in sorted(lengths.items())}}
+        written = self.sink.write(shard_name(split, shard, self.num_shards[split]),
+                                  [(path, n) for _, path, n, _ in chunks])
+        yield self.shard_summary(split, shard, written, sum((Counter(c[3]) for c in chunks), Counter()))
 
 
 class BuildFromRuns(beam.PTransform):

@@ -4,8 +4,6 @@ earlier version of the dataset holds (--append) is never written again."""
 from __future__ import annotations
 
 import json
-import pickle
-import uuid
 from collections import defaultdict
 from typing import NamedTuple
 
@@ -16,10 +14,10 @@ from ocr_core import fs
 from ocr_core.errors import InputError
 from ocr_core.inputs import Entry, Reject, reject_entry
 from ocr_core.records import WordRecord, iter_tfrecords
+from pipelines.sinks import read_runs, write_run
 from pipelines.transforms.dask_safe import only, shard_of
 
 RUN_ENTRIES = 20000  # entries a worker holds before it spills them
-RUNS_DIR = "_runs"  # in the build's staging folder; never published
 
 
 class Known(NamedTuple):
@@ -128,12 +126,8 @@ class SpillByImage(beam.DoFn):
             yield GlobalWindows.windowed_value(pair)
 
     def _spill(self):
-        name = uuid.uuid4().hex
         for bucket, items in sorted(self._items.items()):
-            path = fs.join(self.directory, RUNS_DIR, f"image-{name}-{bucket:03d}.pickle")
-            with fs.create_binary(path) as fh:  # its path is emitted only once it is complete
-                fh.write(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
-            yield bucket, path
+            yield bucket, write_run(self.directory, f"image-{bucket:03d}", items)
         self._items, self._count = defaultdict(list), 0
 
 
@@ -143,10 +137,8 @@ class KeepOnePerImageFromRuns(KeepOnePerImage):
     def process(self, keyed):
         _, paths = keyed
         by_image = defaultdict(list)
-        for path in sorted(paths):
-            with fs.open_binary(path) as fh:
-                for item in pickle.loads(fh.read()):
-                    by_image[item.source].append(item)
+        for item in read_runs(paths):
+            by_image[item.source].append(item)
         for source in sorted(by_image):
             items = by_image.pop(source)
             if len(items) == 1 and isinstance(items[0], Entry):

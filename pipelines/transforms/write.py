@@ -59,12 +59,15 @@ class WriteRecordShard(beam.DoFn):
 
     def write_shard(self, split: str, shard: int, entries) -> tuple[dict, list[Reject], list[IndexEntry]]:
         """Writes the shard of `entries` (None markers skipped); (its summary, image rejects, written)."""
-        n_shards = self.num_shards[split]
-        name = shard_name(split, shard, n_shards)
-        written, rejects, written_ids, lengths = self.write_records(self.sink, name, entries)
+        written, rejects, written_ids, lengths = self.write_records(
+            self.sink, shard_name(split, shard, self.num_shards[split]), entries)
+        return self.shard_summary(split, shard, written, lengths), rejects, written_ids
+
+    def shard_summary(self, split: str, shard: int, written: dict, lengths: Counter) -> dict:
+        """The build summary's line for a shard file the sink wrote (`written`); counts it (Beam counter)."""
         self.written[split].inc(written["count"])
-        return ({"kind": "shard", "split": split, "shard": shard, "num_shards": n_shards, **written,
-                 "label_lengths": {str(k): v for k, v in sorted(lengths.items())}}, rejects, written_ids)
+        return {"kind": "shard", "split": split, "shard": shard, "num_shards": self.num_shards[split],
+                **written, "label_lengths": {str(k): v for k, v in sorted(lengths.items())}}
 
     def write_records(self, sink: ShardSink, name: str, entries):
         """`entries` (None markers skipped) as the records of file `name` of `sink`, in id order; (the sink's
