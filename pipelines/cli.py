@@ -20,6 +20,7 @@ COMMANDS = {
     "train": ("pipelines.train", "train a CRNN on a built dataset -> model bundle"),
     "export": ("pipelines.export", "add model.onnx (for `ocr predict --engine onnx`) to a model bundle"),
     "predict": ("pipelines.predict", "Beam: batch recognition of images -> Parquet"),
+    "augment": ("pipelines.augment", "labelled crops -> turned, foreshortened, re-boxed views + labels.tsv"),
     "label": ("pipelines.label", "Beam: unlabelled crops -> labels.tsv (confident) + review.tsv (to check)"),
     "evaluate": ("pipelines.evaluate", "score predictions against labels, with an HTML report"),
     "demo": ("pipelines.demo", "synth -> build-dataset -> fine-tune shipped -> predict (both) -> evaluate"),
