@@ -3,9 +3,10 @@
 A `ModelRef` is what the launcher checks and the workers receive (small, picklable): which network, which
 engine runs it, its `model` column name, its charset and its preprocessing. Two kinds:
 
-- `crnn`: an ocr model bundle (ours), preprocessed by `preprocess_word_image` (gray, fixed height and width,
-  or for a text-line bundle width from the aspect ratio, run on batches grouped by width like PP-OCR's: see
-  docs/lines.md) and run by TensorFlow (`tf`) or ONNX Runtime (`onnx`, `onnx-int8`);
+- `crnn`: an ocr model bundle (ours), preprocessed by `prepare_crnn` (gray, fixed height and width, or for a
+  text-line bundle width from the aspect ratio, run on batches grouped by width like PP-OCR's, and a tall
+  crop also read turned a quarter either way: see docs/lines.md) and run by TensorFlow (`tf`) or ONNX
+  Runtime (`onnx`, `onnx-int8`);
 - `ppocr`: the PP-OCRv6 small recognition network shipped inside the `rapidocr` 3.10.0 wheel (Apache-2.0;
   see NOTICE), preprocessed by `preprocess_ppocr` (colour, height 48, width from the aspect ratio) and run
   by ONNX Runtime on batches grouped by width, so that little of a batch is padding.
@@ -26,11 +27,11 @@ import cv2
 import numpy as np
 
 from ocr_core import preprocess
+from ocr_core.ctc import greedy_decode
 from ocr_core.preprocess import (
     PreprocessSpec,
     decode_bgr,
     padded_width,  # noqa: F401  (PP-OCR and dynamic CRNNs share the rule)
-    preprocess_word_image,
 )
 
 PPOCR = "pp-ocrv6"  # the --model name of the PP-OCRv6 small recogniser
@@ -146,8 +147,37 @@ def ppocr_characters(session) -> str:
     return chars
 
 
-Prepared = np.ndarray
+# A tall crop (height >= TURN_RATIO x width, up to the spec's max_tall_ratio) of a text-line model is read
+# three ways, as it is and turned a quarter either way, and the most confident reading is kept: a word written
+# sideways (ICDAR 2015 holds many) has such a box. PP-OCR's pipeline turns crops from the same ratio, 1.5.
+TURN_RATIO = 1.5
+
+
+class Turns(tuple):
+    """A tall crop's prepared arrays: as it is, turned a quarter clockwise, a quarter counter-clockwise."""
+
+    @property
+    def nbytes(self) -> int:  # as an array's: what RunInference's batching weighs
+        return sum(x.nbytes for x in self)
+
+
+Prepared = np.ndarray | Turns
 Forward = Callable[[Sequence[Prepared]], list[np.ndarray]]
+
+
+def prepare_crnn(data: bytes, spec: PreprocessSpec) -> Prepared:
+    """Encoded bytes -> a CRNN's input array, or for a text-line model and a tall crop its `Turns`."""
+    gray = preprocess.decode_gray(data, spec)
+    h, w = gray.shape
+    if spec.dynamic_width and TURN_RATIO * w <= h <= spec.max_tall_ratio * w:
+        turns = (gray, np.rot90(gray, -1), np.rot90(gray))
+        return Turns(preprocess.resize_and_pad(g, spec)[0] for g in turns)
+    return preprocess.resize_and_pad(gray, spec)[0]
+
+
+def greedy_confidence(probs: np.ndarray) -> float:
+    """The confidence greedy decoding gives one crop's probabilities [T, C]."""
+    return float(greedy_decode(probs[None])[1][0])
 
 
 @dataclass(frozen=True)
@@ -172,7 +202,7 @@ class ModelRef:
         """Encoded image bytes -> the array the network takes for it. Raises InputError."""
         if self.kind == "ppocr":
             return preprocess_ppocr(data, self.spec)
-        return preprocess_word_image(data, self.spec)[0]
+        return prepare_crnn(data, self.spec)
 
     def load(self, threads: int = 0) -> Forward:
         """The network, loaded once: a list of prepared arrays -> per-crop probabilities [T, C], in order.
@@ -229,13 +259,26 @@ def _lines_forward(run: Callable[[np.ndarray], np.ndarray], spec: PreprocessSpec
     """A dynamic-width CRNN: crops grouped by canvas width (`width_groups` with the spec's margin), each
     padded to its own canvas (`pad_to_canvas`), so a batch pads little and no result depends on its batch
     mates; each crop's probabilities are cut to its own time steps (width / stride - 1), as in training."""
-    def forward(batch: Sequence[Prepared]) -> list[np.ndarray]:
+    def forward_arrays(batch: Sequence[np.ndarray]) -> list[np.ndarray]:
         _check_pixels(batch, spec)
         out: list[np.ndarray] = [None] * len(batch)  # type: ignore[list-item]
         for group in width_groups([im.shape[1] for im in batch], size=max(len(batch), 1), spec=spec):
             probs = run(np.stack([preprocess.pad_to_canvas(batch[i], spec) for i in group])[..., None])
             for j, i in enumerate(group):
                 out[i] = probs[j, :batch[i].shape[1] // spec.stride - 1]
+        return out
+
+    def forward(batch: Sequence[Prepared]) -> list[np.ndarray]:
+        if not any(isinstance(x, Turns) for x in batch):
+            return forward_arrays(batch)
+        flat = [im for x in batch for im in (x if isinstance(x, Turns) else (x,))]
+        probs = iter(forward_arrays(flat))
+        out = []
+        for x in batch:
+            if isinstance(x, Turns):
+                out.append(max((next(probs) for _ in x), key=greedy_confidence))
+            else:
+                out.append(next(probs))
         return out
 
     return forward

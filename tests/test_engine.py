@@ -117,6 +117,30 @@ def test_recognizer_reads_a_phone_photo_stored_sideways_with_exif_orientation_6(
     assert [r.text for r in Recognizer().read([jpeg.getvalue()])] == ["Station"]  # the shipped CRNN too
 
 
+def test_a_word_written_sideways_is_read_turned_back_and_level_words_are_read_as_they_are():
+    """A text-line model reads a crop 1.5-3 times as tall as wide also turned a quarter either way and keeps
+    the most confident reading (ICDAR 2015's sideways words); before, it read the squeezed tall crop."""
+    words = ["OPEN", "Exit", "SALE", "cafe"]
+    tall = [cv2.rotate(rendered(w), turn) for w in words
+            for turn in (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE)]
+    assert all(1.5 <= t.shape[0] / t.shape[1] <= 3 for t in tall)
+    rec = Recognizer()  # the shipped model: a text-line model
+    assert [r.text for r in rec.read([png(t) for t in tall])] == [w for w in words for _ in range(2)]
+    assert [r.text for r in rec.read([png(rendered(w)) for w in words])] == words
+
+
+def test_only_a_line_models_tall_crops_get_turns():
+    line, word = open_model().spec, engine.PreprocessSpec()  # the shipped line model's; a word model's
+    assert line.dynamic_width and not word.dynamic_width
+    square, tall, taller = (np.full((h, 40), 200, np.uint8) for h in (50, 80, 121))
+    assert isinstance(engine.prepare_crnn(png(tall), line), engine.Turns)
+    assert [t.shape[0] for t in engine.prepare_crnn(png(tall), line)] == [32, 32, 32]
+    assert not isinstance(engine.prepare_crnn(png(square), line), engine.Turns)
+    assert not isinstance(engine.prepare_crnn(png(tall), word), engine.Turns)
+    with pytest.raises(InputError, match="vertical_text"):  # over 3 times as tall: still refused
+        engine.prepare_crnn(png(taller), line)
+
+
 def test_recognizer_beam_top_k_and_lexicon(tmp_path):
     crop = rendered("coffee")
     top = Recognizer(decoder="beam", beam_width=5, top_k=3).read([crop])[0]
