@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from ocr_core import preprocess
+from ocr_core import preprocess, slant
 from ocr_core.ctc import greedy_decode
 from ocr_core.preprocess import (
     PreprocessSpec,
@@ -161,18 +161,30 @@ class Turns(tuple):
         return sum(x.nbytes for x in self)
 
 
-Prepared = np.ndarray | Turns
+class Slanted(tuple):
+    """A crop that may hold a word on a slant (`ocr_core.slant`): (its prepared array, the gray picture to
+    straighten it from if the model reads the array with little confidence)."""
+
+    @property
+    def nbytes(self) -> int:
+        return sum(x.nbytes for x in self)
+
+
+Prepared = np.ndarray | Turns | Slanted
 Forward = Callable[[Sequence[Prepared]], list[np.ndarray]]
 
 
 def prepare_crnn(data: bytes, spec: PreprocessSpec) -> Prepared:
-    """Encoded bytes -> a CRNN's input array, or for a text-line model and a tall crop its `Turns`."""
+    """Encoded bytes -> a CRNN's input array; for a text-line model, a tall crop's `Turns` or, for a crop
+    that may hold a slanted word, a `Slanted`."""
     gray = preprocess.decode_gray(data, spec)
     h, w = gray.shape
     if spec.dynamic_width and TURN_RATIO * w <= h <= spec.max_tall_ratio * w:
         turns = (gray, np.rot90(gray, -1), np.rot90(gray))
         return Turns(preprocess.resize_and_pad(g, spec)[0] for g in turns)
-    return preprocess.resize_and_pad(gray, spec)[0]
+    pixels = preprocess.resize_and_pad(gray, spec)[0]
+    kept = slant.keep_for_straightening(gray) if spec.dynamic_width else None
+    return pixels if kept is None else Slanted((pixels, kept))
 
 
 def greedy_confidence(probs: np.ndarray) -> float:
@@ -268,10 +280,24 @@ def _lines_forward(run: Callable[[np.ndarray], np.ndarray], spec: PreprocessSpec
                 out[i] = probs[j, :batch[i].shape[1] // spec.stride - 1]
         return out
 
+    def straighten(batch: Sequence[Prepared], out: list[np.ndarray]) -> None:
+        """Replaces the result of each Slanted crop read with little confidence by its most confident
+        straightened reading, when that is slant.MARGIN times as confident (in place)."""
+        best = {i: slant.MARGIN * greedy_confidence(out[i]) for i, x in enumerate(batch)
+                if isinstance(x, Slanted)}
+        tries = [(i, preprocess.resize_and_pad(cut.astype(np.float32), spec)[0])
+                 for i, score in best.items() if score < 1.0 for cut in slant.candidates(batch[i][1])]
+        for start in range(0, len(tries), 256):  # bounded memory: a batch of doubtful crops has 14 tries each
+            chunk = tries[start:start + 256]
+            for (i, _), probs in zip(chunk, forward_arrays([pixels for _, pixels in chunk])):
+                if greedy_confidence(probs) > best[i]:
+                    best[i], out[i] = greedy_confidence(probs), probs
+
     def forward(batch: Sequence[Prepared]) -> list[np.ndarray]:
-        if not any(isinstance(x, Turns) for x in batch):
+        if not any(isinstance(x, (Turns, Slanted)) for x in batch):
             return forward_arrays(batch)
-        flat = [im for x in batch for im in (x if isinstance(x, Turns) else (x,))]
+        flat = [im for x in batch for im in (x if isinstance(x, Turns) else x[:1] if isinstance(x, Slanted)
+                                             else (x,))]
         probs = iter(forward_arrays(flat))
         out = []
         for x in batch:
@@ -279,6 +305,7 @@ def _lines_forward(run: Callable[[np.ndarray], np.ndarray], spec: PreprocessSpec
                 out.append(max((next(probs) for _ in x), key=greedy_confidence))
             else:
                 out.append(next(probs))
+        straighten(batch, out)
         return out
 
     return forward

@@ -1,0 +1,76 @@
+"""Words on a slant (ocr_core/slant.py): the band geometry, the straightened cut, and the shipped line model
+reading slanted words through the Python API and a real `ocr predict` job (DirectRunner)."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from ocr_core import Recognizer, engine, predictions, slant
+from ocr_core.synth import tilt
+from pipelines import predict
+from tests import images
+from tests.test_augment import ink_angle
+
+WORDS = ["Station", "market", "coffee", "Hello", "OPEN", "garden"]
+
+
+def png(img: np.ndarray) -> bytes:
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+@pytest.mark.parametrize("angle", [10.0, 25.0, 40.0])
+def test_the_band_that_fills_a_turned_box_is_the_band_that_was_turned(angle):
+    length, thick = 200.0, 30.0
+    a = np.radians(angle)
+    w, h = length * np.cos(a) + thick * np.sin(a), length * np.sin(a) + thick * np.cos(a)
+    assert slant.band(w, h, angle) == pytest.approx((length, thick))
+    assert slant.band(w, h, -angle) == pytest.approx((length, thick))
+    assert slant.band(100, 20, 40) is None  # a flat box holds no band at 40 degrees
+
+
+@pytest.mark.parametrize("angle", [-30.0, 20.0])
+def test_straightened_cuts_a_level_band_out_of_a_turned_bar(angle):
+    bar = np.full((30, 200), 255, np.uint8)
+    bar[11:19, 10:190] = 0
+    cut = slant.straightened(tilt.turned(bar, angle), angle)
+    assert abs(ink_angle(cut)) < 1.0
+    assert cut.shape[1] == pytest.approx(200 + 2 * 3, abs=4) and cut.shape[0] == pytest.approx(36, abs=4)
+    assert abs(ink_angle(slant.straightened(tilt.turned(bar, angle), -angle))) > 20  # the wrong way
+
+
+def test_only_crops_that_can_hold_a_slanted_word_are_kept_and_big_ones_shrink():
+    assert slant.keep_for_straightening(np.zeros((20, 100), np.float32)) is None
+    kept = slant.keep_for_straightening(np.full((900, 1200), 300.0, np.float32))
+    assert kept.dtype == np.uint8 and kept.shape == (384, 512) and kept.max() == 255
+
+
+def slanted_words(angle: float) -> list[np.ndarray]:
+    return [tilt.turned(images.rendered_text(w), s * angle) for w in WORDS for s in (1, -1)]
+
+
+@pytest.mark.parametrize("angle", [25.0, 35.0])
+def test_the_shipped_model_reads_words_on_a_slant(angle):
+    """Read as they are, these crops gave garbage (confidence ~0) before the straightening."""
+    got = Recognizer().read([png(c) for c in slanted_words(angle)])
+    assert [r.text for r in got] == [w for w in WORDS for _ in range(2)]
+
+
+def test_a_confident_level_word_is_read_once_as_it_is():
+    rec, square = Recognizer(), images.rendered_text("OK")  # "OK" at 40 px: 0.3+ as tall as wide
+    forward, prepared = rec._forward, rec.model.prepare(png(square))
+    assert isinstance(prepared, engine.Slanted)
+    assert np.array_equal(forward([prepared])[0], forward([prepared[0]])[0])
+
+
+def test_predict_reads_slanted_and_sideways_words_in_one_job(tmp_path):
+    d = tmp_path / "crops"
+    for i, crop in enumerate(slanted_words(30.0)[:4]):
+        images.write(d / f"slant{i}.png", png(crop))
+    images.write(d / "sideways.png", png(cv2.rotate(images.rendered_text("SALE"), cv2.ROTATE_90_CLOCKWISE)))
+    images.write(d / "level.png", png(images.rendered_text("coffee")))
+    out = tmp_path / "pred"
+    predict.run(["--input", str(d), "--output", str(out), "--workers", "1"])
+    rows = {Path(r["source"]).name: r["text"] for r in predictions.read_table(str(out)).rows}
+    assert rows == {"slant0.png": "Station", "slant1.png": "Station", "slant2.png": "market",
+                    "slant3.png": "market", "sideways.png": "SALE", "level.png": "coffee"}
