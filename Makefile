@@ -41,7 +41,7 @@ SCENE_DEBS := gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers \
 TRDG   := trdg==1.8.0
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint system-deps synth-assets install clean bench default-model stage13 stage14 stage18 stage19
+.PHONY: demo test lint system-deps synth-assets install clean bench default-model stage13 stage14 stage18 stage19 stage20 stage21
 
 $(STAMP): setup.py pyproject.toml
 	$(MAKE) system-deps
@@ -85,8 +85,9 @@ bench: $(STAMP)
 # `make default-model`: the shipped model's whole recipe (about 11 h on 2 cores), then the held-out-font and
 # real-crop benchmarks and its int8 file. Stages 1-11 make the word model: 1-5 train on synthetic images only
 # (synth versions 1-2); stages 6, 8 and 10 mix synth-v3/v4 images with the real train crops of $(REALWORDS),
-# stages 7, 9 and 11 are short real-crop fine-tunes. Stages 14-18 grow it into the line model, and stage 19
-# distils PP-OCRv6 small into it: the model that ships (12-13 were an experiment); every stage from 6 on
+# stages 7, 9 and 11 are short real-crop fine-tunes. Stages 14-18 grow it into the line model, stage 19
+# distils PP-OCRv6 small into it, stages 20-21 add turned views of the real crops: stage 21 ships (12-13 were
+# an experiment); every stage from 6 on
 # selects its best epoch on the dev crops. Each step
 # leaves a stamp in $(RECIPE), so a stopped run starts again at the first unfinished step, and an interrupted
 # `ocr train` resumes from its last epoch checkpoint (OUTPUT/_backup).
@@ -95,7 +96,7 @@ OCR       := $(VENV)/bin/ocr
 REALWORDS ?= ../shared/realwords
 REAL_SETS := iiit5k_train ic15_train svt_train
 
-SHIPPED := lines19
+SHIPPED := lines21
 default-model: $(RECIPE)/heldout_accuracy.json $(RECIPE)/real_accuracy.json $(RECIPE)/shipped.int8
 	@echo "model: $(RECIPE)/models/$(SHIPPED); results: $^"
 
@@ -265,7 +266,7 @@ $(RECIPE)/lines18.model: $(RECIPE)/lines17.model
 	  --output $(RECIPE)/models/lines18
 	touch $@
 # Stage 19: stage 18's mix again from stage 18, 30 x 80 batches, with distillation from PP-OCRv6 small (the
-# teacher reads every train record once, cached in ~/.cache/ocr/teacher; docs/train.md). The shipped model.
+# teacher reads every train record once, cached in ~/.cache/ocr/teacher; docs/train.md).
 $(RECIPE)/lines19.model: $(RECIPE)/lines18.model
 	$(call done,lines19) $(OCR) train --config lines --init-from $(RECIPE)/models/lines18 \
 	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslines24k --data $(RECIPE)/dslinesv5checked \
@@ -273,9 +274,35 @@ $(RECIPE)/lines19.model: $(RECIPE)/lines18.model
 	  --learning-rate 0.0001 --epochs 30 --max-steps-per-epoch 80 --batch-size 32 --seed 19 \
 	  --teacher pp-ocrv6 --output $(RECIPE)/models/lines19
 	touch $@
+# Stage 20: stage 19's mix plus 4 turned, foreshortened, re-boxed views of every real train crop (`ocr augment`,
+# docs/synth.md), 40 x 80 batches at 0.0002 from stage 19, without the teacher (more dev words, fewer lines).
+$(RECIPE)/lines20.ds: $(RECIPE)/lines14.ds
+	$(OCR) augment $(foreach s,$(REAL_SETS),--input $(REALWORDS)/$(s)/train.tsv) --out $(RECIPE)/realviews \
+	  --views 4 --seed 20 --overwrite
+	$(LINES) --input $(RECIPE)/realviews/labels.tsv --output $(RECIPE)/dslinesrealviews --val-fraction 0 \
+	  --shards 4 --oov drop
+	touch $@
+$(RECIPE)/lines20.model: $(RECIPE)/lines19.model $(RECIPE)/lines20.ds
+	$(call done,lines20) $(OCR) train --config lines --init-from $(RECIPE)/models/lines19 \
+	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslinesrealviews --data $(RECIPE)/dslines24k \
+	  --data $(RECIPE)/dslinesv5checked --data $(RECIPE)/dswords24k --data-weights 3,3,1,1,1 \
+	  --val-data $(RECIPE)/dslinesrealdev --learning-rate 0.0002 --epochs 40 --max-steps-per-epoch 80 \
+	  --batch-size 32 --seed 20 --output $(RECIPE)/models/lines20
+	touch $@
+# Stage 21: from stage 20, the lines' share back (3 : 2 : 2 : 1 : 1 real/views/lines/signs/words), 20 x 80
+# batches at 0.0001, with the teacher (its readings of the views are cached too). The shipped model.
+$(RECIPE)/lines21.model: $(RECIPE)/lines20.model
+	$(call done,lines21) $(OCR) train --config lines --init-from $(RECIPE)/models/lines20 \
+	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslinesrealviews --data $(RECIPE)/dslines24k \
+	  --data $(RECIPE)/dslinesv5checked --data $(RECIPE)/dswords24k --data-weights 3,2,2,1,1 \
+	  --val-data $(RECIPE)/dslinesrealdev --learning-rate 0.0001 --epochs 20 --max-steps-per-epoch 80 \
+	  --batch-size 32 --seed 21 --teacher pp-ocrv6 --output $(RECIPE)/models/lines21
+	touch $@
 stage14: $(RECIPE)/lines14.model
 stage18: $(RECIPE)/lines18.model
 stage19: $(RECIPE)/lines19.model
+stage20: $(RECIPE)/lines20.model
+stage21: $(RECIPE)/lines21.model
 
 $(RECIPE)/heldout5k.synth: $(STAMP)
 	@mkdir -p $(RECIPE)

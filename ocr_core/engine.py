@@ -174,16 +174,18 @@ Prepared = np.ndarray | Turns | Slanted
 Forward = Callable[[Sequence[Prepared]], list[np.ndarray]]
 
 
-def prepare_crnn(data: bytes, spec: PreprocessSpec) -> Prepared:
-    """Encoded bytes -> a CRNN's input array; for a text-line model, a tall crop's `Turns` or, for a crop
-    that may hold a slanted word, a `Slanted`."""
+def prepare_crnn(data: bytes, spec: PreprocessSpec, looks: bool = True) -> Prepared:
+    """Encoded bytes -> a CRNN's input array; with `looks`, for a text-line model, a tall crop's `Turns` or,
+    for a crop that may hold a slanted word, a `Slanted`."""
     gray = preprocess.decode_gray(data, spec)
     h, w = gray.shape
-    if spec.dynamic_width and TURN_RATIO * w <= h <= spec.max_tall_ratio * w:
+    if not (looks and spec.dynamic_width):
+        return preprocess.resize_and_pad(gray, spec)[0]
+    if TURN_RATIO * w <= h <= spec.max_tall_ratio * w:
         turns = (gray, np.rot90(gray, -1), np.rot90(gray))
         return Turns(preprocess.resize_and_pad(g, spec)[0] for g in turns)
     pixels = preprocess.resize_and_pad(gray, spec)[0]
-    kept = slant.keep_for_straightening(gray) if spec.dynamic_width else None
+    kept = slant.keep_for_straightening(gray)
     return pixels if kept is None else Slanted((pixels, kept))
 
 
@@ -210,11 +212,13 @@ class ModelRef:
     def bundle(self) -> str:
         return self.path
 
-    def prepare(self, data: bytes) -> Prepared:
-        """Encoded image bytes -> the array the network takes for it. Raises InputError."""
+    def prepare(self, data: bytes, looks: bool = False) -> Prepared:
+        """Encoded image bytes -> the array the network takes for it; with `looks` (what `ocr predict` and
+        `Recognizer` do), a text-line model's tall or slanted crop also carries its other looks (`Turns`,
+        `Slanted`), which the loaded network reads and picks from. Raises InputError."""
         if self.kind == "ppocr":
             return preprocess_ppocr(data, self.spec)
-        return prepare_crnn(data, self.spec)
+        return prepare_crnn(data, self.spec, looks)
 
     def load(self, threads: int = 0) -> Forward:
         """The network, loaded once: a list of prepared arrays -> per-crop probabilities [T, C], in order.

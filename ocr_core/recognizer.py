@@ -131,7 +131,7 @@ class Recognizer:
         prepared, where = [], []
         for i, item in enumerate(items):
             try:
-                prepared.append(self.model.prepare(item_bytes(item, self.model.spec.max_bytes)))
+                prepared.append(self.model.prepare(item_bytes(item, self.model.spec.max_bytes), looks=True))
                 where.append(i)
             except InputError as e:
                 readings[i] = Reading(None, None, f"{e.reason}: {e.detail}")

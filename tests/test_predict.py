@@ -221,7 +221,7 @@ def test_shipped_model_is_the_default_and_reads_heldout_fonts(tmp_path):
     never trained on. docs/benchmarks.md has its accuracy on 5k such images; 120 fixed images (seed 99) leave
     room for sampling error, and an untrained or broken bundle scores near 0. The floor is below the
     real-crop stages' scores (stage 5, synthetic only: 0.975; stage 9: 0.892; stage 11: 0.883; 18: 0.933;
-    19: 0.925): the real-photo skill costs some synthetic skill; the real crops are the yardstick
+    19: 0.925; 21: 0.933): the real-photo skill costs some synthetic skill; the real crops are the yardstick
     (bench/real_accuracy.py)."""
     from ocr_core import synth
     from ocr_core.metrics import summarize

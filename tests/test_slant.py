@@ -87,7 +87,7 @@ def test_the_shipped_model_reads_signs_seen_from_aside():
 
 def test_a_confident_level_word_is_read_once_as_it_is():
     rec, square = Recognizer(), images.rendered_text("OK")  # "OK" at 40 px: 0.3+ as tall as wide
-    forward, prepared = rec._forward, rec.model.prepare(png(square))
+    forward, prepared = rec._forward, rec.model.prepare(png(square), looks=True)
     assert isinstance(prepared, engine.Slanted)
     assert np.array_equal(forward([prepared])[0], forward([prepared[0]])[0])
 
