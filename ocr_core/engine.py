@@ -174,12 +174,12 @@ Prepared = np.ndarray | Turns | Slanted
 Forward = Callable[[Sequence[Prepared]], list[np.ndarray]]
 
 
-def prepare_crnn(data: bytes, spec: PreprocessSpec, looks: bool = True) -> Prepared:
-    """Encoded bytes -> a CRNN's input array; with `looks`, for a text-line model, a tall crop's `Turns` or,
-    for a crop that may hold a slanted word, a `Slanted`."""
+def prepare_crnn(data: bytes, spec: PreprocessSpec, straighten: bool = True) -> Prepared:
+    """Encoded bytes -> a CRNN's input array; with `straighten`, for a text-line model, a tall crop's `Turns`
+    or, for a crop that may hold a slanted word, a `Slanted`."""
     gray = preprocess.decode_gray(data, spec)
     h, w = gray.shape
-    if not (looks and spec.dynamic_width):
+    if not (straighten and spec.dynamic_width):
         return preprocess.resize_and_pad(gray, spec)[0]
     if TURN_RATIO * w <= h <= spec.max_tall_ratio * w:
         turns = (gray, np.rot90(gray, -1), np.rot90(gray))
@@ -207,18 +207,21 @@ class ModelRef:
     # CTC frames of the longest input (CRNN: every crop; PP-OCR: a crop at max_width): the longest text the
     # model can emit, which a lexicon checks its words against. None: unknown.
     time_steps: int | None = None
+    # recognition turns tall crops and straightens slanted words (a text-line CRNN only; `--no-straighten`)
+    straighten: bool = True
 
     @property
     def bundle(self) -> str:
         return self.path
 
-    def prepare(self, data: bytes, looks: bool = False) -> Prepared:
-        """Encoded image bytes -> the array the network takes for it; with `looks` (what `ocr predict` and
-        `Recognizer` do), a text-line model's tall or slanted crop also carries its other looks (`Turns`,
-        `Slanted`), which the loaded network reads and picks from. Raises InputError."""
+    def prepare(self, data: bytes, straighten: bool = False) -> Prepared:
+        """Encoded image bytes -> the array the network takes for it; with `straighten` (what `ocr predict`
+        and `Recognizer` pass, from `self.straighten`), a text-line model's tall or slanted crop also carries
+        its other views (`Turns`, `Slanted`), which the loaded network reads and picks from. Raises
+        InputError."""
         if self.kind == "ppocr":
             return preprocess_ppocr(data, self.spec)
-        return prepare_crnn(data, self.spec, looks)
+        return prepare_crnn(data, self.spec, straighten)
 
     def load(self, threads: int = 0) -> Forward:
         """The network, loaded once: a list of prepared arrays -> per-crop probabilities [T, C], in order.

@@ -10,6 +10,7 @@ The same preprocessing (`ModelRef.prepare`), network (`ModelRef.load`) and decod
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -91,14 +92,18 @@ class Recognizer:
         lexicon: words the text must be one of (as `ocr predict --lexicon`), or None.
         batch_size: crops per forward pass.
         threads: intra-op threads of the network (0: the library's default).
+        straighten: a text-line model also reads tall crops turned and doubtful square-ish crops straightened
+            (docs/lines.md); False: every crop once, as it is (faster on incidental-scene crops).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, engine: str = "auto", decoder: str = "greedy",
                  beam_width: int = 10, top_k: int = 1, lexicon: Iterable[str] | None = None,
-                 case_sensitive: bool = False, batch_size: int = 64, threads: int = 0):
+                 case_sensitive: bool = False, batch_size: int = 64, threads: int = 0,
+                 straighten: bool = True):
         if decoder not in ("greedy", "beam") or not 1 <= top_k <= beam_width or batch_size < 1:
             raise ValueError("need decoder greedy|beam, 1 <= top_k <= beam_width and batch_size >= 1")
-        self.model: ModelRef = open_model(None if model is None else os.fspath(model), engine)
+        opened = open_model(None if model is None else os.fspath(model), engine)
+        self.model: ModelRef = dataclasses.replace(opened, straighten=straighten)
         words = None
         if lexicon is not None:
             words = Lexicon.parse("\n".join(lexicon), Charset(self.model.characters), case_sensitive,
@@ -131,7 +136,8 @@ class Recognizer:
         prepared, where = [], []
         for i, item in enumerate(items):
             try:
-                prepared.append(self.model.prepare(item_bytes(item, self.model.spec.max_bytes), looks=True))
+                data = item_bytes(item, self.model.spec.max_bytes)
+                prepared.append(self.model.prepare(data, straighten=self.model.straighten))
                 where.append(i)
             except InputError as e:
                 readings[i] = Reading(None, None, f"{e.reason}: {e.detail}")

@@ -11,6 +11,7 @@ staged in OUT/_staging/<job id>/ and published with `_SUCCESS.json` last (`ocr_c
 """
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import sys
 import time
@@ -84,6 +85,7 @@ def run_table(args, beam_args: list[str], model: ModelRef, decoding: Decoding, r
         default: since the call).
     """
     began = time.time() if started is None else started
+    model = dataclasses.replace(model, straighten=not args.no_straighten)
     job_id = publish.new_job_id()
     expected = publish.generation(posixpath.join(out, SUCCESS))
     options, cleanup = pipeline_options(beam_args, args.runner, args.workers, args.dask_address)

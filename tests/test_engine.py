@@ -138,7 +138,7 @@ def test_only_a_line_models_tall_crops_get_turns():
     assert not isinstance(engine.prepare_crnn(png(square), line), engine.Turns)
     assert not isinstance(engine.prepare_crnn(png(tall), word), engine.Turns)
     assert isinstance(open_model().prepare(png(tall)), np.ndarray)  # the network's input alone, unless asked
-    assert isinstance(open_model().prepare(png(tall), looks=True), engine.Turns)
+    assert isinstance(open_model().prepare(png(tall), straighten=True), engine.Turns)
     with pytest.raises(InputError, match="vertical_text"):  # over 3 times as tall: still refused
         engine.prepare_crnn(png(taller), line)
 

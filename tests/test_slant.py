@@ -85,9 +85,26 @@ def test_the_shipped_model_reads_signs_seen_from_aside():
     assert right >= 10, [r.text for r in got]
 
 
+def test_no_straighten_reads_each_crop_once_as_it_is(tmp_path):
+    crops = [png(c) for c in slanted_words(35.0)[:4]]
+    plain = Recognizer(straighten=False)
+    assert not plain.model.straighten and isinstance(plain.model.prepare(crops[0]), np.ndarray)
+    assert sum(r.text == w for r, w in zip(plain.read(crops), ["Station"] * 2 + ["market"] * 2)) <= 1
+    d = tmp_path / "crops"
+    for i, c in enumerate(crops):
+        images.write(d / f"s{i}.png", c)
+    texts = {}
+    for flag in ([], ["--no-straighten"]):
+        out = tmp_path / ("pred" + "".join(flag))
+        predict.run(["--input", str(d), "--output", str(out), "--workers", "1", *flag])
+        texts[bool(flag)] = sorted(r["text"] for r in predictions.read_table(str(out)).rows)
+    assert texts[False] == ["Station", "Station", "market", "market"]
+    assert texts[True] == sorted(r.text for r in plain.read(crops)) != texts[False]
+
+
 def test_a_confident_level_word_is_read_once_as_it_is():
     rec, square = Recognizer(), images.rendered_text("OK")  # "OK" at 40 px: 0.3+ as tall as wide
-    forward, prepared = rec._forward, rec.model.prepare(png(square), looks=True)
+    forward, prepared = rec._forward, rec.model.prepare(png(square), straighten=True)
     assert isinstance(prepared, engine.Slanted)
     assert np.array_equal(forward([prepared])[0], forward([prepared[0]])[0])
 

@@ -53,7 +53,8 @@ def preprocess_item(item: Item, model: ModelRef) -> Item:
     if "pixels" in item or item.get("error"):
         return item
     try:
-        item["pixels"] = model.prepare(read_image_bytes(item["source"], model.spec.max_bytes), looks=True)
+        item["pixels"] = model.prepare(read_image_bytes(item["source"], model.spec.max_bytes),
+                                        straighten=model.straighten)
     except InputError as e:
         item["error"] = f"{e.reason}: {e.detail}"
     return item
