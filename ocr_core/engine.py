@@ -17,6 +17,7 @@ i the charset's character i - 1); decoding (`ocr_core.ctc`, `ocr_core.lexicon`) 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import math
 import os
 import posixpath
@@ -292,10 +293,10 @@ def _lines_forward(run: Callable[[np.ndarray], np.ndarray], spec: PreprocessSpec
         straightened reading, when that is slant.MARGIN times as confident (in place)."""
         best = {i: slant.MARGIN * greedy_confidence(out[i]) for i, x in enumerate(batch)
                 if isinstance(x, Slanted)}
-        tries = [(i, preprocess.resize_and_pad(cut.astype(np.float32), spec)[0])
-                 for i, score in best.items() if score < 1.0 for cut in slant.candidates(batch[i][1])]
-        for start in range(0, len(tries), 256):  # bounded memory: a batch of doubtful crops has 14 tries each
-            chunk = tries[start:start + 256]
+        tries = ((i, preprocess.resize_and_pad(cut.astype(np.float32), spec)[0])
+                 for i, score in best.items() if score < 1.0 for cut in slant.candidates(batch[i][1]))
+        # up to 28 tries per doubtful crop: made and read 256 at a time, so memory stays bounded
+        while chunk := list(itertools.islice(tries, 256)):
             for (i, _), probs in zip(chunk, forward_arrays([pixels for _, pixels in chunk])):
                 if greedy_confidence(probs) > best[i]:
                     best[i], out[i] = greedy_confidence(probs), probs
