@@ -154,21 +154,21 @@ def ppocr_characters(session) -> str:
 TURN_RATIO = 1.5
 
 
-class Turns(tuple):
-    """A tall crop's prepared arrays: as it is, turned a quarter clockwise, a quarter counter-clockwise."""
+class _Arrays(tuple):
+    """Several arrays prepared for one crop."""
 
     @property
     def nbytes(self) -> int:  # as an array's: what RunInference's batching weighs
         return sum(x.nbytes for x in self)
 
 
-class Slanted(tuple):
+class Turns(_Arrays):
+    """A tall crop's prepared arrays: as it is, turned a quarter clockwise, a quarter counter-clockwise."""
+
+
+class Slanted(_Arrays):
     """A crop that may hold a word on a slant (`ocr_core.slant`): (its prepared array, the gray picture to
     straighten it from if the model reads the array with little confidence)."""
-
-    @property
-    def nbytes(self) -> int:
-        return sum(x.nbytes for x in self)
 
 
 Prepared = np.ndarray | Turns | Slanted
@@ -298,8 +298,9 @@ def _lines_forward(run: Callable[[np.ndarray], np.ndarray], spec: PreprocessSpec
         # up to 28 tries per doubtful crop: made and read 256 at a time, so memory stays bounded
         while chunk := list(itertools.islice(tries, 256)):
             for (i, _), probs in zip(chunk, forward_arrays([pixels for _, pixels in chunk])):
-                if greedy_confidence(probs) > best[i]:
-                    best[i], out[i] = greedy_confidence(probs), probs
+                confidence = greedy_confidence(probs)
+                if confidence > best[i]:
+                    best[i], out[i] = confidence, probs
 
     def forward(batch: Sequence[Prepared]) -> list[np.ndarray]:
         if not any(isinstance(x, (Turns, Slanted)) for x in batch):

@@ -15,6 +15,7 @@ import os
 import posixpath
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 
 
@@ -93,6 +94,14 @@ def write_text(path, text: str) -> None:
     """Writes (replaces) a whole text file."""
     with create_binary(path) as fh:
         fh.write(text.encode("utf-8"))
+
+
+def write_atomically(path, text: str) -> None:
+    """Writes a whole text file under a temporary name beside it, then renames it into place: a reader never
+    sees it half-written."""
+    tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+    write_text(tmp, text)
+    rename(tmp, path)
 
 
 def open_binary(path):

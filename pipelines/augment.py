@@ -19,6 +19,7 @@ import sys
 
 import cv2
 
+from ocr_core import fs
 from ocr_core.errors import InputError, UsageError
 from ocr_core.image_bytes import read_image_bytes
 from ocr_core.inputs import Reject, read_input, resolve_inputs
@@ -95,22 +96,19 @@ def run(argv=None) -> int:
                 if not cv2.imwrite(os.path.join(args.out, name), view, [cv2.IMWRITE_JPEG_QUALITY, 92]):
                     raise OSError(f"could not write {name} in {args.out}")
                 labels.append(f"{name}\t{item.label}")
-    _write(args.out, SKIPPED, [f"{o}\t{r}\t{' '.join(d.split())}" for o, r, d in skipped])
+    write(args.out, SKIPPED, [f"{o}\t{r}\t{' '.join(d.split())}" for o, r, d in skipped])
     meta = {"inputs": args.input, "views": args.views, "max_angle": args.max_angle, "seed": args.seed,
             "crops": index, "viewed": index - len(skipped), "skipped": len(skipped), "images": len(labels)}
-    _write(args.out, META, [json.dumps(meta, indent=1)])
-    _write(args.out, LABELS, labels)  # last: its presence says the output is complete
+    write(args.out, META, [json.dumps(meta, indent=1)])
+    write(args.out, LABELS, labels)  # last: its presence says the output is complete
     print(f"ocr augment: {index} crops -> {len(labels)} views in {os.path.join(args.out, LABELS)}; "
           f"{len(skipped)} skipped" + (f" (see {os.path.join(args.out, SKIPPED)})" if skipped else ""))
     return 0
 
 
-def _write(out: str, name: str, lines: list[str]) -> None:
-    """One file written under a temporary name and renamed."""
-    tmp = os.path.join(out, name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.writelines(line + "\n" for line in lines)
-    os.replace(tmp, os.path.join(out, name))
+def write(out: str, name: str, lines: list[str]) -> None:
+    """One output file of `lines`, written under a temporary name and renamed."""
+    fs.write_atomically(os.path.join(out, name), "".join(line + "\n" for line in lines))
 
 
 if __name__ == "__main__":

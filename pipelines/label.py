@@ -123,12 +123,6 @@ def review_text(review: list, errors: list, model: str, min_confidence: float, c
     return "\n".join(lines) + "\n"
 
 
-def write_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
-    fs.write_text(tmp, text)
-    fs.rename(tmp, path)
-
-
 def check_outputs(args) -> tuple[str, str]:
     out = args.output if "://" in args.output else posixpath.abspath(args.output)
     if fs.isdir(out):
@@ -165,9 +159,9 @@ def run(argv=None, test_pipeline=None):
                                       for p in unwritable])
             labelled = [x for x in labelled if x[0] not in set(unwritable)]
             to_review = [x for x in to_review if x[0] not in set(unwritable)]
-        write_atomically(review, review_text(to_review, errors, args.model, args.min_confidence,
+        fs.write_atomically(review, review_text(to_review, errors, args.model, args.min_confidence,
                                              args.check_labels))
-        write_atomically(out, manifest_text(labelled))
+        fs.write_atomically(out, manifest_text(labelled))
     finally:
         fs.remove(table)
     print(f"ocr label: {len(labelled)} labelled -> {out}; {len(to_review)} to review and {len(errors)} "
