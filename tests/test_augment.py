@@ -109,3 +109,18 @@ def test_an_earlier_output_is_kept_without_overwrite(manifest, tmp_path, capsys)
     assert len((out / "labels.tsv").read_text().splitlines()) == 3
     assert cli.main(["augment", "--input", str(manifest), "--out", str(out / "labels.tsv")]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [(["--seed", "-1"], "--seed must be >= 0"),
+                                            (["--max-angle", "100"], "--max-angle must be within 0..90"),
+                                            (["--views", "0"], "must be an integer >= 1")])
+def test_bad_flags_are_one_line_errors_and_write_nothing(manifest, tmp_path, capsys, flags, message):
+    out = tmp_path / "views"
+    try:
+        code = cli.main(["augment", "--input", str(manifest), "--out", str(out), *flags])
+    except SystemExit as e:  # argparse's own errors (a count flag's type) exit from the parser
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) <= 3  # argparse adds its usage line
+    assert not out.exists()
