@@ -38,6 +38,12 @@ def parse_args(argv):
                    help="text lines of 2-7 words, numbers and punctuation (all labelled, up to 80 "
                         "characters) instead of words, for a dynamic-width model (docs/lines.md); tsv "
                         "layout only")
+    p.add_argument("--for-config", metavar="NAME|PATH",
+                   help="label for a model config's charset (e.g. lines): the punctuation it has is labelled "
+                        "as drawn (versions 4-5 draw marks around words), the rest is drawn and left out; "
+                        "with $ % # @ or + in it, 12 %% of the words, signs and line tokens are prices "
+                        "($4.99), percentages, #numbers, @handles or +phone numbers. Without it: labels of "
+                        "letters and digits only (lines: with the space and LINE_CHARACTERS' punctuation)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     return p.parse_args(argv)
@@ -49,6 +55,16 @@ def run(argv=None) -> int:
     if existing and not args.overwrite:  # before the font search, which takes seconds
         print(f"ocr synth: {existing} exists; pass --overwrite to replace the dataset", file=sys.stderr)
         return 2
+    marks = ""
+    if args.for_config:
+        from ocr_core.config import load_config
+
+        try:
+            charset = load_config(args.for_config).charset
+        except (OSError, ValueError) as e:
+            print(f"ocr synth: --for-config {args.for_config}: {e}", file=sys.stderr)
+            return 2
+        marks = "".join(c for c in charset if not (c.isalnum() or c.isspace()))
     start = time.perf_counter()
     try:
         synth.fonts(args.fonts, args.font_dir)  # cached for generate: timed apart from the rendering
@@ -57,7 +73,8 @@ def run(argv=None) -> int:
             args.out, args.count, seed=args.seed, layout=args.layout, workers=args.workers,
             font_split=args.fonts, progress=not args.no_progress, image_format=args.format,
             font_dir=args.font_dir, words_path=args.words, overwrite=args.overwrite, version=args.version,
-            background_dirs=tuple(args.backgrounds or synth.BACKGROUND_DIRS), lines=args.lines)
+            background_dirs=tuple(args.backgrounds or synth.BACKGROUND_DIRS), lines=args.lines,
+            marks=marks)
     except FileExistsError as e:
         print(f"ocr synth: {e}; pass --overwrite to replace it", file=sys.stderr)
         return 2

@@ -83,3 +83,45 @@ def test_lines_are_whole_labelled_text_lines_a_line_model_can_emit(tmp_path):
     assert [synth.SampleMaker(9, FONTS, version=4, lines=True)(i) for i in range(12)] == samples
     with pytest.raises(ValueError, match="tsv layout"):
         synth.generate(tmp_path / "x", 2, layout="mjsynth", lines=True, progress=False)
+
+
+LINE_MARKS = "".join(c for c in __import__("ocr_core.config", fromlist=["x"]).load_config("lines").charset
+                     if not (c.isalnum() or c == " "))
+
+
+def test_priced_texts_use_only_the_marks_given():
+    """`TextSampler.priced`: prices, percentages, #numbers, @handles and +phone numbers, with no mark the
+    charset lacks (without "." a price keeps its digits)."""
+    import numpy as np
+
+    from ocr_core.synth.text import TextSampler
+
+    sampler, rng = TextSampler(), np.random.default_rng(0)
+    texts = [sampler.priced(rng, LINE_MARKS) for _ in range(400)]
+    assert {t[0] for t in texts if not t[0].isalnum()} == {"$", "#", "@", "+"}
+    assert any(t.endswith("%") for t in texts) and any("." in t for t in texts if t.startswith("$"))
+    assert all(set(t) - set(LINE_MARKS) and any(c.isalnum() for c in t) for t in texts)
+    dollars = [sampler.priced(rng, "$") for _ in range(100)]
+    assert all(t.startswith("$") and t[1:].isdigit() for t in dollars), dollars
+
+
+def test_marks_of_the_models_charset_are_labelled_as_drawn():
+    """`marks` (`ocr synth --for-config lines`): words, signs and lines are labelled with the marks of the
+    charset they show ($4.99, 25%, #12, @shop), every label in that charset; the same seed again gives the
+    same samples; without marks the labels stay letters and digits."""
+    charset = set(__import__("ocr_core.config", fromlist=["x"]).load_config("lines").charset)
+    words = synth.SampleMaker(5, FONTS, version=5, marks=LINE_MARKS)
+    samples = [words(i) for i in range(60)]
+    assert all(set(s.label) <= charset and " " not in s.label for s in samples)
+    assert sum(any(c in "$%#@+" for c in s.label) for s in samples) >= 5, [s.label for s in samples]
+    assert [synth.SampleMaker(5, FONTS, version=5, marks=LINE_MARKS)(i) for i in range(60)] == samples
+    assert all(synth.SampleMaker(5, FONTS, version=5)(i).label.isalnum() for i in range(60))
+
+    lines = synth.SampleMaker(9, FONTS, version=3, lines=True, marks=LINE_MARKS)
+    labels = [lines(i).label for i in range(20)]
+    assert all(set(t) <= charset for t in labels)
+    assert any(c in "$%#@+" for t in labels for c in t), labels
+    plain = [synth.SampleMaker(9, FONTS, version=3, lines=True)(i).label for i in range(20)]
+    assert not any(c in "$%#@+" for t in plain for c in t)
+    with pytest.raises(ValueError, match="punctuation only"):
+        synth.SampleMaker(0, FONTS, marks="$a")

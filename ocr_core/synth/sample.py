@@ -17,7 +17,7 @@ from ocr_core.synth.signs import (
     render_sign,
     style_pool,
 )
-from ocr_core.synth.text import DEFAULT_WORDS, TextSampler, punctuate
+from ocr_core.synth.text import DEFAULT_WORDS, PRICED_SHARE, SIGN_MARKS, TextSampler, punctuate
 
 PUNCTUATED_SHARE = 0.4  # version 4: of the images, drawn with punctuation their label leaves out
 SIGN_SHARE = 0.35  # version 5: of the images, large sign crops drawn by `signs.render_sign`
@@ -58,11 +58,15 @@ class SampleMaker:
         backgrounds: (version 3) picture files for natural backgrounds.
         lines: every image is a text line (`TextSampler.line`, punctuation labelled) drawn with the version's
             looks instead of a word; no neighbouring fragments, no sign crops.
+        marks: the punctuation of the charset the labels are for (`ocr synth --for-config`). The marks a word
+            or sign is drawn with (versions 4-5) are labelled when they are in `marks` and left out otherwise;
+            with any of SIGN_MARKS in it, PRICED_SHARE of the words, signs and line tokens are prices,
+            percentages, #numbers, @handles or +phone numbers. Empty (the default): the images of before.
     """
 
     def __init__(self, seed: int, font_list: tuple[FontInfo, ...], image_format: str = "jpg",
                  words_path: str = DEFAULT_WORDS, version: int = SYNTH_VERSION,
-                 backgrounds: tuple[str, ...] = (), lines: bool = False):
+                 backgrounds: tuple[str, ...] = (), lines: bool = False, marks: str = ""):
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         if not font_list:
@@ -74,6 +78,10 @@ class SampleMaker:
             raise ValueError(f"synth version {version} is not one of {SYNTH_VERSIONS}")
         self.image_format, self.words_path = image_format, words_path
         self.version, self.backgrounds, self.lines = version, tuple(backgrounds), lines
+        if any(c.isalnum() or c.isspace() for c in marks):
+            raise ValueError(f"marks {marks!r}: punctuation only")
+        self.marks = marks
+        self._priced = bool(set(marks) & set(SIGN_MARKS))
         self._tree = _font_tree(font_list)
         # version 5's sign crops: no novelty faces (the rest of `plain_letters` is checked per pick)
         self._sign_tree = _font_tree(tuple(f for f in font_list if not novelty_face(f))) or self._tree
@@ -101,7 +109,10 @@ class SampleMaker:
             return self._line(index, rng)
         if self.version >= 5 and rng.random() < SIGN_SHARE:
             return self._sign(index, rng)
-        label = self.sampler.sample(rng, upper_share=0.35 if self.version >= 3 else None)
+        if self._priced and rng.random() < PRICED_SHARE:
+            label = self.sampler.priced(rng, self.marks)
+        else:
+            label = self.sampler.sample(rng, upper_share=0.35 if self.version >= 3 else None)
         font = self.pick_font(rng)
         for _ in range(8 if self.version >= 5 else 0):  # v5: no font whose letters are not the label's
             if not misdraws_letters(font):
@@ -111,12 +122,22 @@ class SampleMaker:
         right = self.sampler.word(rng)[:3] if rng.random() < 0.08 else ""
         shown = punctuate(label, rng) if self.version >= 4 and rng.random() < PUNCTUATED_SHARE else label
         rgb = render_word(shown, font, rng, left, right, self.version, self.backgrounds)
-        return Sample(index, label, font, encode_image(rgb, self.image_format, rng, self.version))
+        return Sample(index, self._labelled(label, shown), font,
+                      encode_image(rgb, self.image_format, rng, self.version))
+
+    def _labelled(self, label: str, shown: str) -> str:
+        """The label of a word drawn as `shown`: with the marks of `self.marks` it shows, not the others."""
+        if not self.marks or shown == label:
+            return label
+        return "".join(c for c in shown if c.isalnum() or c in self.marks)
 
     def _sign(self, index: int, rng: np.random.Generator) -> Sample:
         """Version 5's large sign crop: a sign-like label in a script, brush or display face (or any font that
         draws plain letters), fewer punctuation marks than version 4."""
-        label = self.sampler.sign_text(rng)
+        if self._priced and rng.random() < PRICED_SHARE:
+            label = self.sampler.priced(rng, self.marks)
+        else:
+            label = self.sampler.sign_text(rng)
         shown = punctuate(label, rng) if rng.random() < SIGN_PUNCTUATED_SHARE else label
         font = self.styles.pick(rng, shown) if rng.random() < STYLE_FONT_SHARE else None
         for _ in range(8):
@@ -124,11 +145,12 @@ class SampleMaker:
                 break
             font = self.pick_font(rng, self._sign_tree)
         rgb = render_sign(shown, font, rng, self.backgrounds)
-        return Sample(index, label, font, encode_image(rgb, self.image_format, rng, self.version))
+        return Sample(index, self._labelled(label, shown), font,
+                      encode_image(rgb, self.image_format, rng, self.version))
 
     def _line(self, index: int, rng: np.random.Generator) -> Sample:
         """A text line: its words, numbers and punctuation all in the label."""
-        label = self.sampler.line(rng)
+        label = self.sampler.line(rng, self.marks)
         font = self.pick_font(rng)
         for _ in range(8):  # a face that draws every letter and mark of the line as itself
             if not misdraws_letters(font):

@@ -12,7 +12,10 @@ from ocr_core.charset import DEFAULT_CHARACTERS, Charset, ctc_min_steps
 DEFAULT_WORDS = "/usr/share/dict/words"
 MAX_LABEL_LEN = 24
 MAX_CTC_STEPS = 31  # the CRNN emits 32 frames for a 128-wide input; keep one spare
-LINE_CHARACTERS = " .,'-!?:;()&/\""  # what a line adds to the word charset (configs/lines.yaml)
+LINE_CHARACTERS = " .,'-!?:;()&/\""  # what a line adds to the word charset (configs/lines.yaml has these too)
+SIGN_MARKS = "$%#@+"  # prices, percentages, numbers, handles, phone numbers: configs/lines.yaml reads them
+PRICED_SHARE = 0.12  # with marks labelled (`ocr synth --for-config`): of the words, and of a line's tokens, a
+# price, percentage, #number, @handle or +phone number written with the marks the charset has
 LINE_WORDS = (2, 8)  # a line holds 2..7 words or numbers
 MAX_LINE_LEN = 80
 
@@ -114,6 +117,32 @@ class TextSampler:
             return self._chars(self._digits, int(rng.integers(7, 11)), rng)  # phone-like
         return str(int(10 ** rng.uniform(0, 6)))  # Benford-like magnitudes
 
+    def priced(self, rng: np.random.Generator, marks: str) -> str:
+        """A price ($4, $4.99, $1,250), a percentage (25%), a #number, an @handle or a +phone number, with
+        those of the marks `$ % # @ + . ,` that `marks` holds (a mark it lacks is left out of the text)."""
+        kinds = [k for k in "$%#@+" if k in marks] or ["$"]
+        kind = kinds[rng.integers(len(kinds))]
+        if kind == "$":
+            whole = int(10 ** rng.uniform(0, 4))
+            u = rng.random()
+            if u < 0.4:
+                cents = (0, 50, 95, 99, int(rng.integers(100)))[rng.integers(5)]
+                text = f"${whole}.{cents:02d}"
+            elif u < 0.55 and whole >= 1000:
+                text = f"${whole:,}"
+            else:
+                text = f"${whole}"
+        elif kind == "%":
+            text = f"{int(rng.integers(1, 100))}%" if rng.random() < 0.85 else f"{rng.uniform(0, 20):.1f}%"
+        elif kind == "#":
+            text = f"#{int(10 ** rng.uniform(0, 3))}"
+        elif kind == "@":
+            handle = self.word(rng).lower()
+            text = "@" + handle + (str(int(rng.integers(1, 100))) if rng.random() < 0.3 else "")
+        else:
+            text = "+" + self._chars(self._digits, int(rng.integers(6, 12)), rng)
+        return "".join(c for c in text if c.isalnum() or c in marks)
+
     def _code(self, rng: np.random.Generator) -> str:
         """Like AB12C, X7, B2B, SW1A: alternating runs of letters and digits."""
         letters = self._upper if rng.random() < 0.8 else self._lower
@@ -154,14 +183,20 @@ class TextSampler:
             if fits_ctc(text, self.charset):
                 return text
 
-    def line(self, rng: np.random.Generator) -> str:
+    def line(self, rng: np.random.Generator, marks: str = "") -> str:
         """A text line (`ocr synth --lines`): LINE_WORDS words, numbers and codes separated by single spaces,
         in sentence case, Title Case or capitals, with the punctuation of running text labelled as drawn
         (commas, a final stop, a colon, a dash, brackets, quotes, &, a slash, an apostrophe); at most
-        MAX_LINE_LEN characters, all of them in the word charset or LINE_CHARACTERS."""
+        MAX_LINE_LEN characters, all of them in the word charset or LINE_CHARACTERS.
+
+        `marks` (`ocr synth --for-config`): the punctuation of the model's charset; with any of SIGN_MARKS in
+        it, PRICED_SHARE of the tokens are prices, percentages, ... (`priced`), and those marks allowed."""
+        priced = bool(set(marks) & set(SIGN_MARKS))
         while True:
             n = int(rng.integers(*LINE_WORDS))
             tokens = [self.word(rng) if rng.random() < 0.8 else self._synthetic(rng) for _ in range(n)]
+            if priced:
+                tokens = [self.priced(rng, marks) if rng.random() < PRICED_SHARE else t for t in tokens]
             case = rng.random()
             if case < 0.15:
                 tokens = [t.upper() for t in tokens]
@@ -170,7 +205,7 @@ class TextSampler:
             elif case < 0.85:
                 tokens[0] = tokens[0][:1].upper() + tokens[0][1:]
             text = _line_punctuation(tokens, rng)
-            allowed = set(self.charset.characters) | set(LINE_CHARACTERS)
+            allowed = set(self.charset.characters) | set(LINE_CHARACTERS) | set(marks)
             if len(text) <= MAX_LINE_LEN and set(text) <= allowed:
                 return text
 

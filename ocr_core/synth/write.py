@@ -83,7 +83,7 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str 
              font_split: str = "train", progress: bool = True, image_format: str = "jpg",
              font_dir: str | None = None, words_path: str = DEFAULT_WORDS, overwrite: bool = False,
              version: int = SYNTH_VERSION, background_dirs: tuple[str, ...] = scene.BACKGROUND_DIRS,
-             lines: bool = False) -> Path:
+             lines: bool = False, marks: str = "") -> Path:
     """Writes `count` synthetic word images and their labels; the same seed gives byte-identical files.
 
     Layouts:
@@ -108,6 +108,7 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str 
         background_dirs: (version 3) where to find background pictures; without any, version 3 draws the
             procedural backgrounds only (synth.json lists the pictures used).
         lines: text lines instead of words (labels with spaces and punctuation; tsv layout only).
+        marks: the punctuation of the charset the labels are for (see `SampleMaker`; "" as before).
 
     Returns:
         The labels file (labels.tsv or annotation.txt).
@@ -126,7 +127,7 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str 
         _clear_previous(out)
     font_list = fonts(font_split, font_dir)
     backgrounds = scene.background_files(tuple(background_dirs)) if version >= 3 else ()
-    maker = SampleMaker(seed, font_list, image_format, words_path, version, backgrounds, lines)
+    maker = SampleMaker(seed, font_list, image_format, words_path, version, backgrounds, lines, marks)
     out.mkdir(parents=True, exist_ok=True)
 
     from tqdm import tqdm
@@ -163,7 +164,8 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int = 0, layout: str 
     if layout == "mjsynth":
         (out / "lexicon.txt").write_text("".join(f"{w}\n" for w in lexicon))
     meta = {
-        "synth_version": version, "lines": lines, "count": count, "seed": seed, "layout": layout,
+        "synth_version": version, "lines": lines, "marks": marks, "count": count, "seed": seed,
+        "layout": layout,
         "image_format": image_format, "font_split": font_split, "font_dirs": list(DEFAULT_FONT_DIRS) + (
             [str(font_dir)] if font_dir else []),
         "words": {"path": str(words_path), "usable": len(maker.sampler.words)},
