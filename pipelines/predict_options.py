@@ -84,8 +84,9 @@ def parse_args(argv):
                         "`ocr export --quantize` writes it); auto: onnx when the bundle has a "
                         f"{ONNX_FILE} converted from its model.keras and onnxruntime is installed, else tf")
     p.add_argument("--no-straighten", action="store_true",
-                   help="read every crop once, as it is: a text-line model otherwise also reads a crop 1.5-3 "
-                        "times as tall as wide turned a quarter either way, and re-reads a doubtful "
+                   help="read every crop once, as it is (over 3 times as tall as wide: refused): a "
+                        "text-line model otherwise also reads a crop at least 1.5 times as tall as wide "
+                        "turned a quarter either way, and re-reads a doubtful "
                         "square-ish crop straightened (a word turned or sloped in its box; docs/lines.md), "
                         "which costs ~3.4x the time on incidental-scene crops like ICDAR 2015's")
     p.add_argument("--threads", "--tf-threads", dest="threads", type=int, default=0,

@@ -133,14 +133,20 @@ def test_only_a_line_models_tall_crops_get_turns():
     line, word = open_model().spec, engine.PreprocessSpec()  # the shipped line model's; a word model's
     assert line.dynamic_width and not word.dynamic_width
     square, tall, taller = (np.full((h, 40), 200, np.uint8) for h in (50, 80, 121))
-    assert isinstance(engine.prepare_crnn(png(tall), line), engine.Turns)
-    assert [t.shape[0] for t in engine.prepare_crnn(png(tall), line)] == [32, 32, 32]
+    turns = engine.prepare_crnn(png(tall), line)
+    assert isinstance(turns, engine.Turns)
+    views, kept = turns
+    assert [t.shape for t in views] == [(32, 16), (32, 64), (32, 64)]
+    assert [k.shape for k in kept] == [(40, 80)] * 2
+    assert turns.nbytes == sum(v.nbytes for v in views) + sum(k.nbytes for k in kept)
     assert not isinstance(engine.prepare_crnn(png(square), line), engine.Turns)
     assert not isinstance(engine.prepare_crnn(png(tall), word), engine.Turns)
     assert isinstance(open_model().prepare(png(tall)), np.ndarray)  # the network's input alone, unless asked
     assert isinstance(open_model().prepare(png(tall), straighten=True), engine.Turns)
-    with pytest.raises(InputError, match="vertical_text"):  # over 3 times as tall: still refused
-        engine.prepare_crnn(png(taller), line)
+    # over 3 times as tall: read turned only (a book's spine); without the turns, refused as before
+    assert [t.shape for t in engine.prepare_crnn(png(taller), line)[0]] == [(32, 100), (32, 100)]
+    with pytest.raises(InputError, match="vertical_text"):
+        engine.prepare_crnn(png(taller), line, straighten=False)
 
 
 def test_recognizer_beam_top_k_and_lexicon(tmp_path):
