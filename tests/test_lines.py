@@ -370,3 +370,24 @@ def test_pixels_of_another_contract_are_refused_in_words(word_bundle):
     line = preprocess_word_image(images.encode(images.word_image("a line of text")), LINES)[0]
     with pytest.raises(ValueError, match=r"do not fit the model's preprocessing \(32 x 128\)"):
         forward([line])
+
+
+def test_a_new_mark_starts_as_a_quieter_copy_of_its_lookalike():
+    """Grown into a charset with $ (and a space), the classifier gives $ the column of S with a bias
+    LOOKALIKE_MARGIN lower, so wherever the bundle read S it still does but $ is 1/20 as likely instead of
+    never; a new character without a lookalike (the space) starts quiet, and known columns are kept."""
+    from pipelines.train import LOOKALIKE_MARGIN, grown_classifier
+
+    rng = np.random.default_rng(0)
+    have, want = "abS", "ab S$"
+    kernel, bias = rng.normal(size=(8, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    new_kernel, new_bias = grown_classifier(kernel, bias, have, want)
+    col = {c: want.index(c) + 1 for c in want}
+    np.testing.assert_array_equal(new_kernel[:, [0, col["a"], col["b"], col["S"]]], kernel)
+    np.testing.assert_array_equal(new_kernel[:, col["$"]], kernel[:, 3])
+    assert new_bias[col["$"]] == pytest.approx(bias[3] - LOOKALIKE_MARGIN)
+    assert not new_kernel[:, col[" "]].any() and new_bias[col[" "]] == pytest.approx(bias[1:].min() - 4)
+    features = rng.normal(size=(50, 8)).astype(np.float32)
+    before, after = features @ kernel + bias, features @ new_kernel + new_bias
+    known = [0, col["a"], col["b"], col["S"]]
+    np.testing.assert_array_equal(after.argmax(-1), [known[i] for i in before.argmax(-1)])
