@@ -217,8 +217,14 @@ stage13: $(RECIPE)/real13.model
 # starts the new characters quiet), fine-tuned on synthetic text lines (`ocr synth --lines`), synth-v3 words, the
 # teacher-checked v5 sign crops of stage 12 and the real train crops, 3:1:1:2, every dataset built under the
 # line contract (`--for-config lines`); best epoch by CTC loss on the real dev crops (docs/lines.md, docs/model.md).
-LINES := $(OCR) build-dataset --for-config lines --overwrite
-$(RECIPE)/lines14.ds: synth-assets $(RECIPE)/v5checked.ds
+# Stages 14-21 ran on the line charset before stage 22 added $ % # @ + to configs/lines.yaml: they use
+# $(LINES_V1), that config without those five marks.
+LINES_V1 := $(RECIPE)/lines_v1.yaml
+$(LINES_V1): configs/lines.yaml
+	@mkdir -p $(RECIPE)
+	sed -e 's/[$$]%#@+"$$/"/' $< > $@
+LINES := $(OCR) build-dataset --for-config $(LINES_V1) --overwrite
+$(RECIPE)/lines14.ds: synth-assets $(RECIPE)/v5checked.ds $(LINES_V1)
 	$(call synth,synthlines24k,24000,61,train,4) --lines
 	$(call synth,synthwords24k,24000,33,train,3)
 	$(LINES) --input $(RECIPE)/synthlines24k/labels.tsv --output $(RECIPE)/dslines24k --val-fraction 0.02 --shards 8
@@ -231,7 +237,7 @@ $(RECIPE)/lines14.ds: synth-assets $(RECIPE)/v5checked.ds
 	  --shards 4 --oov drop
 	touch $@
 $(RECIPE)/lines14.model: $(RECIPE)/default.model $(RECIPE)/lines14.ds
-	$(call done,lines14) $(OCR) train --config lines --init-from $(RECIPE)/models/default \
+	$(call done,lines14) $(OCR) train --config $(LINES_V1) --init-from $(RECIPE)/models/default \
 	  --data $(RECIPE)/dslines24k --data $(RECIPE)/dswords24k --data $(RECIPE)/dslinesrealtrain \
 	  --data $(RECIPE)/dslinesv5checked --data-weights 3,1,2,1 --val-data $(RECIPE)/dslinesrealdev \
 	  --learning-rate 0.0005 --epochs 40 --max-steps-per-epoch 100 --batch-size 32 --seed 14 \
@@ -240,26 +246,26 @@ $(RECIPE)/lines14.model: $(RECIPE)/default.model $(RECIPE)/lines14.ds
 # Stages 15-18: real-crop-heavy fine-tunes of the line model at lower learning rates (as stages 7, 9 and 11 follow
 # their mixes), best epoch on the real dev crops each time; stage 18 is the shipped model (docs/model.md).
 $(RECIPE)/lines15.model: $(RECIPE)/lines14.model
-	$(call done,lines15) $(OCR) train --config lines --init-from $(RECIPE)/models/lines14 \
+	$(call done,lines15) $(OCR) train --config $(LINES_V1) --init-from $(RECIPE)/models/lines14 \
 	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslines24k --data $(RECIPE)/dslinesv5checked \
 	  --data-weights 3,1,1 --val-data $(RECIPE)/dslinesrealdev --learning-rate 0.0001 --epochs 5 \
 	  --max-steps-per-epoch 80 --batch-size 32 --seed 15 --output $(RECIPE)/models/lines15
 	touch $@
 $(RECIPE)/lines16.model: $(RECIPE)/lines15.model
-	$(call done,lines16) $(OCR) train --config lines --init-from $(RECIPE)/models/lines15 \
+	$(call done,lines16) $(OCR) train --config $(LINES_V1) --init-from $(RECIPE)/models/lines15 \
 	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslines24k --data $(RECIPE)/dslinesv5checked \
 	  --data $(RECIPE)/dswords24k --data-weights 4,1,1,1 --val-data $(RECIPE)/dslinesrealdev \
 	  --learning-rate 0.0001 --epochs 12 --max-steps-per-epoch 80 --batch-size 32 --seed 16 \
 	  --output $(RECIPE)/models/lines16
 	touch $@
 $(RECIPE)/lines17.model: $(RECIPE)/lines16.model
-	$(call done,lines17) $(OCR) train --config lines --init-from $(RECIPE)/models/lines16 \
+	$(call done,lines17) $(OCR) train --config $(LINES_V1) --init-from $(RECIPE)/models/lines16 \
 	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslines24k --data-weights 6,1 \
 	  --val-data $(RECIPE)/dslinesrealdev --learning-rate 0.00005 --epochs 4 --max-steps-per-epoch 80 \
 	  --batch-size 32 --seed 17 --output $(RECIPE)/models/lines17
 	touch $@
 $(RECIPE)/lines18.model: $(RECIPE)/lines17.model
-	$(call done,lines18) $(OCR) train --config lines --init-from $(RECIPE)/models/lines17 \
+	$(call done,lines18) $(OCR) train --config $(LINES_V1) --init-from $(RECIPE)/models/lines17 \
 	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslines24k --data $(RECIPE)/dslinesv5checked \
 	  --data $(RECIPE)/dswords24k --data-weights 4,1,1,1 --val-data $(RECIPE)/dslinesrealdev \
 	  --learning-rate 0.0001 --epochs 20 --max-steps-per-epoch 80 --batch-size 32 --seed 18 \
@@ -268,7 +274,7 @@ $(RECIPE)/lines18.model: $(RECIPE)/lines17.model
 # Stage 19: stage 18's mix again from stage 18, 30 x 80 batches, with distillation from PP-OCRv6 small (the
 # teacher reads every train record once, cached in ~/.cache/ocr/teacher; docs/train.md).
 $(RECIPE)/lines19.model: $(RECIPE)/lines18.model
-	$(call done,lines19) $(OCR) train --config lines --init-from $(RECIPE)/models/lines18 \
+	$(call done,lines19) $(OCR) train --config $(LINES_V1) --init-from $(RECIPE)/models/lines18 \
 	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslines24k --data $(RECIPE)/dslinesv5checked \
 	  --data $(RECIPE)/dswords24k --data-weights 4,1,1,1 --val-data $(RECIPE)/dslinesrealdev \
 	  --learning-rate 0.0001 --epochs 30 --max-steps-per-epoch 80 --batch-size 32 --seed 19 \
@@ -283,7 +289,7 @@ $(RECIPE)/lines20.ds: $(RECIPE)/lines14.ds
 	  --shards 4 --oov drop
 	touch $@
 $(RECIPE)/lines20.model: $(RECIPE)/lines19.model $(RECIPE)/lines20.ds
-	$(call done,lines20) $(OCR) train --config lines --init-from $(RECIPE)/models/lines19 \
+	$(call done,lines20) $(OCR) train --config $(LINES_V1) --init-from $(RECIPE)/models/lines19 \
 	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslinesrealviews --data $(RECIPE)/dslines24k \
 	  --data $(RECIPE)/dslinesv5checked --data $(RECIPE)/dswords24k --data-weights 3,3,1,1,1 \
 	  --val-data $(RECIPE)/dslinesrealdev --learning-rate 0.0002 --epochs 40 --max-steps-per-epoch 80 \
@@ -292,7 +298,7 @@ $(RECIPE)/lines20.model: $(RECIPE)/lines19.model $(RECIPE)/lines20.ds
 # Stage 21: from stage 20, the lines' share back (3 : 2 : 2 : 1 : 1 real/views/lines/signs/words), 20 x 80
 # batches at 0.0001, with the teacher (its readings of the views are cached too). The shipped model.
 $(RECIPE)/lines21.model: $(RECIPE)/lines20.model
-	$(call done,lines21) $(OCR) train --config lines --init-from $(RECIPE)/models/lines20 \
+	$(call done,lines21) $(OCR) train --config $(LINES_V1) --init-from $(RECIPE)/models/lines20 \
 	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslinesrealviews --data $(RECIPE)/dslines24k \
 	  --data $(RECIPE)/dslinesv5checked --data $(RECIPE)/dswords24k --data-weights 3,2,2,1,1 \
 	  --val-data $(RECIPE)/dslinesrealdev --learning-rate 0.0001 --epochs 20 --max-steps-per-epoch 80 \
