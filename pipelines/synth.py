@@ -41,7 +41,7 @@ def parse_args(argv):
     p.add_argument("--for-config", metavar="NAME|PATH",
                    help="label for a model config's charset (e.g. lines): the punctuation it has is labelled "
                         "as drawn (versions 4-5 draw marks around words), the rest is drawn and left out; "
-                        "with $ % # @ or + in it, 12 %% of the words, signs and line tokens are prices "
+                        "with $ %% # @ or + in it, 12 %% of the words, signs and line tokens are prices "
                         "($4.99), percentages, #numbers, @handles or +phone numbers. Without it: labels of "
                         "letters and digits only (lines: with the space and LINE_CHARACTERS' punctuation)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
