@@ -41,7 +41,7 @@ SCENE_DEBS := gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers \
 TRDG   := trdg==1.8.0
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint system-deps synth-assets install clean bench default-model stage13 stage14 stage18 stage19 stage20 stage21
+.PHONY: demo test lint system-deps synth-assets install clean bench default-model stage13 stage14 stage18 stage19 stage20 stage21 stage22
 
 $(STAMP): setup.py pyproject.toml
 	$(MAKE) system-deps
@@ -86,8 +86,8 @@ bench: $(STAMP)
 # real-crop benchmarks and its int8 file. Stages 1-11 make the word model: 1-5 train on synthetic images only
 # (synth versions 1-2); stages 6, 8 and 10 mix synth-v3/v4 images with the real train crops of $(REALWORDS),
 # stages 7, 9 and 11 are short real-crop fine-tunes. Stages 14-18 grow it into the line model, stage 19
-# distils PP-OCRv6 small into it, stages 20-21 add turned views of the real crops: stage 21 ships (12-13 were
-# an experiment); every stage from 6 on
+# distils PP-OCRv6 small into it, stages 20-21 add turned views of the real crops, stage 22 adds $ % # @ + to
+# the charset: stage 22 ships (12-13 were an experiment); every stage from 6 on
 # selects its best epoch on the dev crops. Each step
 # leaves a stamp in $(RECIPE), so a stopped run starts again at the first unfinished step, and an interrupted
 # `ocr train` resumes from its last epoch checkpoint (OUTPUT/_backup).
@@ -96,7 +96,7 @@ OCR       := $(VENV)/bin/ocr
 REALWORDS ?= ../shared/realwords
 REAL_SETS := iiit5k_train ic15_train svt_train
 
-SHIPPED := lines21
+SHIPPED := lines22
 default-model: $(RECIPE)/heldout_accuracy.json $(RECIPE)/real_accuracy.json $(RECIPE)/shipped.int8
 	@echo "model: $(RECIPE)/models/$(SHIPPED); results: $^"
 
@@ -296,7 +296,7 @@ $(RECIPE)/lines20.model: $(RECIPE)/lines19.model $(RECIPE)/lines20.ds
 	  --batch-size 32 --seed 20 --output $(RECIPE)/models/lines20
 	touch $@
 # Stage 21: from stage 20, the lines' share back (3 : 2 : 2 : 1 : 1 real/views/lines/signs/words), 20 x 80
-# batches at 0.0001, with the teacher (its readings of the views are cached too). The shipped model.
+# batches at 0.0001, with the teacher (its readings of the views are cached too).
 $(RECIPE)/lines21.model: $(RECIPE)/lines20.model
 	$(call done,lines21) $(OCR) train --config $(LINES_V1) --init-from $(RECIPE)/models/lines20 \
 	  --data $(RECIPE)/dslinesrealtrain --data $(RECIPE)/dslinesrealviews --data $(RECIPE)/dslines24k \
@@ -304,11 +304,45 @@ $(RECIPE)/lines21.model: $(RECIPE)/lines20.model
 	  --val-data $(RECIPE)/dslinesrealdev --learning-rate 0.0001 --epochs 20 --max-steps-per-epoch 80 \
 	  --batch-size 32 --seed 21 --teacher pp-ocrv6 --output $(RECIPE)/models/lines21
 	touch $@
+# Stage 22: configs/lines.yaml's charset gains $ % # @ + (stage 21 read the $ of prices as S or 5). New
+# synthetic words and signs (synth v5) and lines with those marks labelled (`ocr synth --for-config lines`),
+# every dataset rebuilt under the new charset (the real crops now keep their $, %, # and @), the new marks
+# started as copies of their lookalikes (S X H a t), 30 x 80 batches at 0.0003 from stage 21, with the teacher.
+L22 := $(OCR) build-dataset --for-config lines --overwrite
+$(RECIPE)/lines22.ds: $(RECIPE)/lines20.ds
+	$(OCR) synth --out $(RECIPE)/synthmarkwords --count 16000 --seed 220 --version 5 --for-config lines \
+	  --no-progress --overwrite
+	$(OCR) synth --out $(RECIPE)/synthmarklines --count 8000 --seed 221 --version 3 --lines --for-config lines \
+	  --no-progress --overwrite
+	$(L22) $(foreach s,$(REAL_SETS),--input $(REALWORDS)/$(s)/train.tsv) --output $(RECIPE)/ds22realtrain \
+	  --val-fraction 0 --shards 4 --oov drop
+	$(L22) $(foreach s,$(REAL_SETS),--input $(REALWORDS)/$(s)/dev.tsv) --output $(RECIPE)/ds22realdev \
+	  --split val --shards 2 --oov drop
+	$(L22) --input $(RECIPE)/realviews/labels.tsv --output $(RECIPE)/ds22realviews --val-fraction 0 --shards 4 \
+	  --oov drop
+	$(L22) --input $(RECIPE)/v5checked/labels.tsv --output $(RECIPE)/ds22v5checked --val-fraction 0.01 \
+	  --shards 4 --oov drop
+	$(L22) --input $(RECIPE)/synthlines24k/labels.tsv --output $(RECIPE)/ds22lines --val-fraction 0.02 --shards 8
+	$(L22) --input $(RECIPE)/synthwords24k/labels.tsv --output $(RECIPE)/ds22words --val-fraction 0.01 --shards 8
+	$(L22) --input $(RECIPE)/synthmarkwords/labels.tsv --output $(RECIPE)/ds22markwords --val-fraction 0.01 \
+	  --shards 4
+	$(L22) --input $(RECIPE)/synthmarklines/labels.tsv --output $(RECIPE)/ds22marklines --val-fraction 0.01 \
+	  --shards 4
+	touch $@
+$(RECIPE)/lines22.model: $(RECIPE)/lines21.model $(RECIPE)/lines22.ds
+	$(call done,lines22) $(OCR) train --config lines --init-from $(RECIPE)/models/lines21 \
+	  --data $(RECIPE)/ds22realtrain --data $(RECIPE)/ds22realviews --data $(RECIPE)/ds22lines \
+	  --data $(RECIPE)/ds22marklines --data $(RECIPE)/ds22v5checked --data $(RECIPE)/ds22words \
+	  --data $(RECIPE)/ds22markwords --data-weights 3,2,1,2,1,1,2 --val-data $(RECIPE)/ds22realdev \
+	  --learning-rate 0.0003 --epochs 30 --max-steps-per-epoch 80 --batch-size 32 --seed 23 \
+	  --teacher pp-ocrv6 --output $(RECIPE)/models/lines22
+	touch $@
 stage14: $(RECIPE)/lines14.model
 stage18: $(RECIPE)/lines18.model
 stage19: $(RECIPE)/lines19.model
 stage20: $(RECIPE)/lines20.model
 stage21: $(RECIPE)/lines21.model
+stage22: $(RECIPE)/lines22.model
 
 $(RECIPE)/heldout5k.synth: $(STAMP)
 	@mkdir -p $(RECIPE)
