@@ -215,9 +215,9 @@ def initial_weights(path: str, cfg) -> dict[str, list]:
 
 
 # A new mark starts as a copy of the known character a model reads it as, LOOKALIKE_MARGIN less likely: the
-# stage-21 line model read the $ of prices as S, #02-81 as H281, @SETS as aSETS. Started with a zero kernel
-# and a bias 4 below every known character's, the five marks were never read after 1,600 fine-tuning steps at
-# 0.0001 (their columns had grown to a tenth of S's); copied, they only have to be told apart.
+# stage-21 line model read the $ of prices as S, #02-81 as H281, @SETS as aSETS; copied, a mark only has to
+# be told apart from its lookalike. (Neither this nor a quiet start taught the marks in 1,600 steps at 0.0001;
+# stage 22 took 0.0003, twice their share and the teacher: docs/model.md.)
 LOOKALIKES = {"$": "S", "%": "X", "#": "H", "@": "a", "+": "t"}
 LOOKALIKE_MARGIN = 3.0  # logits: e^-3, a new mark starts 1/20 as likely as its lookalike
 
