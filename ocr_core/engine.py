@@ -4,9 +4,9 @@ A `ModelRef` is what the launcher checks and the workers receive (small, picklab
 engine runs it, its `model` column name, its charset and its preprocessing. Two kinds:
 
 - `crnn`: an ocr model bundle (ours), preprocessed by `prepare_crnn` (gray, fixed height and width, or for a
-  text-line bundle width from the aspect ratio, run on batches grouped by width like PP-OCR's, and a tall
-  crop also read turned a quarter either way: see docs/lines.md) and run by TensorFlow (`tf`) or ONNX
-  Runtime (`onnx`, `onnx-int8`);
+  text-line bundle width from the aspect ratio, run on batches grouped by width like PP-OCR's, and a doubtful
+  crop read again turned, straightened or reframed: `ocr_core.second_look`, docs/lines.md) and run by
+  TensorFlow (`tf`) or ONNX Runtime (`onnx`, `onnx-int8`);
 - `ppocr`: the PP-OCRv6 small recognition network shipped inside the `rapidocr` 3.10.0 wheel (Apache-2.0;
   see NOTICE), preprocessed by `preprocess_ppocr` (colour, height 48, width from the aspect ratio) and run
   by ONNX Runtime on batches grouped by width, so that little of a batch is padding.
@@ -17,7 +17,6 @@ i the charset's character i - 1); decoding (`ocr_core.ctc`, `ocr_core.lexicon`) 
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import math
 import os
 import posixpath
@@ -27,13 +26,13 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from ocr_core import preprocess, slant
-from ocr_core.ctc import greedy_decode
+from ocr_core import preprocess, second_look
 from ocr_core.preprocess import (
     PreprocessSpec,
     decode_bgr,
     padded_width,  # noqa: F401  (PP-OCR and dynamic CRNNs share the rule)
 )
+from ocr_core.second_look import Kept, Prepared, Turns, greedy_confidence  # noqa: F401  (re-exported)
 
 PPOCR = "pp-ocrv6"  # the --model name of the PP-OCRv6 small recogniser
 PPOCR_PACKAGE, PPOCR_VERSION = "rapidocr", "3.10.0"
@@ -148,61 +147,16 @@ def ppocr_characters(session) -> str:
     return chars
 
 
-# A tall crop (height >= TURN_RATIO x width) of a text-line model is read three ways, as it is and turned a
-# quarter either way, and the most confident reading is kept: a word written sideways (ICDAR 2015 holds many)
-# has such a box. PP-OCR's pipeline turns crops from the same ratio, 1.5. A crop more than the spec's
-# max_tall_ratio as tall as wide (a book's spine) is read turned only. Read with little confidence, the two
-# quarter-turned pictures are straightened as a slanted word's are (a word at 50-80 degrees). Doing the same
-# for crops 1-1.5 times as tall as wide read 3 more IC15 dev crops but lost 9 level words: not done.
-TURN_RATIO = 1.5
-
-
-def _nbytes(x) -> int:
-    return 0 if x is None else sum(_nbytes(y) for y in x) if isinstance(x, tuple) else x.nbytes
-
-
-class _Arrays(tuple):
-    """Several arrays prepared for one crop (nested in tuples; None for a picture not kept)."""
-
-    @property
-    def nbytes(self) -> int:  # as an array's: what RunInference's batching weighs
-        return _nbytes(tuple(self))
-
-
-class Turns(_Arrays):
-    """A tall crop: (the arrays of its views: as it is unless too tall for that, turned a quarter clockwise,
-    a quarter counter-clockwise; the two turned gray pictures kept to straighten, as `Slanted` keeps one)."""
-
-
-class Slanted(_Arrays):
-    """A crop that may hold a word on a slant (`ocr_core.slant`): (its prepared array, (the gray picture to
-    straighten it from if the model reads the array with little confidence,))."""
-
-
-Prepared = np.ndarray | Turns | Slanted
 Forward = Callable[[Sequence[Prepared]], list[np.ndarray]]
 
 
 def prepare_crnn(data: bytes, spec: PreprocessSpec, straighten: bool = True) -> Prepared:
-    """Encoded bytes -> a CRNN's input array; with `straighten`, for a text-line model, a tall crop's `Turns`
-    or, for a crop that may hold a slanted word, a `Slanted`."""
+    """Encoded bytes -> a CRNN's input array; with `straighten`, for a text-line model, the crop with what it
+    keeps for its second looks (`ocr_core.second_look`: a tall crop's `Turns`, any other's `Kept`)."""
     gray = preprocess.decode_gray(data, spec)
-    h, w = gray.shape
     if not (straighten and spec.dynamic_width):
         return preprocess.resize_and_pad(gray, spec)[0]
-    if TURN_RATIO * w <= h:
-        turned = (np.rot90(gray, -1), np.rot90(gray))
-        views = ((gray,) if h <= spec.max_tall_ratio * w else ()) + turned
-        return Turns((tuple(preprocess.resize_and_pad(g, spec)[0] for g in views),
-                      tuple(slant.keep_for_straightening(g) for g in turned)))
-    pixels = preprocess.resize_and_pad(gray, spec)[0]
-    kept = slant.keep_for_straightening(gray)
-    return pixels if kept is None else Slanted((pixels, (kept,)))
-
-
-def greedy_confidence(probs: np.ndarray) -> float:
-    """The confidence greedy decoding gives one crop's probabilities [T, C]."""
-    return float(greedy_decode(probs[None])[1][0])
+    return second_look.prepare(gray, spec)
 
 
 @dataclass(frozen=True)
@@ -218,7 +172,8 @@ class ModelRef:
     # CTC frames of the longest input (CRNN: every crop; PP-OCR: a crop at max_width): the longest text the
     # model can emit, which a lexicon checks its words against. None: unknown.
     time_steps: int | None = None
-    # recognition turns tall crops and straightens slanted words (a text-line CRNN only; `--no-straighten`)
+    # recognition reads a doubtful crop again from other pictures of it (`ocr_core.second_look`; a text-line
+    # CRNN only; `--read-once` turns it off)
     straighten: bool = True
 
     @property
@@ -227,8 +182,8 @@ class ModelRef:
 
     def prepare(self, data: bytes, straighten: bool = False) -> Prepared:
         """Encoded image bytes -> the array the network takes for it; with `straighten` (what `ocr predict`
-        and `Recognizer` pass, from `self.straighten`), a text-line model's tall or slanted crop also carries
-        its other views (`Turns`, `Slanted`), which the loaded network reads and picks from. Raises
+        and `Recognizer` pass, from `self.straighten`), a text-line model's crop also carries what it keeps
+        for its second looks (`Turns`, `Kept`), which the loaded network reads and picks from. Raises
         InputError."""
         if self.kind == "ppocr":
             return preprocess_ppocr(data, self.spec)
@@ -250,7 +205,7 @@ class ModelRef:
         else:
             run = _tf_forward(self.path, threads)
         if getattr(self.spec, "dynamic_width", False):
-            return _lines_forward(run, self.spec)
+            return _lines_forward(run, self.spec, self.characters)
 
         def forward(batch: Sequence[Prepared]) -> list[np.ndarray]:
             _check_pixels(batch, self.spec)
@@ -285,7 +240,7 @@ def _check_pixels(batch: Sequence[Prepared], spec: PreprocessSpec) -> None:
                          "model's contract? (docs/lines.md)")
 
 
-def _lines_forward(run: Callable[[np.ndarray], np.ndarray], spec: PreprocessSpec) -> Forward:
+def _lines_forward(run: Callable[[np.ndarray], np.ndarray], spec: PreprocessSpec, characters: str) -> Forward:
     """A dynamic-width CRNN: crops grouped by canvas width (`width_groups` with the spec's margin), each
     padded to its own canvas (`pad_to_canvas`), so a batch pads little and no result depends on its batch
     mates; each crop's probabilities are cut to its own time steps (width / stride - 1), as in training."""
@@ -298,35 +253,11 @@ def _lines_forward(run: Callable[[np.ndarray], np.ndarray], spec: PreprocessSpec
                 out[i] = probs[j, :batch[i].shape[1] // spec.stride - 1]
         return out
 
-    def straighten(batch: Sequence[Prepared], out: list[np.ndarray]) -> None:
-        """Replaces the result of each Slanted (or Turns) crop read with little confidence by its most
-        confident straightened reading, when that is slant.MARGIN times as confident (in place)."""
-        kept = {i: x[1] for i, x in enumerate(batch) if isinstance(x, (Slanted, Turns))}
-        best = {i: slant.MARGIN * greedy_confidence(out[i]) for i in kept}
-        tries = ((i, preprocess.resize_and_pad(cut.astype(np.float32), spec)[0])
-                 for i, score in best.items() if score < 1.0
-                 for gray in kept[i] if gray is not None for cut in slant.candidates(gray))
-        # up to 28 tries per picture of a doubtful crop: made and read 256 at a time (memory stays bounded)
-        while chunk := list(itertools.islice(tries, 256)):
-            for (i, _), probs in zip(chunk, forward_arrays([pixels for _, pixels in chunk])):
-                confidence = greedy_confidence(probs)
-                if confidence > best[i]:
-                    best[i], out[i] = confidence, probs
-
     def forward(batch: Sequence[Prepared]) -> list[np.ndarray]:
-        if not any(isinstance(x, (Turns, Slanted)) for x in batch):
+        if not any(isinstance(x, (Turns, Kept)) for x in batch):
             return forward_arrays(batch)
-        flat = [im for x in batch for im in (x[0] if isinstance(x, Turns) else x[:1] if isinstance(x, Slanted)
-                                             else (x,))]
-        probs = iter(forward_arrays(flat))
-        out = []
-        for x in batch:
-            if isinstance(x, Turns):
-                out.append(max((next(probs) for _ in x[0]), key=greedy_confidence))
-            else:
-                out.append(next(probs))
-        straighten(batch, out)
-        return out
+        space = characters.find(" ") + 1 or None  # its class: the blank is 0
+        return second_look.read_with_second_looks(batch, forward_arrays, spec, space)
 
     return forward
 

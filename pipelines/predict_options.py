@@ -83,12 +83,14 @@ def parse_args(argv):
                         "convolutions, ~1.5x faster forward pass, a few tenths of a point less accurate; "
                         "`ocr export --quantize` writes it); auto: onnx when the bundle has a "
                         f"{ONNX_FILE} converted from its model.keras and onnxruntime is installed, else tf")
-    p.add_argument("--no-straighten", action="store_true",
+    p.add_argument("--read-once", "--no-straighten", dest="no_straighten", action="store_true",
                    help="read every crop once, as it is (over 3 times as tall as wide: refused): a "
-                        "text-line model otherwise also reads a crop at least 1.5 times as tall as wide "
-                        "turned a quarter either way, and re-reads a doubtful "
-                        "square-ish crop straightened (a word turned or sloped in its box; docs/lines.md), "
-                        "which costs ~3.4x the time on incidental-scene crops like ICDAR 2015's")
+                        "text-line model otherwise reads a doubtful crop again from other pictures of it "
+                        "and keeps the most confident reading: a crop at least 1.5 times as tall as wide "
+                        "turned a quarter either way, a square-ish one straightened (a word turned or sloped "
+                        "in its box), any other with light and dark swapped, a loose margin or cut tighter "
+                        "(docs/lines.md); that costs ~2-4x the time on incidental-scene crops like "
+                        "ICDAR 2015's")
     p.add_argument("--threads", "--tf-threads", dest="threads", type=int, default=0,
                    help="intra-op threads per worker (0: for onnx the cores divided by --workers, at least "
                         "1; for tf TensorFlow's default)")

@@ -107,7 +107,7 @@ def test_no_straighten_reads_each_crop_once_as_it_is(tmp_path):
 def test_a_confident_level_word_is_read_once_as_it_is():
     rec, square = Recognizer(), images.rendered_text("OK")  # "OK" at 40 px: 0.3+ as tall as wide
     forward, prepared = rec._forward, rec.model.prepare(png(square), straighten=True)
-    assert isinstance(prepared, engine.Slanted)
+    assert isinstance(prepared, engine.Kept)
     assert np.array_equal(forward([prepared])[0], forward([prepared[0]])[0])
 
 
