@@ -53,14 +53,17 @@ def ocr(*args, env=None, check=True, timeout=900):
 
 @pytest.mark.slow
 def test_demo_config_learns(words, tmp_path):
-    """Fails if training does not learn: chance word accuracy here is ~1/16 per word at best."""
+    """Fails if training does not learn: chance word accuracy here is ~1/16 per word at best. The epoch at
+    which a run leaves CTC's blank plateau varies from run to run (threaded CPU kernels are not
+    bit-reproducible): after 8 epochs five runs of the same seed reached 0.45 to 1.0, after 12 epochs
+    0.89 to 1.0, so the run is 12 epochs long."""
     out = tmp_path / "model"
-    ocr("train", "--data", words, "--config", "demo", "--output", out, "--epochs", 8, "--batch-size", 16)
+    ocr("train", "--data", words, "--config", "demo", "--output", out, "--epochs", 12, "--batch-size", 16)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["best"]["val_word_accuracy"] >= 0.5, metrics["history"]
     assert metrics["best"]["val_cer"] < 0.25
     history = (out / "history.csv").read_text().splitlines()
-    assert history[0].startswith("epoch,loss,val_loss,val_word_accuracy") and len(history) == 1 + 8
+    assert history[0].startswith("epoch,loss,val_loss,val_word_accuracy") and len(history) == 1 + 12
     assert list((out / "logs").glob("events.out.tfevents.*")), "TensorBoard logs missing"
     for f in ("model.keras", "charset.json", "config.yaml", "metrics.json", "saved_model/saved_model.pb"):
         assert (out / f).exists(), f
