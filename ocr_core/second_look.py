@@ -80,7 +80,7 @@ def prepare(gray: np.ndarray, spec: PreprocessSpec) -> Turns | Kept:
 
 def keep_for_reframing(gray: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """The gray picture (uint8) kept to reframe a crop from: scaled down to at most twice the model's height
-    and width, which keeps what a 1/2 .. 1 scale-down to the model's height needs."""
+    and width (its views are scaled down from it again to the model's height, so little detail is lost)."""
     h, w = gray.shape
     scale = min(1.0, 2 * spec.height / h, 2 * spec.width / w)
     if scale < 1.0:
