@@ -59,14 +59,15 @@ class Turns(_Arrays):
 class Kept(_Arrays):
     """A crop's prepared array with the pictures kept for its second looks: (its array, (the gray picture to
     straighten it from, or None for a crop too flat to hold a slanted word,), the gray picture to reframe it
-    from (at most twice the model's height and width; None for a crop too flat to be a word))."""
+    from (at most twice the model's height and width))."""
 
 
 Prepared = np.ndarray | Turns | Kept
 
 
-def prepare(gray: np.ndarray, spec: PreprocessSpec) -> Turns | Kept:
-    """A decoded gray crop -> its `Turns` (a tall crop) or `Kept`, for a text-line model's spec."""
+def prepare(gray: np.ndarray, spec: PreprocessSpec) -> Prepared:
+    """A decoded gray crop -> its `Turns` (a tall crop), its `Kept`, or for a crop with nothing to keep (a
+    text line: too flat to straighten or reframe) its array alone, for a text-line model's spec."""
     h, w = gray.shape
     if TURN_RATIO * w <= h:
         turned = (np.rot90(gray, -1), np.rot90(gray))
@@ -74,8 +75,9 @@ def prepare(gray: np.ndarray, spec: PreprocessSpec) -> Turns | Kept:
         return Turns((tuple(preprocess.resize_and_pad(g, spec)[0] for g in views),
                       tuple(slant.keep_for_straightening(g) for g in turned)))
     pixels = preprocess.resize_and_pad(gray, spec)[0]
-    reframe = keep_for_reframing(gray, spec) if h >= REFRAME_MIN_RATIO * w else None
-    return Kept((pixels, (slant.keep_for_straightening(gray),), reframe))
+    if h < REFRAME_MIN_RATIO * w:
+        return pixels  # too flat to reframe, and (MIN_RATIO > REFRAME_MIN_RATIO) to straighten
+    return Kept((pixels, (slant.keep_for_straightening(gray),), keep_for_reframing(gray, spec)))
 
 
 def keep_for_reframing(gray: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
@@ -124,7 +126,7 @@ def read_with_second_looks(batch: Sequence[Prepared], forward: Callable[[Sequenc
     _look_again(out, forward, slant.MARGIN, kept, lambda gray: (
         preprocess.resize_and_pad(cut.astype(np.float32), spec)[0]
         for cut in slant.candidates(gray)))
-    frames = {i: (x[2],) for i, x in enumerate(batch) if isinstance(x, Kept) and x[2] is not None
+    frames = {i: (x[2],) for i, x in enumerate(batch) if isinstance(x, Kept)
               and (space is None or space not in greedy_decode(out[i][None])[0][0])}
     _look_again(out, forward, REFRAME_MARGIN, frames, lambda gray: (
         preprocess.resize_and_pad(view, spec)[0] for view in reframed(gray)))
