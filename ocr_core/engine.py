@@ -244,6 +244,8 @@ def _lines_forward(run: Callable[[np.ndarray], np.ndarray], spec: PreprocessSpec
     """A dynamic-width CRNN: crops grouped by canvas width (`width_groups` with the spec's margin), each
     padded to its own canvas (`pad_to_canvas`), so a batch pads little and no result depends on its batch
     mates; each crop's probabilities are cut to its own time steps (width / stride - 1), as in training."""
+    space = characters.find(" ") + 1 or None  # the space's class (the blank is 0): a line is not reframed
+
     def forward_arrays(batch: Sequence[np.ndarray]) -> list[np.ndarray]:
         _check_pixels(batch, spec)
         out: list[np.ndarray] = [None] * len(batch)  # type: ignore[list-item]
@@ -256,7 +258,6 @@ def _lines_forward(run: Callable[[np.ndarray], np.ndarray], spec: PreprocessSpec
     def forward(batch: Sequence[Prepared]) -> list[np.ndarray]:
         if not any(isinstance(x, (Turns, Kept)) for x in batch):
             return forward_arrays(batch)
-        space = characters.find(" ") + 1 or None  # its class: the blank is 0
         return second_look.read_with_second_looks(batch, forward_arrays, spec, space)
 
     return forward

@@ -84,11 +84,7 @@ def keep_for_reframing(gray: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """The gray picture (uint8) kept to reframe a crop from: scaled down to at most twice the model's height
     and width (its views are scaled down from it again to the model's height, so little detail is lost)."""
     h, w = gray.shape
-    scale = min(1.0, 2 * spec.height / h, 2 * spec.width / w)
-    if scale < 1.0:
-        gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
-                          interpolation=cv2.INTER_AREA)
-    return np.rint(np.clip(gray, 0, 255)).astype(np.uint8)
+    return slant.scaled_down(gray, min(2 * spec.height / h, 2 * spec.width / w))
 
 
 def reframed(gray: np.ndarray) -> list[np.ndarray]:

@@ -32,8 +32,13 @@ def keep_for_straightening(gray: np.ndarray) -> np.ndarray | None:
     h, w = gray.shape
     if h < MIN_RATIO * w:
         return None
-    scale = min(1.0, MAX_SIDE / max(h, w))
+    return scaled_down(gray, MAX_SIDE / max(h, w))
+
+
+def scaled_down(gray: np.ndarray, scale: float) -> np.ndarray:
+    """A gray picture as uint8, scaled by `scale` (area filter) when that is under 1, else as it is."""
     if scale < 1.0:
+        h, w = gray.shape
         gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
                           interpolation=cv2.INTER_AREA)
     return np.rint(np.clip(gray, 0, 255)).astype(np.uint8)
