@@ -35,7 +35,7 @@ def test_mix_refuses_wrong_weights_and_mixed_charsets(two_sets, tmp_path):
 def test_geometry_moves_pixels_but_keeps_shape_and_range():
     import tensorflow as tf
 
-    from ocr_core.data import geometry_batch
+    from ocr_core.batch_augment import geometry_batch
 
     rng = np.random.default_rng(0)
     images = np.full((16, 32, 128, 1), 200, np.uint8)
@@ -53,7 +53,7 @@ def test_geometry_moves_pixels_but_keeps_shape_and_range():
 def test_camera_degrades_each_chosen_image_one_way_and_is_reproducible():
     import tensorflow as tf
 
-    from ocr_core.data import camera_batch
+    from ocr_core.batch_augment import camera_batch
 
     rng = np.random.default_rng(0)
     images = np.full((64, 32, 128, 1), 200, np.uint8)
@@ -77,7 +77,7 @@ def test_camera_degrades_each_chosen_image_one_way_and_is_reproducible():
 def test_weather_changes_each_chosen_image_one_way_and_is_reproducible():
     import tensorflow as tf
 
-    from ocr_core.data import weather_batch
+    from ocr_core.batch_augment import weather_batch
 
     rng = np.random.default_rng(0)
     images = np.full((64, 32, 128, 1), 90, np.uint8)  # mid-grey paper: fog and snow lighten, shadow darkens
