@@ -185,9 +185,12 @@ def check_output(output: str, cfg, overwrite: bool, data: list[str]) -> None:
 def initial_weights(path: str, cfg) -> dict[str, list]:
     """Weights of a bundle to fine-tune from, by layer name; ValueError unless the bundle fits `cfg`.
 
-    It fits when its charset is `cfg`'s and its architecture is `cfg`'s but for two things that need no new
+    It fits when its charset is `cfg`'s and its architecture is `cfg`'s but for things that need no new
     weights or keep the bundle's function: model.width and model.dynamic_width (no weight depends on them:
-    convolutions, BiLSTMs and the per-step classifier only see more or fewer time steps) and more
+    convolutions, BiLSTMs and the per-step classifier only see more or fewer time steps); model.height with
+    model.pools (a taller input, say 48 px with pool 6 at 3 x 1 instead of 2 x 1: the convolutions' kernels
+    do not depend on the height, and the pools bring it to the same one row for the BiLSTMs; the filters then
+    see letters 1.5 times as tall, so such a start needs training to adapt); and more
     model.residual_blocks (each new block starts as an identity, so the grown model first computes what the
     bundle computes). `cfg`'s charset may also add characters to the bundle's (a word model grown into a line
     model: the space, punctuation): each known character keeps its classifier column, and a new one starts
@@ -200,14 +203,15 @@ def initial_weights(path: str, cfg) -> dict[str, list]:
     have, want = bundle.config.model.residual_blocks, cfg.model.residual_blocks
     grows = all(want.get(i, 0) >= n for i, n in have.items())
     m = cfg.model
-    fits = dataclasses.replace(bundle.config.model, width=m.width, residual_blocks=want,
-                               dynamic_width=m.dynamic_width, min_width=m.min_width) == m
+    fits = dataclasses.replace(bundle.config.model, width=m.width, residual_blocks=want, height=m.height,
+                               pools=m.pools, dynamic_width=m.dynamic_width, min_width=m.min_width) == m
     grown = bundle.charset.characters != cfg.charset
     if not (fits and grows) or (grown and not set(bundle.charset.characters) <= set(cfg.charset)):
         raise ValueError(f"--init-from {path}: its architecture/charset (config {bundle.config.name!r}) "
                          f"differ from config {cfg.name!r}; fine-tune with the bundle's own config "
-                         f"(`--config {path}` keeps its architecture; model.width may differ, "
-                         f"and model.residual_blocks may add blocks, the charset may add characters)")
+                         f"(`--config {path}` keeps its architecture; model.width, model.height and "
+                         f"model.pools may differ, model.residual_blocks may add blocks, the charset may add "
+                         f"characters)")
     weights = {layer.name: layer.get_weights() for layer in bundle.model.layers if layer.weights}
     if grown:
         weights["probs"] = grown_classifier(*weights["probs"], bundle.charset.characters, cfg.charset)

@@ -258,6 +258,34 @@ def test_a_word_model_can_start_a_dynamic_width_model_of_its_charset(word_bundle
     set_weights_by_name(build_crnn(cfg.model, len(cfg.charset) + 1), initial_weights(str(word_bundle), cfg))
 
 
+def test_a_32_px_model_starts_a_48_px_one_with_every_weight(word_bundle):
+    """--init-from a taller input: model.height 48 with pool 6 at 3 x 1 brings the height to the BiLSTMs'
+    one row again, so every weight keeps its shape and is copied; pools that do not are refused."""
+    import dataclasses
+
+    from ocr_core.bundle import load_bundle
+    from ocr_core.config import load_config
+    from ocr_core.model import build_crnn
+    from ocr_core.training import set_weights_by_name
+    from pipelines.train import initial_weights
+
+    cfg = load_config("default")
+    cfg.model = dataclasses.replace(cfg.model, height=48, pools={**cfg.model.pools, 6: [3, 1]})
+    tall = build_crnn(cfg.model, len(cfg.charset) + 1)
+    weights = initial_weights(str(word_bundle), cfg)
+    set_weights_by_name(tall, weights)
+    word = load_bundle(str(word_bundle)).model
+    assert {layer.name for layer in tall.layers if layer.weights} == set(weights)
+    for layer in word.layers:
+        for have, got in zip(layer.get_weights(), tall.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(have, got)
+    crops = np.full((1, 48, 128, 1), 255, np.uint8)
+    assert tall.predict(crops, verbose=0).shape == (1, 31, len(cfg.charset) + 1)
+    cfg.model = dataclasses.replace(cfg.model, pools={**cfg.model.pools, 6: [2, 1]})  # 48 px to 2 rows
+    with pytest.raises(ValueError, match="does not reduce to 1"):
+        build_crnn(cfg.model, len(cfg.charset) + 1)
+
+
 def test_a_word_model_grows_into_a_line_model_that_first_reads_what_it_read(word_bundle):
     """--init-from with a charset that adds characters (lines.yaml: the space, punctuation): known characters
     keep their classifier columns, new ones start (almost) never read, so the grown model reads what the word
