@@ -5,7 +5,7 @@ engine runs it, its `model` column name, its charset and its preprocessing. Two 
 
 - `crnn`: an ocr model bundle (ours), preprocessed by `prepare_crnn` (gray, fixed height and width, or for a
   text-line bundle width from the aspect ratio, run on batches grouped by width like PP-OCR's, and a doubtful
-  crop read again turned, straightened or reframed: `ocr_core.second_look`, docs/lines.md) and run by
+  crop read again turned, straightened, widened or reframed: `ocr_core.second_look`, docs/lines.md) and run by
   TensorFlow (`tf`) or ONNX Runtime (`onnx`, `onnx-int8`);
 - `ppocr`: the PP-OCRv6 small recognition network shipped inside the `rapidocr` 3.10.0 wheel (Apache-2.0;
   see NOTICE), preprocessed by `preprocess_ppocr` (colour, height 48, width from the aspect ratio) and run

@@ -92,9 +92,9 @@ class Recognizer:
         lexicon: words the text must be one of (as `ocr predict --lexicon`), or None.
         batch_size: crops per forward pass.
         threads: intra-op threads of the network (0: the library's default).
-        straighten: a text-line model reads a doubtful crop again, turned, straightened or reframed, and
-            keeps the most confident reading (`ocr_core.second_look`, docs/lines.md); False: every crop once,
-            as it is (`ocr predict --read-once`; faster on incidental-scene crops).
+        straighten: a text-line model reads a doubtful crop again, turned, straightened, widened or
+            reframed, and keeps the most confident reading (`ocr_core.second_look`, docs/lines.md); False:
+            every crop once, as it is (`ocr predict --read-once`; faster on incidental-scene crops).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, engine: str = "auto", decoder: str = "greedy",

@@ -7,6 +7,12 @@ off). What a crop keeps for them is prepared with it (`prepare`), so workers nee
   pipeline turns crops from the same ratio, 1.5. A crop more than the spec's max_tall_ratio as tall as wide
   (a book's spine) is read turned only (`Turns`). Doing the same for crops 1-1.5 times as tall as wide read 3
   more IC15 dev crops but lost 9 level words: not done.
+- a tall crop read with confidence under 1 / WIDEN_MARGIN is also read upright and widened, WIDEN_FACTORS
+  times as wide (`widened`): a word level in a box cut tall around it (a detector's box clipping a word's
+  ends, a condensed sign) has letters too narrow for the model, and at the model's height too few time
+  steps for its letters (a crop half as wide as tall gives 3). A widened reading replaces the crop's when
+  WIDEN_MARGIN times as confident. Chosen on the 125 tall real **train** crops (+11 -1 there; x2 alone +9
+  -1, x1.5-x4 together +9 -2); on the 29 tall dev crops it read 3 more (+3 -0).
 - a crop that may hold a word on a slant, read with little confidence, is read straightened (`ocr_core.slant`;
   for a tall crop, its two turned pictures: a word at 50-80 degrees); a straightened reading replaces the
   crop's own when slant.MARGIN times as confident.
@@ -36,6 +42,8 @@ REFRAME_MARGIN = 1.5  # a reframed view replaces the crop's reading when this ma
 REFRAME_CUTS = (0.06, 0.12)  # of the height, cut off at the top and the bottom (2 % of the width each side)
 REFRAME_PAD = 0.15  # of the height, added on every side in the crop's background gray
 REFRAME_MIN_RATIO = 0.15  # height / width from which a crop may be a word to reframe (flatter: a line)
+WIDEN_FACTORS = (2.0, 3.0)  # a tall crop's upright picture read this many times as wide
+WIDEN_MARGIN = 2.0  # a widened reading replaces the crop's when this many times as confident
 CHUNK = 256  # second-look pictures made and read at a time (memory stays bounded)
 
 
@@ -53,7 +61,8 @@ class _Arrays(tuple):
 
 class Turns(_Arrays):
     """A tall crop: (the arrays of its views: as it is unless too tall for that, turned a quarter clockwise,
-    a quarter counter-clockwise; the two turned gray pictures kept to straighten, as `Kept` keeps one)."""
+    a quarter counter-clockwise; the two turned gray pictures kept to straighten, as `Kept` keeps one; the
+    upright gray picture kept to widen, scaled down as `keep_for_reframing` does)."""
 
 
 class Kept(_Arrays):
@@ -73,7 +82,7 @@ def prepare(gray: np.ndarray, spec: PreprocessSpec) -> Prepared:
         turned = (np.rot90(gray, -1), np.rot90(gray))
         views = ((gray,) if h <= spec.max_tall_ratio * w else ()) + turned
         return Turns((tuple(preprocess.resize_and_pad(g, spec)[0] for g in views),
-                      tuple(slant.keep_for_straightening(g) for g in turned)))
+                      tuple(slant.keep_for_straightening(g) for g in turned), keep_for_reframing(gray, spec)))
     pixels = preprocess.resize_and_pad(gray, spec)[0]
     if h < REFRAME_MIN_RATIO * w:
         return pixels  # too flat to reframe, and (MIN_RATIO > REFRAME_MIN_RATIO) to straighten
@@ -103,6 +112,12 @@ def reframed(gray: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+def widened(gray: np.ndarray, factor: float) -> np.ndarray:
+    """A kept picture `factor` times as wide (linear filter), as float32."""
+    h, w = gray.shape
+    return cv2.resize(gray, (max(1, round(factor * w)), h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+
+
 def greedy_confidence(probs: np.ndarray) -> float:
     """The confidence greedy decoding gives one crop's probabilities [T, C]."""
     return float(greedy_decode(probs[None])[1][0])
@@ -122,6 +137,9 @@ def read_with_second_looks(batch: Sequence[Prepared], forward: Callable[[Sequenc
     _look_again(out, forward, slant.MARGIN, kept, lambda gray: (
         preprocess.resize_and_pad(cut.astype(np.float32), spec)[0]
         for cut in slant.candidates(gray)))
+    tall = {i: (x[2],) for i, x in enumerate(batch) if isinstance(x, Turns)}
+    _look_again(out, forward, WIDEN_MARGIN, tall, lambda gray: (
+        preprocess.resize_and_pad(widened(gray, factor), spec)[0] for factor in WIDEN_FACTORS))
     frames = {i: (x[2],) for i, x in enumerate(batch) if isinstance(x, Kept)
               and (space is None or space not in greedy_decode(out[i][None])[0][0])}
     _look_again(out, forward, REFRAME_MARGIN, frames, lambda gray: (

@@ -135,10 +135,11 @@ def test_only_a_line_models_tall_crops_get_turns():
     square, tall, taller = (np.full((h, 40), 200, np.uint8) for h in (50, 80, 121))
     turns = engine.prepare_crnn(png(tall), line)
     assert isinstance(turns, engine.Turns)
-    views, kept = turns
+    views, kept, upright = turns
     assert [t.shape for t in views] == [(32, 16), (32, 64), (32, 64)]
     assert [k.shape for k in kept] == [(40, 80)] * 2
-    assert turns.nbytes == sum(v.nbytes for v in views) + sum(k.nbytes for k in kept)
+    assert upright.shape == (64, 32)  # kept to widen, at twice the model's height
+    assert turns.nbytes == sum(v.nbytes for v in views) + sum(k.nbytes for k in kept) + upright.nbytes
     assert not isinstance(engine.prepare_crnn(png(square), line), engine.Turns)
     assert not isinstance(engine.prepare_crnn(png(tall), word), engine.Turns)
     assert isinstance(open_model().prepare(png(tall)), np.ndarray)  # the network's input alone, unless asked

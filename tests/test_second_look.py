@@ -89,3 +89,28 @@ def test_a_doubtful_line_is_not_reframed():
     once, again = Recognizer(straighten=False).read([crop])[0], Recognizer().read([crop])[0]
     assert " " in once.text and once.confidence < 1 / second_look.REFRAME_MARGIN
     assert (again.text, again.confidence) == (once.text, once.confidence)
+
+
+def condensed(word: str, ratio: float) -> np.ndarray:
+    """A level word in a box `ratio` times as tall as wide: its letters squeezed (a condensed sign, or a
+    detector's box cut tall around a word)."""
+    img = images.rendered_text(word)
+    ys, xs = np.where(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) < 128)
+    img = img[max(0, ys.min() - 3):ys.max() + 4, max(0, xs.min() - 2):xs.max() + 3]
+    return cv2.resize(img, (round(img.shape[0] / ratio), img.shape[0]), interpolation=cv2.INTER_AREA)
+
+
+def test_a_tall_crop_of_a_level_word_is_read_again_widened():
+    """At 1.8 times as tall as wide, each word gives the model too few, too narrow columns: read upright and
+    turned, the shipped model reads `MF`, `IT`, `2`, `T5` with a confidence under 1/2; widened 2 or 3 times it
+    reads them right, more than twice as confident."""
+    words = ["SALE", "EXIT", "CAFE", "Hair"]
+    crops = [png(condensed(w, 1.8)) for w in words]
+    assert all(isinstance(engine.prepare_crnn(c, open_model().spec), engine.Turns) for c in crops)
+    got = Recognizer().read(crops)
+    assert [r.text for r in got] == words
+    assert all(r.confidence > 0.5 for r in got)
+    big = cv2.resize(cv2.cvtColor(condensed("SALE", 1.8), cv2.COLOR_BGR2GRAY), (100, 180))
+    kept = second_look.prepare(big, open_model().spec)[2]  # the upright picture, at twice the model's height
+    assert kept.shape == (64, 36) and [second_look.widened(kept, f).shape for f in (2.0, 3.0)] == [(64, 72),
+                                                                                                (64, 108)]
