@@ -7,12 +7,6 @@ off). What a crop keeps for them is prepared with it (`prepare`), so workers nee
   pipeline turns crops from the same ratio, 1.5. A crop more than the spec's max_tall_ratio as tall as wide
   (a book's spine) is read turned only (`Turns`). Doing the same for crops 1-1.5 times as tall as wide read 3
   more IC15 dev crops but lost 9 level words: not done.
-- a tall crop read with confidence under 1 / WIDEN_MARGIN is also read upright and widened, WIDEN_FACTORS
-  times as wide (`widened`): a word level in a box cut tall around it (a detector's box clipping a word's
-  ends, a condensed sign) has letters too narrow for the model, and at the model's height too few time
-  steps for its letters (a crop half as wide as tall gives 3). A widened reading replaces the crop's when
-  WIDEN_MARGIN times as confident. Chosen on the 125 tall real **train** crops (+11 -1 there; x2 alone +9
-  -1, x1.5-x4 together +9 -2); on the 29 tall dev crops it read 3 more (+3 -0).
 - a crop that may hold a word on a slant, read with little confidence, is read straightened (`ocr_core.slant`;
   for a tall crop, its two turned pictures: a word at 50-80 degrees); a straightened reading replaces the
   crop's own when slant.MARGIN times as confident.
@@ -24,6 +18,14 @@ off). What a crop keeps for them is prepared with it (`prepare`), so workers nee
   stage-22 model (the train crops are read too confidently by a model trained on them to show it): +55 -10
   crops there; the same rule chosen on random halves of them won +22..+29 net on the other half. Text lines
   are left alone: reframed, the held-out synthetic lines lost 3.7 points (plain looks) at 2.8x the time.
+- last, a crop at least WIDEN_MIN_RATIO as tall as wide (square-ish or tall) still read with confidence under
+  1 / WIDEN_MARGIN is read upright and widened, WIDEN_FACTORS times as wide (`widened`): a word in a box cut
+  tall or square around it (a detector's box clipping its ends, a condensed or tall-lettered sign) has
+  letters too narrow for the model, and at the model's height too few time steps for them (a square crop
+  gives 7, one half as wide as tall 3). A widened reading replaces the crop's when WIDEN_MARGIN times as
+  confident. Chosen on the 3,225 real **train** crops at least 0.4 as tall as wide, read with every other
+  look: x2 and x3 at margin 2 read +28 -12 there (x1.5, x2, x2.5: +33 -17; margin 1.5: +22 -18); on the
+  984 such dev crops +23 -1.
 """
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ REFRAME_MARGIN = 1.5  # a reframed view replaces the crop's reading when this ma
 REFRAME_CUTS = (0.06, 0.12)  # of the height, cut off at the top and the bottom (2 % of the width each side)
 REFRAME_PAD = 0.15  # of the height, added on every side in the crop's background gray
 REFRAME_MIN_RATIO = 0.15  # height / width from which a crop may be a word to reframe (flatter: a line)
-WIDEN_FACTORS = (2.0, 3.0)  # a tall crop's upright picture read this many times as wide
+WIDEN_MIN_RATIO = 0.4  # height / width from which a doubtful crop is read widened
+WIDEN_FACTORS = (2.0, 3.0)  # its upright picture read this many times as wide
 WIDEN_MARGIN = 2.0  # a widened reading replaces the crop's when this many times as confident
 CHUNK = 256  # second-look pictures made and read at a time (memory stays bounded)
 
@@ -62,13 +65,13 @@ class _Arrays(tuple):
 class Turns(_Arrays):
     """A tall crop: (the arrays of its views: as it is unless too tall for that, turned a quarter clockwise,
     a quarter counter-clockwise; the two turned gray pictures kept to straighten, as `Kept` keeps one; the
-    upright gray picture kept to widen, scaled down as `keep_for_reframing` does)."""
+    upright gray picture kept to widen, as `Kept` keeps its picture to reframe)."""
 
 
 class Kept(_Arrays):
     """A crop's prepared array with the pictures kept for its second looks: (its array, (the gray picture to
-    straighten it from, or None for a crop too flat to hold a slanted word,), the gray picture to reframe it
-    from (at most twice the model's height and width))."""
+    straighten it from, or None for a crop too flat to hold a slanted word,), the gray picture to reframe
+    and widen it from (at most twice the model's height and width))."""
 
 
 Prepared = np.ndarray | Turns | Kept
@@ -137,13 +140,14 @@ def read_with_second_looks(batch: Sequence[Prepared], forward: Callable[[Sequenc
     _look_again(out, forward, slant.MARGIN, kept, lambda gray: (
         preprocess.resize_and_pad(cut.astype(np.float32), spec)[0]
         for cut in slant.candidates(gray)))
-    tall = {i: (x[2],) for i, x in enumerate(batch) if isinstance(x, Turns)}
-    _look_again(out, forward, WIDEN_MARGIN, tall, lambda gray: (
-        preprocess.resize_and_pad(widened(gray, factor), spec)[0] for factor in WIDEN_FACTORS))
     frames = {i: (x[2],) for i, x in enumerate(batch) if isinstance(x, Kept)
               and (space is None or space not in greedy_decode(out[i][None])[0][0])}
     _look_again(out, forward, REFRAME_MARGIN, frames, lambda gray: (
         preprocess.resize_and_pad(view, spec)[0] for view in reframed(gray)))
+    narrow = {i: (x[2],) for i, x in enumerate(batch) if isinstance(x, (Kept, Turns))
+              and x[2].shape[0] >= WIDEN_MIN_RATIO * x[2].shape[1]}
+    _look_again(out, forward, WIDEN_MARGIN, narrow, lambda gray: (
+        preprocess.resize_and_pad(widened(gray, factor), spec)[0] for factor in WIDEN_FACTORS))
     return out
 
 
