@@ -37,6 +37,7 @@ import numpy as np
 
 from ocr_core import preprocess, slant
 from ocr_core.ctc import greedy_decode
+from ocr_core.errors import InputError
 from ocr_core.preprocess import PreprocessSpec
 
 TURN_RATIO = 1.5
@@ -137,26 +138,34 @@ def read_with_second_looks(batch: Sequence[Prepared], forward: Callable[[Sequenc
     out = [max((next(probs) for _ in x[0]), key=greedy_confidence) if isinstance(x, Turns) else next(probs)
            for x in batch]
     kept = {i: x[1] for i, x in enumerate(batch) if isinstance(x, (Kept, Turns))}
-    _look_again(out, forward, slant.MARGIN, kept, lambda gray: (
-        preprocess.resize_and_pad(cut.astype(np.float32), spec)[0]
-        for cut in slant.candidates(gray)))
+    _look_again(out, forward, spec, slant.MARGIN, kept, slant.candidates)
     frames = {i: (x[2],) for i, x in enumerate(batch) if isinstance(x, Kept)
               and (space is None or space not in greedy_decode(out[i][None])[0][0])}
-    _look_again(out, forward, REFRAME_MARGIN, frames, lambda gray: (
-        preprocess.resize_and_pad(view, spec)[0] for view in reframed(gray)))
+    _look_again(out, forward, spec, REFRAME_MARGIN, frames, reframed)
     narrow = {i: (x[2],) for i, x in enumerate(batch) if isinstance(x, (Kept, Turns))
               and x[2].shape[0] >= WIDEN_MIN_RATIO * x[2].shape[1]}
-    _look_again(out, forward, WIDEN_MARGIN, narrow, lambda gray: (
-        preprocess.resize_and_pad(widened(gray, factor), spec)[0] for factor in WIDEN_FACTORS))
+    _look_again(out, forward, spec, WIDEN_MARGIN, narrow,
+                lambda gray: [widened(gray, factor) for factor in WIDEN_FACTORS])
     return out
 
 
-def _look_again(out: list[np.ndarray], forward, margin: float, pictures: dict, views) -> None:
+def _pixels(picture: np.ndarray, spec: PreprocessSpec) -> np.ndarray | None:
+    """A second look's picture as the network's input, or None when the preprocessing refuses it (a view
+    still too tall to read, say): a view is skipped, never an error for the crop or its batch."""
+    try:
+        return preprocess.resize_and_pad(picture.astype(np.float32, copy=False), spec)[0]
+    except InputError:
+        return None
+
+
+def _look_again(out: list[np.ndarray], forward, spec: PreprocessSpec, margin: float, pictures: dict,
+                views: Callable[[np.ndarray], list[np.ndarray]]) -> None:
     """Replaces out[i], for each crop i read with confidence under 1 / margin, by the most confident reading
     of views(picture) over its kept pictures, when that is `margin` times as confident (in place)."""
     best = {i: margin * greedy_confidence(out[i]) for i in pictures}
     tries = ((i, pixels) for i, score in best.items() if score < 1.0
-             for gray in pictures[i] if gray is not None for pixels in views(gray))
+             for gray in pictures[i] if gray is not None for view in views(gray)
+             if (pixels := _pixels(view, spec)) is not None)
     while chunk := list(itertools.islice(tries, CHUNK)):
         for (i, _), probs in zip(chunk, forward([pixels for _, pixels in chunk])):
             confidence = greedy_confidence(probs)
