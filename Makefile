@@ -308,32 +308,39 @@ $(RECIPE)/lines21.model: $(RECIPE)/lines20.model
 # synthetic words and signs (synth v5) and lines with those marks labelled (`ocr synth --for-config lines`),
 # every dataset rebuilt under the new charset (the real crops now keep their $, %, # and @), the new marks
 # started as copies of their lookalikes (S X H a t), 30 x 80 batches at 0.0003 from stage 21, with the teacher.
-L22 := $(OCR) build-dataset --for-config lines --overwrite
+# $(call sets22,CONFIG,N): stage 22's eight datasets built for config CONFIG as $(RECIPE)/dsN* (stage 23: 48 px)
+define sets22
+	$(OCR) build-dataset --for-config $(1) --overwrite $(foreach s,$(REAL_SETS),--input $(REALWORDS)/$(s)/train.tsv) \
+	  --output $(RECIPE)/ds$(2)realtrain --val-fraction 0 --shards 4 --oov drop
+	$(OCR) build-dataset --for-config $(1) --overwrite $(foreach s,$(REAL_SETS),--input $(REALWORDS)/$(s)/dev.tsv) \
+	  --output $(RECIPE)/ds$(2)realdev --split val --shards 2 --oov drop
+	$(OCR) build-dataset --for-config $(1) --overwrite --input $(RECIPE)/realviews/labels.tsv \
+	  --output $(RECIPE)/ds$(2)realviews --val-fraction 0 --shards 4 --oov drop
+	$(OCR) build-dataset --for-config $(1) --overwrite --input $(RECIPE)/v5checked/labels.tsv \
+	  --output $(RECIPE)/ds$(2)v5checked --val-fraction 0.01 --shards 4 --oov drop
+	$(OCR) build-dataset --for-config $(1) --overwrite --input $(RECIPE)/synthlines24k/labels.tsv \
+	  --output $(RECIPE)/ds$(2)lines --val-fraction 0.02 --shards 8
+	$(OCR) build-dataset --for-config $(1) --overwrite --input $(RECIPE)/synthwords24k/labels.tsv \
+	  --output $(RECIPE)/ds$(2)words --val-fraction 0.01 --shards 8
+	$(OCR) build-dataset --for-config $(1) --overwrite --input $(RECIPE)/synthmarkwords/labels.tsv \
+	  --output $(RECIPE)/ds$(2)markwords --val-fraction 0.01 --shards 4
+	$(OCR) build-dataset --for-config $(1) --overwrite --input $(RECIPE)/synthmarklines/labels.tsv \
+	  --output $(RECIPE)/ds$(2)marklines --val-fraction 0.01 --shards 4
+endef
+# $(call mix22,N): stage 22's training mix of those datasets, 3 : 2 : 1 : 2 : 1 : 1 : 2, chosen on their dev crops
+mix22 = --data $(RECIPE)/ds$(1)realtrain --data $(RECIPE)/ds$(1)realviews --data $(RECIPE)/ds$(1)lines \
+  --data $(RECIPE)/ds$(1)marklines --data $(RECIPE)/ds$(1)v5checked --data $(RECIPE)/ds$(1)words \
+  --data $(RECIPE)/ds$(1)markwords --data-weights 3,2,1,2,1,1,2 --val-data $(RECIPE)/ds$(1)realdev
 $(RECIPE)/lines22.ds: $(RECIPE)/lines20.ds
 	$(OCR) synth --out $(RECIPE)/synthmarkwords --count 16000 --seed 220 --version 5 --for-config lines \
 	  --no-progress --overwrite
 	$(OCR) synth --out $(RECIPE)/synthmarklines --count 8000 --seed 221 --version 3 --lines --for-config lines \
 	  --no-progress --overwrite
-	$(L22) $(foreach s,$(REAL_SETS),--input $(REALWORDS)/$(s)/train.tsv) --output $(RECIPE)/ds22realtrain \
-	  --val-fraction 0 --shards 4 --oov drop
-	$(L22) $(foreach s,$(REAL_SETS),--input $(REALWORDS)/$(s)/dev.tsv) --output $(RECIPE)/ds22realdev \
-	  --split val --shards 2 --oov drop
-	$(L22) --input $(RECIPE)/realviews/labels.tsv --output $(RECIPE)/ds22realviews --val-fraction 0 --shards 4 \
-	  --oov drop
-	$(L22) --input $(RECIPE)/v5checked/labels.tsv --output $(RECIPE)/ds22v5checked --val-fraction 0.01 \
-	  --shards 4 --oov drop
-	$(L22) --input $(RECIPE)/synthlines24k/labels.tsv --output $(RECIPE)/ds22lines --val-fraction 0.02 --shards 8
-	$(L22) --input $(RECIPE)/synthwords24k/labels.tsv --output $(RECIPE)/ds22words --val-fraction 0.01 --shards 8
-	$(L22) --input $(RECIPE)/synthmarkwords/labels.tsv --output $(RECIPE)/ds22markwords --val-fraction 0.01 \
-	  --shards 4
-	$(L22) --input $(RECIPE)/synthmarklines/labels.tsv --output $(RECIPE)/ds22marklines --val-fraction 0.01 \
-	  --shards 4
+	$(call sets22,lines,22)
 	touch $@
 $(RECIPE)/lines22.model: $(RECIPE)/lines21.model $(RECIPE)/lines22.ds
 	$(call done,lines22) $(OCR) train --config lines --init-from $(RECIPE)/models/lines21 \
-	  --data $(RECIPE)/ds22realtrain --data $(RECIPE)/ds22realviews --data $(RECIPE)/ds22lines \
-	  --data $(RECIPE)/ds22marklines --data $(RECIPE)/ds22v5checked --data $(RECIPE)/ds22words \
-	  --data $(RECIPE)/ds22markwords --data-weights 3,2,1,2,1,1,2 --val-data $(RECIPE)/ds22realdev \
+	  $(call mix22,22) \
 	  --learning-rate 0.0003 --epochs 30 --max-steps-per-epoch 80 --batch-size 32 --seed 23 \
 	  --teacher pp-ocrv6 --output $(RECIPE)/models/lines22
 	touch $@
@@ -341,28 +348,12 @@ $(RECIPE)/lines22.model: $(RECIPE)/lines21.model $(RECIPE)/lines22.ds
 # as tall, pool 6 at 3 x 1, so every stage-22 weight keeps its shape and `--init-from` copies it), every
 # stage-22 dataset rebuilt at 48 px, 60 x 80 batches at 0.0005 from stage 22 with the teacher (its targets are
 # computed once on the 48-px records; the recorded run reused those of the 32-px records, same record ids).
-L23 := $(OCR) build-dataset --for-config lines48 --overwrite
 $(RECIPE)/lines23.ds: $(RECIPE)/lines22.ds
-	$(L23) $(foreach s,$(REAL_SETS),--input $(REALWORDS)/$(s)/train.tsv) --output $(RECIPE)/ds23realtrain \
-	  --val-fraction 0 --shards 4 --oov drop
-	$(L23) $(foreach s,$(REAL_SETS),--input $(REALWORDS)/$(s)/dev.tsv) --output $(RECIPE)/ds23realdev \
-	  --split val --shards 2 --oov drop
-	$(L23) --input $(RECIPE)/realviews/labels.tsv --output $(RECIPE)/ds23realviews --val-fraction 0 --shards 4 \
-	  --oov drop
-	$(L23) --input $(RECIPE)/v5checked/labels.tsv --output $(RECIPE)/ds23v5checked --val-fraction 0.01 \
-	  --shards 4 --oov drop
-	$(L23) --input $(RECIPE)/synthlines24k/labels.tsv --output $(RECIPE)/ds23lines --val-fraction 0.02 --shards 8
-	$(L23) --input $(RECIPE)/synthwords24k/labels.tsv --output $(RECIPE)/ds23words --val-fraction 0.01 --shards 8
-	$(L23) --input $(RECIPE)/synthmarkwords/labels.tsv --output $(RECIPE)/ds23markwords --val-fraction 0.01 \
-	  --shards 4
-	$(L23) --input $(RECIPE)/synthmarklines/labels.tsv --output $(RECIPE)/ds23marklines --val-fraction 0.01 \
-	  --shards 4
+	$(call sets22,lines48,23)
 	touch $@
 $(RECIPE)/lines23.model: $(RECIPE)/lines22.model $(RECIPE)/lines23.ds
 	$(call done,lines23) $(OCR) train --config lines48 --init-from $(RECIPE)/models/lines22 \
-	  --data $(RECIPE)/ds23realtrain --data $(RECIPE)/ds23realviews --data $(RECIPE)/ds23lines \
-	  --data $(RECIPE)/ds23marklines --data $(RECIPE)/ds23v5checked --data $(RECIPE)/ds23words \
-	  --data $(RECIPE)/ds23markwords --data-weights 3,2,1,2,1,1,2 --val-data $(RECIPE)/ds23realdev \
+	  $(call mix22,23) \
 	  --learning-rate 0.0005 --epochs 60 --max-steps-per-epoch 80 --batch-size 32 --seed 27 \
 	  --teacher pp-ocrv6 --output $(RECIPE)/models/lines23
 	touch $@
