@@ -86,16 +86,17 @@ def prepare(gray: np.ndarray, spec: PreprocessSpec) -> Prepared:
         turned = (np.rot90(gray, -1), np.rot90(gray))
         views = ((gray,) if h <= spec.max_tall_ratio * w else ()) + turned
         return Turns((tuple(preprocess.resize_and_pad(g, spec)[0] for g in views),
-                      tuple(slant.keep_for_straightening(g) for g in turned), keep_for_reframing(gray, spec)))
+                      tuple(slant.keep_for_straightening(g) for g in turned), keep_upright(gray, spec)))
     pixels = preprocess.resize_and_pad(gray, spec)[0]
     if h < REFRAME_MIN_RATIO * w:
         return pixels  # too flat to reframe, and (MIN_RATIO > REFRAME_MIN_RATIO) to straighten
-    return Kept((pixels, (slant.keep_for_straightening(gray),), keep_for_reframing(gray, spec)))
+    return Kept((pixels, (slant.keep_for_straightening(gray),), keep_upright(gray, spec)))
 
 
-def keep_for_reframing(gray: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """The gray picture (uint8) kept to reframe a crop from: scaled down to at most twice the model's height
-    and width (its views are scaled down from it again to the model's height, so little detail is lost)."""
+def keep_upright(gray: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """The upright gray picture (uint8) kept to reframe and widen a crop from: scaled down to at most twice
+    the model's height and width (its views are scaled down from it again to the model's height, so little
+    detail is lost)."""
     h, w = gray.shape
     return slant.scaled_down(gray, min(2 * spec.height / h, 2 * spec.width / w))
 

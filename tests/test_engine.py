@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ocr_core import Reading, Recognizer, engine
+from ocr_core import Reading, Recognizer, engine, preprocess
 from ocr_core.engine import PPOCR, PpocrSpec, canvas_width, open_model, padded_width, ppocr_batch, ppocr_width
 from ocr_core.errors import InputError
 from ocr_core.lexicon import LexiconWarning
@@ -136,16 +136,18 @@ def test_only_a_line_models_tall_crops_get_turns():
     turns = engine.prepare_crnn(png(tall), line)
     assert isinstance(turns, engine.Turns)
     views, kept, upright = turns
-    assert [t.shape for t in views] == [(32, 16), (32, 64), (32, 64)]
+    h = line.height  # the views at the model's height, each as wide as its aspect ratio makes it
+    assert [t.shape for t in views] == [(h, h // 2), (h, 2 * h), (h, 2 * h)]
     assert [k.shape for k in kept] == [(40, 80)] * 2
-    assert upright.shape == (64, 32)  # kept to widen, at twice the model's height
+    assert upright.shape == (min(80, 2 * h), min(40, h))  # kept to widen, at most twice the model's height
     assert turns.nbytes == sum(v.nbytes for v in views) + sum(k.nbytes for k in kept) + upright.nbytes
     assert not isinstance(engine.prepare_crnn(png(square), line), engine.Turns)
     assert not isinstance(engine.prepare_crnn(png(tall), word), engine.Turns)
     assert isinstance(open_model().prepare(png(tall)), np.ndarray)  # the network's input alone, unless asked
     assert isinstance(open_model().prepare(png(tall), straighten=True), engine.Turns)
     # over 3 times as tall: read turned only (a book's spine); without the turns, refused as before
-    assert [t.shape for t in engine.prepare_crnn(png(taller), line)[0]] == [(32, 100), (32, 100)]
+    wide = preprocess.image_width(preprocess.target_width(121, 40, line), line)  # turned: 121 wide
+    assert [t.shape for t in engine.prepare_crnn(png(taller), line)[0]] == [(h, wide), (h, wide)]
     with pytest.raises(InputError, match="vertical_text"):
         engine.prepare_crnn(png(taller), line, straighten=False)
 

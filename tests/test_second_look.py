@@ -38,16 +38,17 @@ def test_reframed_views_swap_light_and_dark_add_a_margin_and_cut_tighter():
 
 
 def test_a_crop_keeps_a_small_picture_to_reframe_from():
-    spec = open_model().spec  # the shipped line model's: height 32
+    spec = open_model().spec  # the shipped line model's
+    h = spec.height
     big = second_look.prepare(np.full((400, 900), 200.0, np.float32), spec)
     assert isinstance(big, engine.Kept)
-    pixels, (straighten,), reframe = big
-    assert pixels.shape[0] == 32 and reframe.shape == (64, 144) and reframe.dtype == np.uint8
+    pixels, (straighten,), reframe = big  # the picture to reframe from: twice the model's height
+    assert pixels.shape[0] == h and reframe.shape == (2 * h, 900 * h // 200) and reframe.dtype == np.uint8
     assert straighten is not None and big.nbytes == pixels.nbytes + straighten.nbytes + reframe.nbytes
     word = second_look.prepare(np.full((40, 200), 200.0, np.float32), spec)
     assert word[1] == (None,) and word[2].shape == (40, 200)  # too flat to straighten; kept as it is
     line = second_look.prepare(np.full((30, 600), 200.0, np.float32), spec)
-    assert isinstance(line, np.ndarray) and line.shape == (32, 640)  # a line keeps nothing: read once
+    assert isinstance(line, np.ndarray) and line.shape == (h, 20 * h)  # a line keeps nothing: read once
 
 
 def test_doubtful_crops_are_read_again_reframed():
