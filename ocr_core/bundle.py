@@ -116,6 +116,18 @@ def load_bundle(path: str) -> Bundle:
     return Bundle(str(path), model, charset, cfg, spec, metrics)
 
 
+class _NoTableNote(logging.Filter):
+    """Drops TensorFlow's "Issue encountered when serializing table_initializer" warning: the graph
+    collection it cannot serialise holds the lookup table of the teacher's targets (`ocr_core.distill`),
+    which training made and no exported model holds: noise in `ocr train --teacher`'s output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "when serializing table_initializer" not in record.getMessage()
+
+
+_NO_TABLE_NOTE = _NoTableNote()
+
+
 def save_bundle(path: str, model, cfg: OcrConfig, metrics: dict, spec: PreprocessSpec = PreprocessSpec(),
                 saved_model: bool = True, onnx: bool = False) -> str | None:
     """Writes a bundle into a local staging folder, then moves it over `path`'s bundle files.
@@ -131,6 +143,7 @@ def save_bundle(path: str, model, cfg: OcrConfig, metrics: dict, spec: Preproces
     """
     from ocr_core.model import inference_model
 
+    logging.getLogger("tensorflow").addFilter(_NO_TABLE_NOTE)  # once: a logger keeps one of each filter
     if fs.is_remote(path):
         tmp = Path(tempfile.mkdtemp(prefix="ocr-bundle-"))
     else:

@@ -49,7 +49,7 @@ def test_the_loss_is_zero_at_the_teacher_and_ignores_padding_frames():
 
 
 @pytest.mark.slow
-def test_train_with_the_teacher_on_text_lines(tmp_path, monkeypatch):
+def test_train_with_the_teacher_on_text_lines(tmp_path, monkeypatch, capfd, caplog):
     """A real PP-OCRv6 reads the stored lines once (cache), and its term changes the training loss."""
     from ocr_core.dataset import Dataset
     from pipelines import train
@@ -89,9 +89,15 @@ def test_train_with_the_teacher_on_text_lines(tmp_path, monkeypatch):
     assert metrics["teacher"] == {"name": "pp-ocrv6", "distill_weight": 1.0}
 
     stamp = cached.stat().st_mtime_ns  # a second run reads the cache instead of running the teacher again
-    assert train.run([*common, "--output", str(tmp_path / "again"), "--teacher", "pp-ocrv6",
+    capfd.readouterr()
+    caplog.clear()
+    again = [a for a in common if a != "--no-saved-model"]  # its bundle with the SavedModel and ONNX exports
+    assert train.run([*again, "--output", str(tmp_path / "again"), "--teacher", "pp-ocrv6",
                       "--teacher-cache", str(cache)]) == 0
     assert cached.stat().st_mtime_ns == stamp and len(list(cache.glob("*.npz"))) == 1
+    assert (tmp_path / "again" / "saved_model" / "saved_model.pb").exists()
+    # the exports say nothing of the teacher's lookup table (TensorFlow warned of it three times before)
+    assert "table_initializer" not in "".join(capfd.readouterr()) + caplog.text
 
 
 @pytest.mark.slow
