@@ -308,7 +308,8 @@ $(RECIPE)/lines21.model: $(RECIPE)/lines20.model
 # synthetic words and signs (synth v5) and lines with those marks labelled (`ocr synth --for-config lines`),
 # every dataset rebuilt under the new charset (the real crops now keep their $, %, # and @), the new marks
 # started as copies of their lookalikes (S X H a t), 30 x 80 batches at 0.0003 from stage 21, with the teacher.
-# $(call sets22,CONFIG,N): stage 22's eight datasets built for config CONFIG as $(RECIPE)/dsN* (stage 23: 48 px)
+# $(call sets22,CONFIG,N,LABELS): stage 22's eight datasets built for config CONFIG as $(RECIPE)/dsN*, the
+# synthetic lines and words from their LABELS file (stage 23: 48 px, the first 12,000 of each)
 define sets22
 	$(OCR) build-dataset --for-config $(1) --overwrite $(foreach s,$(REAL_SETS),--input $(REALWORDS)/$(s)/train.tsv) \
 	  --output $(RECIPE)/ds$(2)realtrain --val-fraction 0 --shards 4 --oov drop
@@ -318,9 +319,9 @@ define sets22
 	  --output $(RECIPE)/ds$(2)realviews --val-fraction 0 --shards 4 --oov drop
 	$(OCR) build-dataset --for-config $(1) --overwrite --input $(RECIPE)/v5checked/labels.tsv \
 	  --output $(RECIPE)/ds$(2)v5checked --val-fraction 0.01 --shards 4 --oov drop
-	$(OCR) build-dataset --for-config $(1) --overwrite --input $(RECIPE)/synthlines24k/labels.tsv \
+	$(OCR) build-dataset --for-config $(1) --overwrite --input $(RECIPE)/synthlines24k/$(3) \
 	  --output $(RECIPE)/ds$(2)lines --val-fraction 0.02 --shards 8
-	$(OCR) build-dataset --for-config $(1) --overwrite --input $(RECIPE)/synthwords24k/labels.tsv \
+	$(OCR) build-dataset --for-config $(1) --overwrite --input $(RECIPE)/synthwords24k/$(3) \
 	  --output $(RECIPE)/ds$(2)words --val-fraction 0.01 --shards 8
 	$(OCR) build-dataset --for-config $(1) --overwrite --input $(RECIPE)/synthmarkwords/labels.tsv \
 	  --output $(RECIPE)/ds$(2)markwords --val-fraction 0.01 --shards 4
@@ -336,7 +337,7 @@ $(RECIPE)/lines22.ds: $(RECIPE)/lines20.ds
 	  --no-progress --overwrite
 	$(OCR) synth --out $(RECIPE)/synthmarklines --count 8000 --seed 221 --version 3 --lines --for-config lines \
 	  --no-progress --overwrite
-	$(call sets22,lines,22)
+	$(call sets22,lines,22,labels.tsv)
 	touch $@
 $(RECIPE)/lines22.model: $(RECIPE)/lines21.model $(RECIPE)/lines22.ds
 	$(call done,lines22) $(OCR) train --config lines --init-from $(RECIPE)/models/lines21 \
@@ -344,17 +345,21 @@ $(RECIPE)/lines22.model: $(RECIPE)/lines21.model $(RECIPE)/lines22.ds
 	  --learning-rate 0.0003 --epochs 30 --max-steps-per-epoch 80 --batch-size 32 --seed 23 \
 	  --teacher pp-ocrv6 --output $(RECIPE)/models/lines22
 	touch $@
-# Stage 23 (a candidate, not shipped: docs/model.md): a 48-px input (configs/lines48.yaml: lines.yaml 1.5 times
-# as tall, pool 6 at 3 x 1, so every stage-22 weight keeps its shape and `--init-from` copies it), every
-# stage-22 dataset rebuilt at 48 px, 60 x 80 batches at 0.0005 from stage 22 with the teacher (its targets are
-# computed once on the 48-px records; the recorded run reused those of the 32-px records, same record ids).
+# Stage 23 (a candidate, not shipped: docs/model.md): a 48-px input (configs/lines48.yaml: lines.yaml 1.5
+# times as tall, pool 6 at 3 x 1, so every stage-22 weight keeps its shape and `--init-from` copies it),
+# stage 22's eight datasets rebuilt at 48 px with its synthetic lines and words cut to their first 12,000
+# (the same images: image i depends on seed and i), 55 x 80 batches at 0.0005 from stage 22 with the teacher
+# (its targets computed once on the 48-px records): run c2 of 2026-12-08; c (2026-12-07) took all 24,000 of
+# each and 60 x 80 batches.
 $(RECIPE)/lines23.ds: $(RECIPE)/lines22.ds
-	$(call sets22,lines48,23)
+	head -n 12000 $(RECIPE)/synthlines24k/labels.tsv > $(RECIPE)/synthlines24k/first12000.tsv
+	head -n 12000 $(RECIPE)/synthwords24k/labels.tsv > $(RECIPE)/synthwords24k/first12000.tsv
+	$(call sets22,lines48,23,first12000.tsv)
 	touch $@
 $(RECIPE)/lines23.model: $(RECIPE)/lines22.model $(RECIPE)/lines23.ds
 	$(call done,lines23) $(OCR) train --config lines48 --init-from $(RECIPE)/models/lines22 \
 	  $(call mix22,23) \
-	  --learning-rate 0.0005 --epochs 60 --max-steps-per-epoch 80 --batch-size 32 --seed 27 \
+	  --learning-rate 0.0005 --epochs 55 --max-steps-per-epoch 80 --batch-size 32 --seed 27 \
 	  --teacher pp-ocrv6 --output $(RECIPE)/models/lines23
 	touch $@
 stage14: $(RECIPE)/lines14.model
